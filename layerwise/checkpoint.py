@@ -1,0 +1,57 @@
+"""Checkpoints: named arrays plus JSON metadata in one .npz, written atomically, read without pickle."""
+
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .errors import CheckpointError
+
+META_KEY = "__meta__"
+
+
+def save_checkpoint(path, arrays, meta):
+    """Write `arrays` (name -> ndarray) and `meta` (JSON-able dict) to `path` atomically.
+
+    The file is written under a temporary name in the same directory, flushed to disk, then renamed
+    over `path`, so a crash at any moment leaves either the old file or the new one, never half of one.
+    """
+    path = Path(path)
+    payload = {name: np.ascontiguousarray(a) for name, a in arrays.items()}
+    payload[META_KEY] = np.array(json.dumps(meta))  # a unicode array: loads with allow_pickle=False
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path):
+    """Return (arrays, meta). Refuses pickled object arrays; every problem is a CheckpointError."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+    except ValueError as e:
+        if "pickle" in str(e):
+            raise CheckpointError(f"{path}: holds a pickled object array; refusing to load it (not a layerwise checkpoint)") from None
+        raise CheckpointError(f"{path}: not a valid checkpoint ({e})") from None
+    except (OSError, zipfile.BadZipFile, EOFError, KeyError) as e:
+        raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({type(e).__name__}: {e})") from None
+    if META_KEY not in arrays:
+        raise CheckpointError(f"{path}: not a layerwise checkpoint (no {META_KEY} entry)")
+    try:
+        meta = json.loads(str(arrays.pop(META_KEY)))
+    except json.JSONDecodeError:
+        raise CheckpointError(f"{path}: its metadata is not valid JSON") from None
+    return arrays, meta

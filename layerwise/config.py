@@ -1,0 +1,288 @@
+"""YAML config -> validated dataclasses.
+
+Every error names the file and the dotted key, says what was expected and what was received.
+Overrides (`-s optimizer.lr=0.05`) are typed by YAML rules and applied before validation, so they are
+checked exactly like the file.
+"""
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .errors import ConfigError
+
+
+def _spec(default, *, minimum=None, above=None, choices=None, doc=""):
+    """A dataclass field with its validation rule: value >= minimum, value > above, or one of choices."""
+    rule = {"minimum": minimum, "above": above, "choices": choices, "doc": doc}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=rule)
+    return field(default=default, metadata=rule)
+
+
+@dataclass
+class MnistData:
+    dataset: str = "mnist"
+    root: typing.Optional[str] = _spec(None, doc="directory with the four MNIST IDX files (.gz or raw)")
+    val_size: int = _spec(5000, minimum=1, doc="training images held out for validation")
+    scale: bool = _spec(True, doc="divide pixels by 255")
+    normalize: bool = _spec(True, doc="then subtract mean and divide by std")
+    mean: float = _spec(0.1307)
+    std: float = _spec(0.3081, above=0)
+    train_limit: typing.Optional[int] = _spec(None, minimum=2, doc="use only the first N training images")
+    test_limit: typing.Optional[int] = _spec(None, minimum=1, doc="use only the first N test images")
+
+
+@dataclass
+class RegressionData:
+    dataset: str = "regression"
+    n_samples: int = _spec(2000, minimum=3, doc="samples in all (train + val + test)")
+    weights: typing.List[float] = _spec([3.0, 4.0, 2.0], doc="true w; its length is the input size")
+    bias: float = _spec(5.0)
+    noise_std: float = _spec(0.5, minimum=0)
+    inputs: str = _spec("normal", choices=("normal", "uniform"), doc="X ~ N(0, 1) or U(low, high)")
+    low: typing.Optional[typing.List[float]] = _spec(None, doc="per-feature lower bounds (uniform)")
+    high: typing.Optional[typing.List[float]] = _spec(None, doc="per-feature upper bounds (uniform)")
+    standardize: bool = _spec(False, doc="standardise inputs with the training mean/std")
+    val_size: int = _spec(200, minimum=1)
+    test_size: int = _spec(200, minimum=1)
+
+
+DATASETS = {"mnist": MnistData, "regression": RegressionData}
+
+
+@dataclass
+class ModelConfig:
+    layers: typing.List[dict] = _spec([])
+
+
+@dataclass
+class OptimizerConfig:
+    type: str = _spec("sgd", choices=("sgd",))
+    lr: float = _spec(0.01, above=0)
+    momentum: float = _spec(0.0, minimum=0)
+    nesterov: bool = _spec(False)
+    weight_decay: float = _spec(0.0, minimum=0)
+    schedule: str = _spec("constant", choices=("constant", "cosine"))
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = _spec(10, minimum=1)
+    batch_size: int = _spec(128, minimum=1)
+    eval_batch_size: int = _spec(5000, minimum=1)
+
+
+@dataclass
+class Config:
+    name: str = ""
+    seed: int = _spec(0, minimum=0)
+    output: typing.Optional[str] = _spec(None, doc="run directory; default runs/<name>")
+    data: typing.Union[MnistData, RegressionData] = field(default_factory=MnistData)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: str = _spec("softmax_cross_entropy")
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    source: str = field(default="<config>", repr=False)  # the file it came from, for messages
+
+    def to_dict(self):
+        """The resolved config as plain data (what config.yaml in a run directory holds)."""
+        d = dataclasses.asdict(self)
+        d.pop("source")
+        return d
+
+    @property
+    def task(self):
+        return "classification" if self.data.dataset == "mnist" else "regression"
+
+
+# --- loading -----------------------------------------------------------------------------------
+
+
+def load_config(path, overrides=()):
+    """Read a YAML file, apply `key.path=value` overrides, validate. Raises ConfigError."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{path}: YAML syntax error{where}: {problem}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level, received {_kind(raw)}")
+    raw.setdefault("name", path.stem)
+    return config_from_dict(apply_overrides(raw, overrides, str(path)), str(path))
+
+
+def config_from_dict(raw, source="<config>"):
+    raw = dict(raw)
+    raw.pop("source", None)
+    data = raw.get("data") or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: data: expected a mapping, received {_kind(data)}")
+    dataset = data.get("dataset", "mnist")
+    if dataset not in DATASETS:
+        raise ConfigError(
+            f"{source}: data.dataset: unknown dataset {dataset!r}; valid: {', '.join(DATASETS)}"
+        )
+    cfg = _build(Config, raw, "", source, {"data": DATASETS[dataset]})
+    cfg.source = source
+    if not cfg.name:
+        cfg.name = Path(source).stem
+    if cfg.output is None:
+        cfg.output = str(Path("runs") / cfg.name)
+    _check_regression(cfg.data, source)
+    return cfg
+
+
+def apply_overrides(raw, overrides, source):
+    """Set each `a.b.c=value` (value parsed as YAML) in a copy of the nested dict `raw`."""
+    raw = _deepcopy(raw)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {item!r}: expected key.path=value, e.g. optimizer.lr=0.05")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise ConfigError(f"override {item!r}: the value is not valid YAML") from None
+        node = raw
+        parts = key.split(".")
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    raise ConfigError(
+                        f"override {item!r}: {'.'.join(parts[:i])} has {len(node)} entries; {part!r} is not an index"
+                    )
+                part = int(part)
+            elif not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: {'.'.join(parts[:i])} is not a mapping")
+            if last:
+                node[part] = value
+            else:
+                if isinstance(node, dict) and not isinstance(node.get(part), (dict, list)):
+                    node[part] = {}
+                node = node[part]
+    return raw
+
+
+def _deepcopy(x):
+    if isinstance(x, dict):
+        return {k: _deepcopy(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_deepcopy(v) for v in x]
+    return x
+
+
+def _build(cls, raw, prefix, source, choose=None):
+    """Validate the mapping `raw` into dataclass `cls`; `choose` picks the class of a union field."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: {prefix.rstrip('.') or 'config'}: expected a mapping, received {_kind(raw)}")
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}
+    for key in raw:
+        if key not in fields:
+            raise ConfigError(f"{source}: {prefix}{key}: unknown key{_did_you_mean(key, fields)}; valid: {', '.join(fields)}")
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for name, f in fields.items():
+        if name not in raw:
+            continue
+        key = prefix + name
+        typ = (choose or {}).get(name, hints[name])
+        if dataclasses.is_dataclass(typ):
+            values[name] = _build(typ, raw[name], key + ".", source)
+        else:
+            values[name] = _check_value(raw[name], typ, f.metadata, key, source)
+    return cls(**values)
+
+
+def _check_value(value, typ, rule, key, source):
+    def fail(expected):
+        raise ConfigError(f"{source}: {key}: expected {expected}, received {value!r}")
+
+    origin = typing.get_origin(typ)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(typ) if a is not type(None)]
+        if value is None:
+            return None
+        return _check_value(value, args[0], rule, key, source)
+    if origin in (list, typing.List):
+        if not isinstance(value, list):
+            fail("a list")
+        (item,) = typing.get_args(typ)
+        return [_check_value(v, item, {}, f"{key}[{i}]", source) for i, v in enumerate(value)]
+    if typ is bool:
+        if not isinstance(value, bool):
+            fail("true or false")
+    elif typ is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            fail("an integer")
+    elif typ is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            fail("a number")
+        value = float(value)
+    elif typ is str:
+        if not isinstance(value, str):
+            fail("a string")
+    elif typ is dict:
+        if not isinstance(value, dict):
+            fail("a mapping")
+    if rule.get("choices") and value not in rule["choices"]:
+        fail("one of " + ", ".join(rule["choices"]))
+    if rule.get("minimum") is not None and value < rule["minimum"]:
+        fail(f"a value >= {rule['minimum']}")
+    if rule.get("above") is not None and not value > rule["above"]:
+        fail(f"a value > {rule['above']}")
+    return value
+
+
+def _check_regression(data, source):
+    if not isinstance(data, RegressionData):
+        return
+    n = len(data.weights)
+    if n == 0:
+        raise ConfigError(f"{source}: data.weights: expected at least one weight, received []")
+    if data.inputs == "uniform":
+        for key in ("low", "high"):
+            bounds = getattr(data, key)
+            if bounds is None or len(bounds) != n:
+                raise ConfigError(
+                    f"{source}: data.{key}: uniform inputs need {n} bounds (one per weight), received {bounds!r}"
+                )
+        if any(lo >= hi for lo, hi in zip(data.low, data.high)):
+            raise ConfigError(f"{source}: data.low: every bound must be below data.high; received {data.low} and {data.high}")
+    if data.val_size + data.test_size >= data.n_samples:
+        raise ConfigError(
+            f"{source}: data.n_samples: {data.n_samples} leaves no training samples after "
+            f"val_size={data.val_size} and test_size={data.test_size}"
+        )
+
+
+def _did_you_mean(key, valid):
+    close = difflib.get_close_matches(str(key), list(valid), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _kind(value):
+    return {dict: "a mapping", list: "a list", str: "a string"}.get(type(value), repr(value))
+
+
+def save_config(cfg, path):
+    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))

@@ -1,0 +1,1 @@
+"""Datasets: the IDX reader, MNIST, and batching."""

@@ -1,0 +1,130 @@
+"""Datasets as contiguous float32 arrays split into train / val / test, and the batch iterator."""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ConfigError
+
+
+@dataclass
+class Split:
+    x: np.ndarray  # (N, D) float32
+    y: np.ndarray  # (N,) int64 class indices, or (N, M) float32 targets
+
+    def __len__(self):
+        return len(self.x)
+
+
+@dataclass
+class Dataset:
+    train: Split
+    val: Split
+    test: Split
+    task: str  # "classification" or "regression"
+    num_outputs: int  # classes, or target width
+
+    @property
+    def num_features(self):
+        return self.train.x.shape[1]
+
+    def split(self, name):
+        return {"train": self.train, "val": self.val, "test": self.test}[name]
+
+
+def load_dataset(data_cfg, seed=0, source="<config>", echo=print):
+    """Build the dataset a config's `data` section describes."""
+    if data_cfg.dataset == "mnist":
+        return _mnist(data_cfg, source, echo)
+    return _regression(data_cfg, seed)
+
+
+def _mnist(cfg, source, echo):
+    from .mnist import load_mnist  # imports tqdm and urllib: only when MNIST is used
+
+    raw = load_mnist(cfg.root, echo=echo)
+    train_x, train_y = raw["train_images"], raw["train_labels"]
+    test_x, test_y = raw["test_images"], raw["test_labels"]
+    if cfg.train_limit is not None:
+        train_x, train_y = train_x[: cfg.train_limit], train_y[: cfg.train_limit]
+    if cfg.test_limit is not None:
+        test_x, test_y = test_x[: cfg.test_limit], test_y[: cfg.test_limit]
+    if cfg.val_size >= len(train_x):
+        raise ConfigError(
+            f"{source}: data.val_size: {cfg.val_size} leaves no training images out of {len(train_x)}"
+        )
+    # The validation split is the last val_size training images (as Keras's validation_split takes
+    # the tail), so choosing a model never looks at the test set.
+    n_train = len(train_x) - cfg.val_size
+    return Dataset(
+        train=Split(_pixels(train_x[:n_train], cfg), train_y[:n_train].astype(np.int64)),
+        val=Split(_pixels(train_x[n_train:], cfg), train_y[n_train:].astype(np.int64)),
+        test=Split(_pixels(test_x, cfg), test_y.astype(np.int64)),
+        task="classification",
+        num_outputs=10,
+    )
+
+
+def _pixels(images, cfg):
+    """uint8 (N, H, W) -> float32 (N, H*W), scaled and normalised in place (no float64 temporaries)."""
+    x = images.reshape(len(images), -1).astype(np.float32)
+    if cfg.scale:
+        x *= np.float32(1 / 255)
+    if cfg.normalize:
+        x -= np.float32(cfg.mean)
+        x *= np.float32(1 / cfg.std)
+    return x
+
+
+def _regression(cfg, seed):
+    """y = X @ w + b + noise, with X ~ N(0, 1) or U(low, high) per feature; seeded by the run's seed."""
+    rng = np.random.default_rng(seed)
+    w = np.asarray(cfg.weights, dtype=np.float64)
+    n, d = cfg.n_samples, len(w)
+    if cfg.inputs == "uniform":
+        x = rng.uniform(cfg.low, cfg.high, size=(n, d))
+    else:
+        x = rng.standard_normal((n, d))
+    y = x @ w + cfg.bias + rng.normal(0.0, cfg.noise_std, size=n)
+    x, y = x.astype(np.float32), y.astype(np.float32).reshape(n, 1)
+    n_train = n - cfg.val_size - cfg.test_size
+    n_val = cfg.val_size
+    if cfg.standardize:
+        # Statistics from the training rows only, applied to every split.
+        mean, std = x[:n_train].mean(axis=0), x[:n_train].std(axis=0)
+        x = (x - mean) / np.where(std > 0, std, 1)
+    return Dataset(
+        train=Split(x[:n_train], y[:n_train]),
+        val=Split(x[n_train : n_train + n_val], y[n_train : n_train + n_val]),
+        test=Split(x[n_train + n_val :], y[n_train + n_val :]),
+        task="regression",
+        num_outputs=1,
+    )
+
+
+class Batches:
+    """Mini-batches of (x, y), reshuffled every epoch with `rng`; the last partial batch is kept.
+
+    Each batch is gathered with np.take into a buffer reused across steps, so a batch is only valid
+    until the next one is drawn.
+    """
+
+    def __init__(self, split, batch_size, rng=None):
+        self.x, self.y = split.x, split.y
+        self.batch_size = min(batch_size, len(split))
+        self.rng = rng
+        self._xbuf = np.empty((self.batch_size,) + self.x.shape[1:], dtype=self.x.dtype)
+        self._ybuf = np.empty((self.batch_size,) + self.y.shape[1:], dtype=self.y.dtype)
+
+    def __len__(self):
+        return -(-len(self.x) // self.batch_size)
+
+    def __iter__(self):
+        n = len(self.x)
+        order = self.rng.permutation(n) if self.rng is not None else np.arange(n)
+        for start in range(0, n, self.batch_size):
+            idx = order[start : start + self.batch_size]
+            xb, yb = self._xbuf[: len(idx)], self._ybuf[: len(idx)]
+            np.take(self.x, idx, axis=0, out=xb)
+            np.take(self.y, idx, axis=0, out=yb)
+            yield xb, yb

@@ -1,0 +1,195 @@
+"""Find, download and verify the four MNIST files, then load them as uint8 arrays.
+
+Search order per file: an explicit directory (`root`, i.e. the config's data.root, else
+$LAYERWISE_DATA), then the user cache, then each mirror in turn. Files from an explicit directory
+are only checked structurally, so tiny hand-made datasets work; cached and downloaded files must
+also match SHA256, which is taken over the decompressed bytes so a recompressed copy still passes.
+"""
+
+import gzip
+import hashlib
+import http.client
+import os
+import tempfile
+import urllib.error
+import urllib.request
+import zlib
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from layerwise.data.idx import GZIP_MAGIC, read_idx, read_idx_bytes
+from layerwise.errors import DataError
+
+FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+SHA256 = {  # of the decompressed IDX bytes, keyed by file name
+    "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+}
+MIRRORS = [
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    "http://yann.lecun.com/exdb/mnist/",
+]
+TIMEOUT = 30  # seconds per connect or read, not for the whole file
+CHUNK = 1 << 16
+# What one mirror can fail with; anything else is a bug and keeps its traceback.
+MIRROR_ERRORS = (OSError, http.client.HTTPException, EOFError, zlib.error, ValueError, DataError)
+
+
+def load_mnist(root=None, *, mirrors=MIRRORS, cache_dir=None, sha256=SHA256, echo=print):
+    """Return {"train_images", "train_labels", "test_images", "test_labels"} as uint8 arrays.
+
+    Images are (N, H, W) and labels (N,); real MNIST is 60000 / 10000 images of 28x28.
+    `sha256` maps file names to expected digests (tests inject their own);
+    `echo` receives the one-line progress and failure messages.
+    """
+    explicit, origin = root, "data.root"
+    if explicit is None and os.environ.get("LAYERWISE_DATA"):
+        explicit, origin = os.environ["LAYERWISE_DATA"], "$LAYERWISE_DATA"
+    arrays, sources = {}, {}
+    for key, name in FILES.items():
+        if explicit is not None:
+            path = find_in(explicit, name, origin)
+            arrays[key], sources[key] = read_idx(path), str(path)
+        else:
+            cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+            arrays[key], sources[key] = cached_or_downloaded(
+                name, cache, mirrors, sha256[name], echo)
+    check_splits(arrays, sources)
+    return arrays
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "layerwise" / "mnist"
+
+
+def find_in(directory, name: str, origin: str) -> Path:
+    """Return the .gz or raw copy of `name` in a directory the user chose: no download fallback."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise DataError(f"{origin} directory {directory} does not exist; "
+                        f"create it with the MNIST files or fix {origin}")
+    for path in (directory / f"{name}.gz", directory / name):
+        if path.is_file():
+            return path
+    raise DataError(f"{origin} directory {directory} has no {name}.gz or {name}; "
+                    f"put the MNIST files there or fix {origin}")
+
+
+def cached_or_downloaded(name, cache: Path, mirrors, expected: str, echo):
+    """Return (array, source) from a verified cache entry, else from the first good mirror."""
+    for path in (cache / f"{name}.gz", cache / name):
+        if not path.is_file():
+            continue
+        data = path.read_bytes()
+        try:
+            raw = gzip.decompress(data) if data[:2] == GZIP_MAGIC else data
+            verify(raw, expected)
+        except (EOFError, zlib.error, gzip.BadGzipFile, DataError) as e:
+            echo(f"cached file {path} is corrupt ({describe(e)}); downloading it again")
+            path.unlink(missing_ok=True)  # else a stale raw copy could shadow the fresh .gz later
+            continue
+        return read_idx_bytes(raw, str(path)), str(path)
+    gz, raw, url = download(name, mirrors, expected, echo)
+    save_atomically(cache / f"{name}.gz", gz, echo)
+    return read_idx_bytes(raw, url), url
+
+
+def download(name, mirrors, expected: str, echo):
+    """Return (gzip bytes, decompressed bytes, url) from the first mirror whose file verifies."""
+    reason = "no mirrors given"
+    for mirror in mirrors:
+        url = f"{mirror}{name}.gz"
+        try:
+            gz = fetch(url, f"{name}.gz")
+            raw = gzip.decompress(gz)
+            verify(raw, expected)
+            return gz, raw, url
+        except MIRROR_ERRORS as e:
+            reason = describe(e)
+            echo(f"mirror {url} failed: {reason}")
+    raise DataError(f"{name}.gz: all {len(mirrors)} mirrors failed (last: {reason}); download the "
+                    "MNIST files by hand into a directory and set data.root or $LAYERWISE_DATA")
+
+
+def fetch(url: str, desc: str) -> bytes:
+    # Some mirrors refuse urllib's default User-Agent with 403.
+    request = urllib.request.Request(url, headers={"User-Agent": "layerwise"})
+    with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+        length = response.headers.get("Content-Length")
+        chunks = []
+        with tqdm(total=int(length) if length else None, unit="B", unit_scale=True,
+                  desc=desc, disable=None) as bar:
+            while chunk := response.read(CHUNK):
+                chunks.append(chunk)
+                bar.update(len(chunk))
+    return b"".join(chunks)
+
+
+def verify(raw: bytes, expected: str) -> None:
+    got = hashlib.sha256(raw).hexdigest()
+    if got != expected:
+        raise DataError(f"checksum mismatch: sha256 {got}, expected {expected}")
+
+
+def describe(e: BaseException) -> str:
+    """One short reason for a failed mirror, without urllib's nested reprs."""
+    if isinstance(e, urllib.error.HTTPError):
+        return f"HTTP {e.code} {e.reason}"
+    if isinstance(e, urllib.error.URLError):
+        return str(e.reason)
+    if isinstance(e, (EOFError, zlib.error, gzip.BadGzipFile)):
+        return f"bad gzip ({e})"
+    return str(e) or type(e).__name__
+
+
+def save_atomically(path: Path, data: bytes, echo) -> None:
+    """Write to a temp file in the same directory, then os.replace: never half a file on a crash."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except OSError as e:
+        # The data is already verified in memory; an unwritable cache only costs a re-download.
+        echo(f"could not cache {path}: {e}")
+
+
+def check_splits(arrays: dict, sources: dict) -> None:
+    """Check what training relies on: (N,H,W) images, (N,) labels 0-9, same H,W in both splits."""
+    for split in ("train", "test"):
+        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        image_src, label_src = sources[f"{split}_images"], sources[f"{split}_labels"]
+        if images.ndim != 3:
+            raise DataError(f"{image_src}: images must be 3-D (N, H, W), got shape {images.shape}; "
+                            "is this an image file?")
+        if labels.ndim != 1:
+            raise DataError(f"{label_src}: labels must be 1-D (N,), got shape {labels.shape}; "
+                            "is this a label file?")
+        if len(images) != len(labels):
+            raise DataError(f"{image_src} has {len(images)} images but {label_src} has "
+                            f"{len(labels)} labels; use matching image and label files")
+        if labels.size and labels.max() >= 10:
+            raise DataError(f"{label_src}: label {labels.max()} out of range "
+                            "(MNIST labels are 0-9); is this a label file?")
+    train_hw, test_hw = arrays["train_images"].shape[1:], arrays["test_images"].shape[1:]
+    if train_hw != test_hw:
+        raise DataError(f"train images are {train_hw} but test images are {test_hw}; "
+                        "use files from the same dataset")

@@ -1,0 +1,24 @@
+"""The project's exceptions: user mistakes raise these, the CLI turns them into one-line messages.
+
+A bug (anything else) keeps its traceback.
+"""
+
+
+class LayerwiseError(Exception):
+    """Base class for every error a user can fix; `exit_code` is what the CLI exits with."""
+
+    exit_code = 1
+
+
+class ConfigError(LayerwiseError):
+    """A config file, key or override is missing, mistyped or out of range."""
+
+    exit_code = 2
+
+
+class DataError(LayerwiseError):
+    """A dataset cannot be found, downloaded, verified or parsed."""
+
+
+class CheckpointError(LayerwiseError):
+    """A checkpoint is missing, corrupt or does not match the model it is loaded into."""
