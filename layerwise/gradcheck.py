@@ -1,0 +1,80 @@
+"""Compare hand-derived gradients with central finite differences (run in float64).
+
+    dL/dv[i] ~ (L(v + eps e_i) - L(v - eps e_i)) / (2 eps)
+
+The relative error of an array is ||analytic - numeric|| / (||analytic|| + ||numeric||) (2-norms over the
+checked entries). Per-entry ratios are meaningless for entries whose true gradient is tiny (a saturated
+tanh, a near-zero softmax probability): there the finite difference is dominated by rounding in L.
+"""
+
+import numpy as np
+
+EPS = 1e-6
+FLOOR = 1e-8
+
+
+def numerical_gradient(loss, array, indices, eps=EPS):
+    """Central differences of the scalar function `loss()` w.r.t. `array` at the flat `indices`.
+
+    `array` is perturbed in place and restored exactly.
+    """
+    flat = array.reshape(-1)  # a view: writing to it perturbs `array`
+    grad = np.empty(len(indices))
+    for k, i in enumerate(indices):
+        old = flat[i]
+        flat[i] = old + eps
+        plus = loss()
+        flat[i] = old - eps
+        minus = loss()
+        flat[i] = old
+        grad[k] = (plus - minus) / (2 * eps)
+    return grad
+
+
+def compare(analytic, numeric):
+    """(max abs error, relative error) between two equally shaped arrays."""
+    analytic, numeric = np.ravel(analytic), np.ravel(numeric)
+    if analytic.size == 0:
+        return 0.0, 0.0
+    diff = analytic - numeric
+    scale = np.linalg.norm(analytic) + np.linalg.norm(numeric)
+    return float(np.abs(diff).max()), float(np.linalg.norm(diff) / max(scale, FLOOR))
+
+
+def sample_indices(size, samples, rng):
+    """All flat indices if size <= samples, else a sorted random sample of `samples` of them."""
+    if samples is None or size <= samples:
+        return np.arange(size)
+    return np.sort(rng.choice(size, samples, replace=False))
+
+
+def check_layer(layer, x, rng, samples=None, eps=EPS):
+    """Check one layer's backward on input x with L = sum(forward(x) * R), R random, so dL/dy = R.
+
+    Returns {name: (max abs error, max relative error)} for "x" and each parameter.
+    """
+    upstream = rng.standard_normal(layer.forward(x).shape)
+
+    def loss():
+        return float(np.sum(layer.forward(x) * upstream))
+
+    layer.forward(x)
+    dx = layer.backward(upstream).copy()
+    analytic = {"x": dx, **{k: g.copy() for k, g in layer.grads.items()}}
+    arrays = {"x": x, **layer.params}
+    result = {}
+    for name, array in arrays.items():
+        idx = sample_indices(array.size, samples, rng)
+        numeric = numerical_gradient(loss, array, idx, eps)
+        result[name] = compare(analytic[name].reshape(-1)[idx], numeric)
+    return result
+
+
+def check_loss(loss_fn, output, target, rng=None, samples=None, eps=EPS):
+    """Check a loss's backward against finite differences w.r.t. its `output` argument."""
+    rng = rng or np.random.default_rng(0)
+    loss_fn.forward(output, target)
+    analytic = loss_fn.backward().copy()
+    idx = sample_indices(output.size, samples, rng)
+    numeric = numerical_gradient(lambda: loss_fn.forward(output, target), output, idx, eps)
+    return compare(analytic.reshape(-1)[idx], numeric)

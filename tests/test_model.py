@@ -1,0 +1,101 @@
+"""Sequential: end-to-end gradients against finite differences, state dicts, batched predict."""
+
+import numpy as np
+import pytest
+
+from layerwise.errors import CheckpointError
+from layerwise.gradcheck import compare, numerical_gradient
+from layerwise.losses import MSE, SoftmaxCrossEntropy
+from layerwise.registry import build_model
+
+SPECS = [
+    {"type": "linear", "out_features": 7},
+    {"type": "relu"},
+    {"type": "linear", "out_features": 6, "init": "xavier"},
+    {"type": "tanh"},
+    {"type": "linear", "out_features": 5, "bias": False},
+    {"type": "sigmoid"},
+    {"type": "linear", "out_features": 4, "init": "uniform"},
+]
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("loss_cls", [SoftmaxCrossEntropy, MSE])
+def test_sequential_gradients_match_finite_differences(seed, loss_cls):
+    rng = np.random.default_rng(seed)
+    N = int(rng.integers(2, 8))
+    model = build_model(SPECS, 6, 4, rng=rng, dtype=np.float64)
+    for _, p, _ in model.named_parameters():
+        p += 0.1 * rng.standard_normal(p.shape)  # nonzero biases too
+    x = rng.standard_normal((N, 6))
+    target = rng.integers(0, 4, N) if loss_cls is SoftmaxCrossEntropy else rng.standard_normal((N, 4))
+    loss_fn = loss_cls()
+
+    def loss():
+        return loss_fn.forward(model.forward(x), target)
+
+    loss()
+    dx = model.backward(loss_fn.backward()).copy()
+    analytic = {name: g.copy() for name, _, g in model.named_parameters()}
+    for name, param, _ in model.named_parameters():
+        numeric = numerical_gradient(loss, param, np.arange(param.size))
+        _, rel = compare(analytic[name], numeric)
+        assert rel < 1e-6, f"{name}: relative error {rel:.2e}"
+    _, rel = compare(dx, numerical_gradient(loss, x, np.arange(x.size)))
+    assert rel < 1e-6
+
+
+def test_backward_without_input_grad_gives_the_same_parameter_grads():
+    rng = np.random.default_rng(0)
+    model = build_model(SPECS, 6, 4, rng=rng)
+    x = rng.standard_normal((5, 6)).astype(np.float32)
+    dout = rng.standard_normal((5, 4)).astype(np.float32)
+    model.forward(x)
+    model.backward(dout)
+    full = {n: g.copy() for n, _, g in model.named_parameters()}
+    model.forward(x)
+    assert model.backward(dout, input_grad=False) is None
+    for name, _, grad in model.named_parameters():
+        np.testing.assert_array_equal(grad, full[name])
+
+
+def test_parameters_are_named_by_layer_index():
+    model = build_model(SPECS, 6, 4, rng=np.random.default_rng(0))
+    names = [n for n, _, _ in model.named_parameters()]
+    assert names == ["0.W", "0.b", "2.W", "2.b", "4.W", "6.W", "6.b"]
+    assert model.num_parameters() == 6 * 7 + 7 + 7 * 6 + 6 + 6 * 5 + 5 * 4 + 4
+
+
+def test_state_dict_round_trip_and_mismatch():
+    a = build_model(SPECS, 6, 4, rng=np.random.default_rng(0))
+    b = build_model(SPECS, 6, 4, rng=np.random.default_rng(1))
+    b.load_state_dict(a.state_dict())
+    x = np.random.default_rng(2).standard_normal((3, 6)).astype(np.float32)
+    np.testing.assert_array_equal(a.forward(x), b.forward(x))
+    state = a.state_dict()
+    state["0.W"] = state["0.W"][:, :3]
+    with pytest.raises(CheckpointError, match=r"0\.W has shape \(6, 3\)"):
+        b.load_state_dict(state)
+    del state["0.W"]
+    with pytest.raises(CheckpointError, match=r"missing \['0\.W'\]"):
+        b.load_state_dict(state)
+
+
+def test_state_dict_is_a_copy():
+    model = build_model(SPECS, 6, 4, rng=np.random.default_rng(0))
+    state = model.state_dict()
+    state["0.W"][...] = 0
+    assert np.any(model.layers[0].params["W"] != 0)
+
+
+def test_predict_in_batches_equals_one_forward():
+    model = build_model(SPECS, 6, 4, rng=np.random.default_rng(0))
+    x = np.random.default_rng(1).standard_normal((23, 6)).astype(np.float32)
+    np.testing.assert_allclose(model.predict(x, batch_size=5), model.forward(x), rtol=1e-6, atol=1e-6)
+
+
+def test_same_seed_same_weights():
+    a = build_model(SPECS, 6, 4, rng=np.random.default_rng(7))
+    b = build_model(SPECS, 6, 4, rng=np.random.default_rng(7))
+    for (_, p, _), (_, q, _) in zip(a.named_parameters(), b.named_parameters()):
+        np.testing.assert_array_equal(p, q)
