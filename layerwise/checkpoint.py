@@ -1,14 +1,13 @@
 """Checkpoints: named arrays plus JSON metadata in one .npz, written atomically, read without pickle."""
 
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from .errors import CheckpointError
+from .fileio import atomic_write
 
 META_KEY = "__meta__"
 
@@ -16,22 +15,12 @@ META_KEY = "__meta__"
 def save_checkpoint(path, arrays, meta):
     """Write `arrays` (name -> ndarray) and `meta` (JSON-able dict) to `path` atomically.
 
-    The file is written under a temporary name in the same directory, flushed to disk, then renamed
-    over `path`, so a crash at any moment leaves either the old file or the new one, never half of one.
+    Written under a temporary name, flushed to disk and renamed over `path` (fileio.atomic_write).
     """
     path = Path(path)
     payload = {name: np.ascontiguousarray(a) for name, a in arrays.items()}
     payload[META_KEY] = np.array(json.dumps(meta))  # a unicode array: loads with allow_pickle=False
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: np.savez(f, **payload))
 
 
 def load_checkpoint(path):

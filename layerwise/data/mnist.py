@@ -10,7 +10,6 @@ import gzip
 import hashlib
 import http.client
 import os
-import tempfile
 import urllib.error
 import urllib.request
 import zlib
@@ -21,6 +20,7 @@ from tqdm import tqdm
 
 from layerwise.data.idx import GZIP_MAGIC, read_idx, read_idx_bytes
 from layerwise.errors import DataError
+from layerwise.fileio import atomic_write
 
 FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -157,16 +157,7 @@ def save_atomically(path: Path, data: bytes, echo) -> None:
     """Write to a temp file in the same directory, then os.replace: never half a file on a crash."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        atomic_write(path, lambda f: f.write(data))
     except OSError as e:
         # The data is already verified in memory; an unwritable cache only costs a re-download.
         echo(f"could not cache {path}: {e}")
