@@ -28,6 +28,8 @@ def load_checkpoint(path):
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(f"{path}: not a layerwise checkpoint (not an .npz archive; corrupt or truncated?)")
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}

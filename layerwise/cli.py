@@ -43,29 +43,67 @@ def main():
 
 
 @main.command()
-@click.argument("config", type=click.Path(exists=True, dir_okay=False))
+@click.argument("config", type=click.Path(exists=True, dir_okay=False), required=False)
 @set_option
-@click.option("--overwrite", is_flag=True, help="Replace the run directory if it already exists.")
+@click.option("--overwrite", is_flag=True, help="Replace the run directory if it already holds a run.")
+@click.option(
+    "--resume", "resume_dir", type=click.Path(exists=True, file_okay=False), metavar="RUN_DIR",
+    help="Continue the run in RUN_DIR from its last checkpoint (instead of CONFIG).",
+)
 @reports_errors
-def train(config, overrides, overwrite):
-    """Train the model a YAML CONFIG describes; results go to its run directory (output key)."""
-    from .config import load_config
-    from .training import fit
+def train(config, overrides, overwrite, resume_dir):
+    """Train the model a YAML CONFIG describes; results go to its run directory (the output key).
 
-    cfg = load_config(config, overrides)
-    fit(cfg, overwrite=overwrite, echo=click.echo)
+    Ctrl-C stops after the current step, saves last.npz and prints the command that resumes it.
+    """
+    if (config is None) == (resume_dir is None):
+        raise click.UsageError("give either CONFIG or --resume RUN_DIR")
+    from .config import load_config
+    from .training import fit, resume
+
+    if resume_dir:
+        resume(resume_dir, overrides, echo=click.echo)
+    else:
+        fit(load_config(config, overrides), overwrite=overwrite, echo=click.echo)
 
 
 @main.command("eval")
 @click.argument("run", type=click.Path(exists=True), metavar="RUN_DIR_OR_CHECKPOINT")
 @click.option("--split", type=click.Choice(["test", "val", "train"]), default="test", show_default=True)
+@click.option(
+    "--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True,
+    help="Which checkpoint of a run directory to score.",
+)
 @set_option
 @reports_errors
-def evaluate(run, split, overrides):
+def evaluate(run, split, checkpoint, overrides):
     """Score a trained model: loss and metrics (accuracy and confusion matrix, or MSE/MAE/R2)."""
     from .training import evaluate_run
 
-    evaluate_run(run, split, overrides, echo=click.echo)
+    evaluate_run(run, split, checkpoint, overrides, echo=click.echo)
+
+
+@main.command()
+@click.argument("config", type=click.Path(exists=True, dir_okay=False))
+@set_option
+@click.option("--samples", default=30, show_default=True, help="Entries checked per array (all if fewer).")
+@click.option("--batch", default=8, show_default=True, help="Examples from the training data.")
+@reports_errors
+def gradcheck(config, overrides, samples, batch):
+    """Check every layer's backward against central finite differences, in float64, on real data.
+
+    Exits 1 if any layer fails.
+    """
+    from .config import load_config
+    from .gradcheck import TOLERANCE, check_config, format_table
+
+    rows = check_config(load_config(config, overrides), samples=samples, batch=batch)
+    click.echo(format_table(rows))
+    failed = [row["layer"] for row in rows if not row["passed"]]
+    if failed:
+        click.echo(f"FAILED: {', '.join(failed)} (relative error above {TOLERANCE:g})", err=True)
+        sys.exit(1)
+    click.echo(f"all {len(rows)} rows pass (relative error below {TOLERANCE:g})")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ checked exactly like the file.
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -235,8 +236,8 @@ def _check_value(value, typ, rule, key, source):
         if isinstance(value, bool) or not isinstance(value, int):
             fail("an integer")
     elif typ is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            fail("a number")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            fail("a finite number")
         value = float(value)
     elif typ is str:
         if not isinstance(value, str):
@@ -246,7 +247,7 @@ def _check_value(value, typ, rule, key, source):
             fail("a mapping")
     if rule.get("choices") and value not in rule["choices"]:
         fail("one of " + ", ".join(rule["choices"]))
-    if rule.get("minimum") is not None and value < rule["minimum"]:
+    if rule.get("minimum") is not None and not value >= rule["minimum"]:
         fail(f"a value >= {rule['minimum']}")
     if rule.get("above") is not None and not value > rule["above"]:
         fail(f"a value > {rule['above']}")

@@ -36,7 +36,7 @@ def build_model(specs, in_features, out_features=None, *, rng=None, dtype=np.flo
         if not isinstance(spec, dict) or "type" not in spec:
             raise ConfigError(f"{key}: expected a mapping with a 'type' key, received {spec!r}")
         kind = spec["type"]
-        if kind not in LAYERS:
+        if not isinstance(kind, str) or kind not in LAYERS:
             raise ConfigError(f"{key}.type: unknown layer {kind!r}{_did_you_mean(kind, LAYERS)}; valid: {', '.join(LAYERS)}")
         kwargs = {k: v for k, v in spec.items() if k != "type"}
         _check_kwargs(kind, kwargs, key)

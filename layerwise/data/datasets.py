@@ -120,9 +120,14 @@ class Batches:
         return -(-len(self.x) // self.batch_size)
 
     def __iter__(self):
+        return self.epoch()
+
+    def epoch(self, skip=0):
+        """One epoch of batches: draws this epoch's permutation, then yields from batch `skip` on
+        (a run resumed mid-epoch restores the RNG state of the epoch's start and skips what it did)."""
         n = len(self.x)
         order = self.rng.permutation(n) if self.rng is not None else np.arange(n)
-        for start in range(0, n, self.batch_size):
+        for start in range(skip * self.batch_size, n, self.batch_size):
             idx = order[start : start + self.batch_size]
             xb, yb = self._xbuf[: len(idx)], self._ybuf[: len(idx)]
             np.take(self.x, idx, axis=0, out=xb)
