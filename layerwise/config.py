@@ -8,6 +8,7 @@ checked exactly like the file.
 import dataclasses
 import difflib
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -105,6 +106,27 @@ class Config:
 # --- loading -----------------------------------------------------------------------------------
 
 
+class _Loader(yaml.SafeLoader):
+    """yaml.SafeLoader that also reads 1e-3 and 5E4 as floats (YAML 1.1 wants a dot: 1.0e-3),
+    so `lr: 1e-3` is a number, as every user expects."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def _parse_yaml(text):
+    """Parse like yaml.safe_load, with _Loader (a SafeLoader: plain data only, never objects)."""
+    loader = _Loader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
 def load_config(path, overrides=()):
     """Read a YAML file, apply `key.path=value` overrides, validate. Raises ConfigError."""
     path = Path(path)
@@ -115,7 +137,7 @@ def load_config(path, overrides=()):
     except OSError as e:
         raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = _parse_yaml(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -158,7 +180,7 @@ def apply_overrides(raw, overrides, source):
         if not sep or not key:
             raise ConfigError(f"override {item!r}: expected key.path=value, e.g. optimizer.lr=0.05")
         try:
-            value = yaml.safe_load(text)
+            value = _parse_yaml(text)
         except yaml.YAMLError:
             raise ConfigError(f"override {item!r}: the value is not valid YAML") from None
         node = raw

@@ -5,8 +5,10 @@ scores a saved model. Both print through `echo` and raise LayerwiseError subclas
 import csv
 import io
 import math
+import os
 import shutil
 import signal
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -56,8 +58,8 @@ def evaluate(model, loss_fn, split, task, batch_size=5000):
     return result
 
 
-def prepare_run_dir(path, overwrite):
-    """Refuse to train into a non-empty directory unless `overwrite` (which empties it first)."""
+def check_run_dir(path, overwrite):
+    """Refuse a non-empty `path` unless `overwrite`, and then only if it is a layerwise run directory."""
     path = Path(path)
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         if not overwrite:
@@ -67,8 +69,23 @@ def prepare_run_dir(path, overwrite):
             )
         if not (path / "config.yaml").is_file():
             raise ConfigError(f"{path} is not a layerwise run directory (no config.yaml); refusing to delete it")
-        shutil.rmtree(path)
-    path.mkdir(parents=True, exist_ok=True)
+
+
+def create_run_dir(path, populate):
+    """Create run directory `path` atomically: populate(staging) fills a hidden sibling directory,
+    which is then renamed to `path`. A kill at any moment leaves no run directory or a resumable one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        staging.chmod(0o755)
+        populate(staging)
+        if path.is_dir():
+            shutil.rmtree(path)  # empty, or a run being overwritten (checked by check_run_dir)
+        os.replace(staging, path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     return path
 
 
@@ -106,11 +123,15 @@ def fit(cfg: Config, *, overwrite=False, echo=print):
     Everything that can fail on bad input (data, model shapes, loss) is built before the run directory
     is touched, so a failed start writes nothing. Returns a dict with the history and test metrics.
     """
+    check_run_dir(cfg.output, overwrite)
     data, model, loss_fn, optimizer = build(cfg, echo)
-    run_dir = prepare_run_dir(cfg.output, overwrite)
-    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     state = RunState(epoch_rng=np.random.default_rng(cfg.seed + 1).bit_generator.state)
-    save_run_checkpoint(run_dir / "last.npz", cfg, model, optimizer, state)  # loadable from the start
+
+    def populate(directory):
+        atomic_write_text(directory / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        save_run_checkpoint(directory / "last.npz", cfg, model, optimizer, state)  # resumable from the start
+
+    run_dir = create_run_dir(cfg.output, populate)
     echo(
         f"training {cfg.name}: {model.num_parameters():,} parameters; "
         f"{len(data.train):,} train / {len(data.val):,} val / {len(data.test):,} test examples"
@@ -201,7 +222,8 @@ def _train_epoch(model, loss_fn, optimizer, batches, state, epochs, sigint):
         batches.epoch(skip=state.step), desc=f"epoch {state.epoch + 1}/{epochs}", total=len(batches),
         initial=state.step, leave=False, disable=None, unit="step",
     )
-    with bar:
+    # Overflow shows up as a non-finite loss, reported below with advice; no RuntimeWarnings too.
+    with bar, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         for x, y in bar:
             output = model.forward(x)
             loss = loss_fn.forward(output, y)

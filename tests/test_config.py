@@ -294,3 +294,12 @@ def test_loss_must_fit_the_task(name, task, fragments):
 def test_matching_losses_build():
     assert build_loss("mse", "regression").task == "regression"
     assert build_loss("softmax_cross_entropy", "classification").task == "classification"
+
+
+def test_scientific_notation_without_a_dot_is_a_number(tmp_path):
+    # YAML 1.1 (PyYAML) reads 1e-3 as a string; users write it everywhere.
+    path = tmp_path / "sci.yaml"
+    path.write_text("optimizer: {lr: 1e-3, weight_decay: 5E-4}\n")
+    cfg = load_config(path, ["train.epochs=3", "optimizer.momentum=9e-1"])
+    assert cfg.optimizer.lr == 0.001 and cfg.optimizer.weight_decay == 0.0005
+    assert cfg.optimizer.momentum == 0.9 and cfg.train.epochs == 3

@@ -1,0 +1,261 @@
+"""Runs that never lose work: resume is bit-identical, Ctrl-C saves, kill -9 leaves a loadable run,
+divergence stops cleanly; and gradcheck catches a planted wrong backward."""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from layerwise import layers, losses
+from layerwise.checkpoint import load_checkpoint
+from layerwise.cli import main
+from layerwise.config import load_config
+from layerwise.errors import CheckpointError
+from layerwise.training import TrainingDiverged, TrainingInterrupted, fit, resume
+
+MLP = """
+seed: 3
+data: {dataset: regression, n_samples: %(n)d, weights: [1, -2, 3], bias: 0.5, val_size: 100, test_size: 100}
+model:
+  layers:
+    - {type: linear, out_features: 32}
+    - {type: tanh}
+    - {type: linear, out_features: 16}
+    - {type: relu}
+    - {type: linear, out_features: 1}
+loss: mse
+optimizer: {lr: 0.01, momentum: 0.9, nesterov: true, weight_decay: 0.001, schedule: cosine}
+train: {epochs: %(epochs)d, batch_size: 16}
+"""
+
+
+STEPS_PER_EPOCH = 25  # 600 samples - 100 val - 100 test = 400 train, batches of 16
+
+
+def write_config(tmp_path, n=600, epochs=4):
+    path = tmp_path / "mlp.yaml"
+    path.write_text(MLP % {"n": n, "epochs": epochs})
+    return path
+
+
+def quiet(*_):
+    pass
+
+
+def arrays(path):
+    return load_checkpoint(path)[0]
+
+
+def assert_same_arrays(a, b):
+    assert a.keys() == b.keys()
+    for key in a:
+        assert np.array_equal(a[key], b[key]), key
+
+
+def interrupt_after(monkeypatch, steps):
+    """Deliver a real SIGINT to this process after `steps` optimizer steps."""
+    from layerwise.optim import SGD
+
+    real_step = SGD.step
+    count = {"n": 0}
+
+    def step(self):
+        real_step(self)
+        count["n"] += 1
+        if count["n"] == steps:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(SGD, "step", step)
+
+
+@pytest.mark.parametrize("stop_after", [1, 37, 50])  # epoch 1, mid epoch 2, the last step of epoch 2
+def test_interrupted_then_resumed_run_is_bit_identical(tmp_path, monkeypatch, stop_after):
+    config = write_config(tmp_path)
+    straight = fit(load_config(config, [f"output={tmp_path / 'straight'}"]), echo=quiet)
+
+    interrupt_after(monkeypatch, stop_after)
+    with pytest.raises(TrainingInterrupted) as info:
+        fit(load_config(config, [f"output={tmp_path / 'split'}"]), echo=quiet)
+    assert info.value.exit_code == 130
+    assert f"layerwise train --resume {tmp_path / 'split'}" in str(info.value)
+    monkeypatch.undo()
+    state = load_checkpoint(tmp_path / "split" / "last.npz")[1]["state"]
+    # the epoch in progress and the steps taken in it (an interrupted last step leaves a full epoch
+    # whose validation and checkpoints the resumed run does)
+    assert (state["epoch"], state["step"]) == ((stop_after - 1) // STEPS_PER_EPOCH, (stop_after - 1) % STEPS_PER_EPOCH + 1)
+
+    resumed = resume(tmp_path / "split", echo=quiet)
+    for name in ("last.npz", "best.npz"):
+        assert_same_arrays(arrays(tmp_path / "straight" / name), arrays(tmp_path / "split" / name))
+    assert [r["train_loss"] for r in resumed["history"]] == [r["train_loss"] for r in straight["history"]]
+    assert resumed["test"] == straight["test"]
+
+
+def test_ctrl_c_through_the_cli_exits_130_and_prints_the_resume_command(tmp_path, monkeypatch):
+    config = write_config(tmp_path)
+    interrupt_after(monkeypatch, 5)
+    result = CliRunner().invoke(main, ["train", str(config), "-s", f"output={tmp_path / 'run'}"])
+    assert result.exit_code == 130
+    assert f"Resume with: layerwise train --resume {tmp_path / 'run'}" in result.output
+    assert "Traceback" not in result.output
+    monkeypatch.undo()
+    result = CliRunner().invoke(main, ["train", "--resume", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    assert "resuming mlp at epoch 1, step 6" in result.output
+
+
+def test_kill_9_at_random_moments_always_leaves_a_resumable_run(tmp_path):
+    """SIGKILL a training subprocess at up to 5 random moments; after each, last.npz must load, and
+    the run finally resumes to the same weights as an uninterrupted run."""
+    config = write_config(tmp_path, n=60000, epochs=8)  # about 2.5 s of training
+    run_dir = tmp_path / "killed"
+    reference = tmp_path / "reference"
+    fit(load_config(config, [f"output={reference}"]), echo=quiet)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    rng = random.Random(1234)
+    kills = 0
+    for _ in range(5):
+        args = ["--resume", str(run_dir)] if (run_dir / "last.npz").exists() else [str(config), "-s", f"output={run_dir}"]
+        proc = subprocess.Popen([sys.executable, "-m", "layerwise", "train", *args], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(rng.uniform(0.2, 1.2))
+        if proc.poll() is not None:  # finished before the kill
+            assert proc.returncode == 0, proc.stderr.read().decode()
+            break
+        proc.kill()
+        proc.wait()
+        kills += 1
+        if run_dir.exists():
+            checkpoint, meta = load_checkpoint(run_dir / "last.npz")  # must never be torn
+            assert meta["state"]["epoch"] <= 8 and "model/0.W" in checkpoint
+    assert kills >= 1
+    print(f"killed the training process {kills} times")
+    if not (run_dir / "last.npz").exists():
+        subprocess.run([sys.executable, "-m", "layerwise", "train", str(config), "-s", f"output={run_dir}"], check=True,
+                       stdout=subprocess.DEVNULL)
+    elif load_checkpoint(run_dir / "last.npz")[1]["state"]["epoch"] < 8:
+        done = subprocess.run([sys.executable, "-m", "layerwise", "train", "--resume", str(run_dir)],
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+    assert_same_arrays(arrays(reference / "last.npz"), arrays(run_dir / "last.npz"))
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]  # no staging dir left behind... unless killed mid-start
+
+
+def test_divergence_stops_at_once_and_keeps_the_last_good_checkpoints(tmp_path, monkeypatch):
+    config = write_config(tmp_path, epochs=3)
+    run_dir = tmp_path / "run"
+    real_forward = losses.MSE.forward
+    calls = {"n": 0}
+
+    def forward(self, output, target):
+        calls["n"] += 1
+        value = real_forward(self, output, target)
+        return float("nan") if calls["n"] == STEPS_PER_EPOCH + 1 + 5 else value  # epoch 2, step 5 (+1 val pass)
+
+    monkeypatch.setattr(losses.MSE, "forward", forward)
+    with pytest.raises(TrainingDiverged) as info:
+        fit(load_config(config, [f"output={run_dir}"]), echo=quiet)
+    message = str(info.value)
+    assert "epoch 2, step 5" in message and "smaller optimizer.lr" in message
+    assert info.value.exit_code == 3
+    state = load_checkpoint(run_dir / "last.npz")[1]["state"]
+    assert (state["epoch"], state["step"]) == (1, 0)  # the end of epoch 1: the last good one
+    assert load_checkpoint(run_dir / "best.npz")[1]["state"]["epoch"] == 1
+    for name, array in arrays(run_dir / "last.npz").items():
+        assert np.all(np.isfinite(array)), name
+
+
+def test_huge_learning_rate_diverges_with_exit_code_3(tmp_path):
+    config = write_config(tmp_path)
+    result = CliRunner().invoke(main, ["train", str(config), "-s", "optimizer.lr=1e6", "-s", f"output={tmp_path / 'run'}"])
+    assert result.exit_code == 3
+    assert "try a smaller optimizer.lr" in result.output and "Traceback" not in result.output
+    for name in ("last.npz",):
+        for key, array in arrays(tmp_path / "run" / name).items():
+            assert np.all(np.isfinite(array)), key
+
+
+def test_eval_chooses_best_or_last(tmp_path):
+    config = write_config(tmp_path, epochs=3)
+    fit(load_config(config, [f"output={tmp_path / 'run'}"]), echo=quiet)
+    runner = CliRunner()
+    best = runner.invoke(main, ["eval", str(tmp_path / "run")])
+    last = runner.invoke(main, ["eval", str(tmp_path / "run"), "--checkpoint", "last"])
+    assert best.exit_code == 0 and last.exit_code == 0
+    assert "weights after epoch 3" in last.output
+    best_epoch = load_checkpoint(tmp_path / "run" / "best.npz")[1]["state"]["epoch"]
+    assert f"weights after epoch {best_epoch}" in best.output
+
+
+def test_resume_refuses_a_different_architecture(tmp_path):
+    config = write_config(tmp_path, epochs=1)
+    fit(load_config(config, [f"output={tmp_path / 'run'}"]), echo=quiet)
+    with pytest.raises(CheckpointError, match="does not match the model"):
+        resume(tmp_path / "run", overrides=["model.layers.0.out_features=8", "train.epochs=2"], echo=quiet)
+
+
+# --- gradcheck ---------------------------------------------------------------------------------
+
+GRADCHECK_CONFIG = """
+seed: 0
+data: {dataset: regression, n_samples: 300, weights: [1, 2, 3, 4], val_size: 50, test_size: 50}
+model:
+  layers:
+    - {type: linear, out_features: 12}
+    - {type: relu}
+    - {type: linear, out_features: 8}
+    - {type: tanh}
+    - {type: linear, out_features: 6}
+    - {type: sigmoid}
+    - {type: linear, out_features: 1}
+loss: mse
+"""
+
+
+def gradcheck(tmp_path, *args):
+    path = tmp_path / "gc.yaml"
+    path.write_text(GRADCHECK_CONFIG)
+    return CliRunner().invoke(main, ["gradcheck", str(path), *args])
+
+
+def rows(output):
+    return {line.split(":")[0]: line.split()[-1] for line in output.splitlines() if line[:1].isdigit() or line.startswith("loss")}
+
+
+def test_gradcheck_passes_on_correct_layers(tmp_path):
+    result = gradcheck(tmp_path)
+    assert result.exit_code == 0, result.output
+    assert rows(result.output) == {"0": "PASS", "1": "PASS", "2": "PASS", "3": "PASS", "4": "PASS", "5": "PASS", "6": "PASS", "loss": "PASS"}
+
+
+def test_gradcheck_fails_exactly_a_planted_relu_bug(tmp_path, monkeypatch):
+    # The well-known tutorial bug: the ReLU backward multiplies by its output instead of passing
+    # the upstream gradient through its mask.
+    monkeypatch.setattr(layers.ReLU, "backward", lambda self, dout, input_grad=True: dout * self._y)
+    result = gradcheck(tmp_path)
+    assert result.exit_code == 1
+    table = rows(result.output)
+    assert table.pop("1") == "FAIL"
+    assert set(table.values()) == {"PASS"}
+    assert "FAILED: 1: ReLU()" in result.output
+
+
+def test_gradcheck_fails_a_planted_linear_bias_bug(tmp_path, monkeypatch):
+    real = layers.Linear.backward
+
+    def backward(self, dout, input_grad=True):
+        dx = real(self, dout, input_grad)
+        if self.bias:
+            self.grads["b"] = dout.mean(axis=0)  # wrong: the bias gradient sums over the batch
+        return dx
+
+    monkeypatch.setattr(layers.Linear, "backward", backward)
+    table = rows(gradcheck(tmp_path).output)
+    assert {k for k, v in table.items() if v == "FAIL"} == {"0", "2", "4", "6"}
