@@ -149,10 +149,7 @@ class ReLU(Layer):
         if not input_grad:
             return None
         self._dx = _buffer(self._dx, dout.shape, dout.dtype)
-        # dx = dout * 1[x > 0]; y > 0 exactly where x > 0. where= leaves the other entries alone,
-        # so they are zeroed first.
-        self._dx[...] = 0
-        np.copyto(self._dx, dout, where=self._y > 0)
+        np.multiply(dout, self._y > 0, out=self._dx)  # dx = dout * 1[x > 0]  (y > 0 exactly where x > 0)
         return self._dx
 
 
