@@ -86,8 +86,8 @@ def evaluate(run, split, checkpoint, overrides):
 @main.command()
 @click.argument("config", type=click.Path(exists=True, dir_okay=False))
 @set_option
-@click.option("--samples", default=30, show_default=True, help="Entries checked per array (all if fewer).")
-@click.option("--batch", default=8, show_default=True, help="Examples from the training data.")
+@click.option("--samples", type=click.IntRange(min=1), default=30, show_default=True, help="Entries checked per array (all if fewer).")
+@click.option("--batch", type=click.IntRange(min=1), default=8, show_default=True, help="Examples from the training data.")
 @reports_errors
 def gradcheck(config, overrides, samples, batch):
     """Check every layer's backward against central finite differences, in float64, on real data.

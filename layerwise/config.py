@@ -134,6 +134,8 @@ def load_config(path, overrides=()):
         text = path.read_text()
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a UTF-8 text file; is it really a YAML config?") from None
     except OSError as e:
         raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
     try:
@@ -158,7 +160,7 @@ def config_from_dict(raw, source="<config>"):
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: data: expected a mapping, received {_kind(data)}")
     dataset = data.get("dataset", "mnist")
-    if dataset not in DATASETS:
+    if not isinstance(dataset, str) or dataset not in DATASETS:
         raise ConfigError(
             f"{source}: data.dataset: unknown dataset {dataset!r}; valid: {', '.join(DATASETS)}"
         )

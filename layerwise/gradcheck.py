@@ -90,13 +90,10 @@ def check_config(cfg, samples=30, batch=8):
     input it receives in the real forward pass and L = sum(y * R) for a random R, so a wrong backward
     fails its own row only instead of corrupting every row below it.
     """
-    from .data.datasets import load_dataset
-    from .registry import build_loss, build_model
+    from .training import build
 
     rng = np.random.default_rng(cfg.seed)
-    data = load_dataset(cfg.data, seed=cfg.seed, source=cfg.source)
-    model = build_model(cfg.model.layers, data.num_features, data.num_outputs, rng=rng, dtype=np.float64)
-    loss_fn = build_loss(cfg.loss, data.task)
+    data, model, loss_fn, _ = build(cfg, dtype=np.float64)
     x = data.train.x[:batch].astype(np.float64)
     target = data.train.y[:batch]
     if target.dtype.kind == "f":

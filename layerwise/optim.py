@@ -7,6 +7,8 @@ import math
 
 import numpy as np
 
+from .errors import CheckpointError
+
 
 class SGD:
     """Stochastic gradient descent with momentum, Nesterov momentum and weight decay (PyTorch's rule):
@@ -56,8 +58,13 @@ class SGD:
         return {f"velocity/{name}": v.copy() for name, v in self.velocity.items()}
 
     def load_state_dict(self, state):
+        """Copy the momentum buffers in; every name and shape must match (else CheckpointError)."""
         for name, v in self.velocity.items():
-            v[...] = state[f"velocity/{name}"]
+            saved = state.get(f"velocity/{name}")
+            if saved is None or saved.shape != v.shape:
+                found = "missing" if saved is None else f"shape {saved.shape}, expected {v.shape}"
+                raise CheckpointError(f"optimizer state velocity/{name}: {found}")
+            v[...] = saved
 
 
 def learning_rate(schedule, base_lr, epoch, epochs):

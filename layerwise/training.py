@@ -11,7 +11,7 @@ import signal
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -29,12 +29,12 @@ from .registry import build_loss, build_model, build_optimizer
 
 
 
-def build(cfg: Config, echo=print):
+def build(cfg: Config, echo=print, dtype=np.float32):
     """Data, model (initialised from cfg.seed), loss and optimizer for a config."""
     data = load_dataset(cfg.data, seed=cfg.seed, source=cfg.source, echo=echo)
     try:
         model = build_model(
-            cfg.model.layers, data.num_features, data.num_outputs, rng=np.random.default_rng(cfg.seed)
+            cfg.model.layers, data.num_features, data.num_outputs, rng=np.random.default_rng(cfg.seed), dtype=dtype
         )
         loss = build_loss(cfg.loss, data.task)
     except ConfigError as e:
@@ -61,6 +61,9 @@ def evaluate(model, loss_fn, split, task, batch_size=5000):
 def check_run_dir(path, overwrite):
     """Refuse a non-empty `path` unless `overwrite`, and then only if it is a layerwise run directory."""
     path = Path(path)
+    for parent in path.parents:
+        if parent.exists() and not parent.is_dir():
+            raise ConfigError(f"output: {path} cannot be a run directory: {parent} is a file")
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         if not overwrite:
             raise ConfigError(
@@ -150,7 +153,10 @@ def resume(run_dir, overrides=(), echo=print):
     cfg = config_from_dict(raw, str(path))
     data, model, loss_fn, optimizer = build(cfg, echo)
     _load_weights(model, arrays, path, cfg)
-    optimizer.load_state_dict(_with_prefix(arrays, "optim/"))
+    try:
+        optimizer.load_state_dict(_with_prefix(arrays, "optim/"))
+    except CheckpointError as e:
+        raise CheckpointError(f"{path}: {e}") from None
     state = RunState(**meta["state"])
     if state.epoch >= cfg.train.epochs:
         raise ConfigError(
@@ -289,8 +295,19 @@ def _with_prefix(arrays, prefix):
 
 
 def _check_format(path, meta):
-    if meta.get("format") != CHECKPOINT_FORMAT or "config" not in meta or "state" not in meta:
-        raise CheckpointError(f"{path}: not a layerwise training checkpoint")
+    """The metadata must be what save_run_checkpoint writes, so a forged file fails here, clearly."""
+    state = meta.get("state") if isinstance(meta, dict) else None
+    if (
+        not isinstance(meta, dict)
+        or meta.get("format") != CHECKPOINT_FORMAT
+        or not isinstance(meta.get("config"), dict)
+        or not isinstance(state, dict)
+        or set(state) != {f.name for f in fields(RunState)}
+        or not isinstance(state["epoch"], int)
+        or not isinstance(state["step"], int)
+        or not isinstance(state["epoch_rng"], dict)
+    ):
+        raise CheckpointError(f"{path}: not a layerwise training checkpoint (its metadata is missing or malformed)")
 
 
 def _load_weights(model, arrays, path, cfg):

@@ -76,6 +76,8 @@ def default_cache_dir() -> Path:
 def find_in(directory, name: str, origin: str) -> Path:
     """Return the .gz or raw copy of `name` in a directory the user chose: no download fallback."""
     directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise DataError(f"{origin} {directory} is a file, not a directory; point {origin} at the directory holding the MNIST files")
     if not directory.is_dir():
         raise DataError(f"{origin} directory {directory} does not exist; "
                         f"create it with the MNIST files or fix {origin}")
