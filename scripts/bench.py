@@ -272,42 +272,8 @@ def describe_pools(pools):
                      f"threads={p['num_threads']}" for p in pools) or "none found"
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", default="/work/shared/data/mnist", help="directory with the MNIST IDX files")
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--epochs", type=int, default=3, help="epochs per measurement (accuracy after these)")
-    ap.add_argument("--scale-fraction", type=float, default=0.25, help="part of an epoch per scaling run")
-    ap.add_argument("--scale-repeats", type=int, default=2)
-    ap.add_argument("--quick", action="store_true", help="1 repeat, 1 epoch, no scaling table, no train run")
-    ap.add_argument("--keep-env", action="store_true", help="keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE in children")
-    ap.add_argument("--json", metavar="PATH", help="also write every figure to this JSON file")
-    ap.add_argument("--child", help=argparse.SUPPRESS)
-    args = ap.parse_args()
-    if args.child:
-        spec = json.loads(args.child)
-        print(json.dumps(CHILDREN[spec["what"]](spec)))
-        return
-    if args.quick:
-        args.repeats, args.epochs = 1, 1
-    out = {"args": vars(args)}
-
-    info = out["info"] = run_child("info", args)
-    has_torch = info["torch"] is not None
-    threads = next((p["num_threads"] for p in info["numpy_pools"] or [] if p["internal_api"] == "openblas"), os.cpu_count())
-    env_note = ", ".join(f"{v}={os.environ.get(v, '(unset)')}" for v in PINNING_VARS)
-    print(f"machine   {machine()}")
-    print(f"python    {sys.version.split()[0]}, numpy {info['numpy']}, torch {info['torch'] or 'not installed: pytorch column skipped'}")
-    print(f"env       {env_note}; children run {'WITH them (--keep-env)' if args.keep_env else 'without them'}")
-    print(f"numpy BLAS  {describe_pools(info['numpy_pools'])}")
-    if has_torch:
-        print(f"torch BLAS  {info['torch_blas']} (CPU capability {info['torch_cpu']}), set_num_threads({threads}) "
-              f"to match numpy; pools: {describe_pools(info['torch_pools'])}")
-    n_train = 60000 - VAL_SIZE
-    print(f"model 784-512-256-10 ReLU, batch 128, float32, SGD lr {LR} momentum {MOMENTUM}; {n_train:,} train images, "
-          f"{-(-n_train // 128)} batches/epoch; {args.epochs} epoch(s) per measurement\n")
-
-    # 1. floor / layerwise / torch, alternating
+def bench_main(args, has_torch, threads, n_train, out):
+    """Floor, layerwise and pytorch in alternating order, then the accuracy both reach."""
     base = dict(hidden=512, batch=128, epochs=args.epochs)
     runs = {"mm8": [], "mm6": [], "layerwise": [], "pytorch": []}
     last = {}
@@ -343,7 +309,7 @@ def main():
     if not last["layerwise"]["order_ok"]:
         print("WARNING: Batches no longer draws one rng.permutation per epoch: pytorch saw a different data order")
 
-    # 2. accuracy from the same init and data order
+    # accuracy from the same init and data order
     print(f"\ntest accuracy after {args.epochs} epoch(s), same init and data order:")
     for name, res in last.items():
         print(f"  {name:10} {100 * res['accuracy']:.2f}%   train loss per epoch "
@@ -354,26 +320,30 @@ def main():
     out["accuracy"] = {k: v["accuracy"] for k, v in last.items()}
     out["train_loss"] = {k: v["train_loss"] for k, v in last.items()}
 
-    # 3. scaling table
-    if not args.quick:
-        frac, reps = args.scale_fraction, args.scale_repeats
-        print(f"\nscaling: seconds per epoch, median of {reps} run(s) over the first {100 * frac:.0f}% of an epoch "
-              f"each (after 3 untimed warm-up steps), scaled to a full epoch")
-        print(f"{'model':22}{'batch':>6}{'layerwise':>11}{'pytorch':>9}{'lw/pt':>7}")
-        out["scaling"] = []
-        for hidden, batch in [(512, 32), (512, 128), (512, 512), (256, 128), (1024, 128)]:
-            cfg = dict(hidden=hidden, batch=batch, epochs=1, fraction=frac, warmup=True)
-            t = {"layerwise": [], "pytorch": []}
-            for _ in range(reps):
-                t["layerwise"].append(run_child("layerwise", args, **cfg)["times"][0] / frac)
-                if has_torch:
-                    t["pytorch"].append(run_child("torch", args, threads=threads, **cfg)["times"][0] / frac)
-            lw, pt = med(t["layerwise"]), (med(t["pytorch"]) if has_torch else None)
-            out["scaling"].append({"hidden": hidden, "batch": batch, "layerwise": lw, "pytorch": pt})
-            model = f"784-{hidden}-{hidden // 2}-10"
-            print(f"{model:22}{batch:>6}{lw:>11.3f}" + (f"{pt:>9.3f}{lw / pt:>6.2f}x" if pt else "  skipped"))
 
-    # 4. the CLI as a user runs it
+def bench_scaling(args, has_torch, threads, out):
+    """Seconds per epoch over batch size and width (a fraction of an epoch each)."""
+    frac, reps = args.scale_fraction, args.scale_repeats
+    print(f"\nscaling: seconds per epoch, fastest of {reps} run(s) (too few for a median; bursts of noise "
+          f"only slow runs down), each over the first {100 * frac:.0f}% of an epoch after 3 untimed warm-up "
+          f"steps, scaled to a full epoch")
+    print(f"{'model':22}{'batch':>6}{'layerwise':>11}{'pytorch':>9}{'lw/pt':>7}")
+    out["scaling"] = []
+    for hidden, batch in [(512, 32), (512, 128), (512, 512), (256, 128), (1024, 128)]:
+        cfg = dict(hidden=hidden, batch=batch, epochs=1, fraction=frac, warmup=True)
+        t = {"layerwise": [], "pytorch": []}
+        for _ in range(reps):
+            t["layerwise"].append(run_child("layerwise", args, **cfg)["times"][0] / frac)
+            if has_torch:
+                t["pytorch"].append(run_child("torch", args, threads=threads, **cfg)["times"][0] / frac)
+        lw, pt = min(t["layerwise"]), (min(t["pytorch"]) if has_torch else None)
+        out["scaling"].append({"hidden": hidden, "batch": batch, "layerwise": lw, "pytorch": pt, "runs": t})
+        model = f"784-{hidden}-{hidden // 2}-10"
+        print(f"{model:22}{batch:>6}{lw:>11.3f}" + (f"{pt:>9.3f}{lw / pt:>6.2f}x" if pt else "  skipped"))
+
+
+def bench_cli(args, out):
+    """The CLI as a user runs it: `--help` start-up, a full `train`."""
     exe = shutil.which("layerwise")
     cli = [exe] if exe else [sys.executable, "-c", "from layerwise.cli import main; main()"]
     helps = wall_times(cli + ["--help"], child_env(args.keep_env))
@@ -389,6 +359,47 @@ def main():
               f"peak RSS {res['rss_mb']:.0f} MB, exit {res['rc']}")
         for line in res["tail"]:
             print(f"  | {line}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", default="/work/shared/data/mnist", help="directory with the MNIST IDX files")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--epochs", type=int, default=3, help="epochs per measurement (accuracy after these)")
+    ap.add_argument("--scale-fraction", type=float, default=0.25, help="part of an epoch per scaling run")
+    ap.add_argument("--scale-repeats", type=int, default=2)
+    ap.add_argument("--quick", action="store_true", help="1 repeat, 1 epoch, no scaling table, no train run")
+    ap.add_argument("--keep-env", action="store_true", help="keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE in children")
+    ap.add_argument("--json", metavar="PATH", help="also write every figure to this JSON file")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        spec = json.loads(args.child)
+        print(json.dumps(CHILDREN[spec["what"]](spec)))
+        return
+    if args.quick:
+        args.repeats, args.epochs = 1, 1
+    out = {"args": vars(args)}
+
+    info = out["info"] = run_child("info", args)
+    has_torch = info["torch"] is not None
+    threads = next((p["num_threads"] for p in info["numpy_pools"] or [] if p["internal_api"] == "openblas"), os.cpu_count())
+    env_note = ", ".join(f"{v}={os.environ.get(v, '(unset)')}" for v in PINNING_VARS)
+    print(f"machine   {machine()}")
+    print(f"python    {sys.version.split()[0]}, numpy {info['numpy']}, torch {info['torch'] or 'not installed: pytorch column skipped'}")
+    print(f"env       {env_note}; children run {'WITH them (--keep-env)' if args.keep_env else 'without them'}")
+    print(f"numpy BLAS  {describe_pools(info['numpy_pools'])}")
+    if has_torch:
+        print(f"torch BLAS  {info['torch_blas']} (CPU capability {info['torch_cpu']}), set_num_threads({threads}) "
+              f"to match numpy; pools: {describe_pools(info['torch_pools'])}")
+    n_train = 60000 - VAL_SIZE
+    print(f"model 784-512-256-10 ReLU, batch 128, float32, SGD lr {LR} momentum {MOMENTUM}; {n_train:,} train images, "
+          f"{-(-n_train // 128)} batches/epoch; {args.epochs} epoch(s) per measurement\n")
+
+    bench_main(args, has_torch, threads, n_train, out)
+    if not args.quick:
+        bench_scaling(args, has_torch, threads, out)
+    bench_cli(args, out)
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2))
         print(f"\nwrote {args.json}")
