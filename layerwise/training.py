@@ -222,6 +222,16 @@ def _run(cfg, run_dir, data, model, loss_fn, optimizer, state, echo):
     return {"run_dir": run_dir, "history": state.history, "test": test, "best": best}
 
 
+def train_step(model, loss_fn, optimizer, x, y):
+    """One step: forward, loss, backward, update. Returns the batch loss; a non-finite loss
+    leaves the weights untouched."""
+    loss = loss_fn.forward(model.forward(x), y)
+    if math.isfinite(loss):
+        model.backward(loss_fn.backward(), input_grad=False)
+        optimizer.step()
+    return loss
+
+
 def _train_epoch(model, loss_fn, optimizer, batches, state, epochs, sigint):
     """Steps through the rest of `state.epoch`, updating `state`; False if Ctrl-C stopped it early."""
     bar = tqdm(
@@ -231,15 +241,12 @@ def _train_epoch(model, loss_fn, optimizer, batches, state, epochs, sigint):
     # Overflow shows up as a non-finite loss, reported below with advice; no RuntimeWarnings too.
     with bar, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         for x, y in bar:
-            output = model.forward(x)
-            loss = loss_fn.forward(output, y)
+            loss = train_step(model, loss_fn, optimizer, x, y)
             if not math.isfinite(loss):
                 raise TrainingDiverged(
                     f"loss became {loss} at epoch {state.epoch + 1}, step {state.step + 1}; try a smaller "
                     f"optimizer.lr (last.npz and best.npz keep the last good weights)"
                 )
-            model.backward(loss_fn.backward(), input_grad=False)
-            optimizer.step()
             state.step += 1
             state.loss_sum += loss * len(x)
             state.seen += len(x)

@@ -131,14 +131,14 @@ def child_floor(spec):
 
 
 def lw_epoch(model, loss_fn, opt, batches):
-    """The step of layerwise.training._train_epoch (its signature changes; the step does not)."""
+    """One epoch of layerwise.training.train_step, the step `layerwise train` runs."""
+    from layerwise.training import train_step
+
     total, seen = 0.0, 0
     for x, y in batches:
-        loss = loss_fn.forward(model.forward(x), y)
+        loss = train_step(model, loss_fn, opt, x, y)
         if not math.isfinite(loss):
             raise RuntimeError(f"layerwise diverged: loss {loss}")
-        model.backward(loss_fn.backward(), input_grad=False)
-        opt.step()
         total, seen = total + loss * len(x), seen + len(x)
     return total / seen
 
