@@ -87,3 +87,25 @@ def test_cosine_schedule():
     assert learning_rate("cosine", 0.1, 0, 10) == 0.1
     assert learning_rate("cosine", 0.1, 5, 10) == pytest.approx(0.05)
     assert learning_rate("cosine", 0.1, 9, 10) == pytest.approx(0.05 * (1 + math.cos(math.pi * 0.9)))
+
+
+@pytest.mark.parametrize("nesterov,weight_decay", [(False, 0.0), (True, 1e-3)])
+def test_threaded_update_is_bit_identical_to_one_thread(nesterov, weight_decay):
+    rng = np.random.default_rng(0)
+    shapes = [(300, 200), (200,), (200, 10), (10,)]  # the first is big enough to be split
+    runs = []
+    for threads in (1, 3):
+        params = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+        grads = [np.zeros_like(p) for p in params]
+        opt = SGD([(str(i), p, g) for i, (p, g) in enumerate(zip(params, grads))], lr=0.1, momentum=0.9,
+                  nesterov=nesterov, weight_decay=weight_decay, threads=threads)
+        assert len(opt._shards) == (1 if threads == 1 else 3)
+        step_rng = np.random.default_rng(1)
+        for _ in range(3):
+            for g in grads:
+                g[...] = step_rng.standard_normal(g.shape)
+            opt.step()
+        runs.append(params)
+        rng = np.random.default_rng(0)
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)

@@ -130,6 +130,8 @@ class Batches:
         for start in range(skip * self.batch_size, n, self.batch_size):
             idx = order[start : start + self.batch_size]
             xb, yb = self._xbuf[: len(idx)], self._ybuf[: len(idx)]
-            np.take(self.x, idx, axis=0, out=xb)
-            np.take(self.y, idx, axis=0, out=yb)
+            # mode="clip" skips the bounds check (idx is a permutation, always in range) and with it
+            # an intermediate copy: np.take then gathers straight into the buffer.
+            np.take(self.x, idx, axis=0, out=xb, mode="clip")
+            np.take(self.y, idx, axis=0, out=yb, mode="clip")
             yield xb, yb
