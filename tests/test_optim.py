@@ -90,22 +90,23 @@ def test_cosine_schedule():
 
 
 @pytest.mark.parametrize("nesterov,weight_decay", [(False, 0.0), (True, 1e-3)])
-def test_threaded_update_is_bit_identical_to_one_thread(nesterov, weight_decay):
+def test_blocked_update_is_bit_identical_to_whole_array_float32_math(nesterov, weight_decay):
+    # (300, 500) is cut into row blocks; (500,), (1, 70000) and (7,) are not or only by row
     rng = np.random.default_rng(0)
-    shapes = [(300, 200), (200,), (200, 10), (10,)]  # the first is big enough to be split
-    runs = []
-    for threads in (1, 3):
-        params = [rng.standard_normal(s).astype(np.float32) for s in shapes]
-        grads = [np.zeros_like(p) for p in params]
-        opt = SGD([(str(i), p, g) for i, (p, g) in enumerate(zip(params, grads))], lr=0.1, momentum=0.9,
-                  nesterov=nesterov, weight_decay=weight_decay, threads=threads)
-        assert len(opt._shards) == (1 if threads == 1 else 3)
-        step_rng = np.random.default_rng(1)
-        for _ in range(3):
-            for g in grads:
-                g[...] = step_rng.standard_normal(g.shape)
-            opt.step()
-        runs.append(params)
-        rng = np.random.default_rng(0)
-    for a, b in zip(*runs):
+    params = [rng.standard_normal(s).astype(np.float32) for s in [(300, 500), (500,), (1, 70000), (7,)]]
+    grads = [np.zeros_like(p) for p in params]
+    opt = SGD([(str(i), p, g) for i, (p, g) in enumerate(zip(params, grads))], lr=0.1, momentum=0.9,
+              nesterov=nesterov, weight_decay=weight_decay)
+    assert len(opt._blocks) > len(params)
+    ref_p = [p.copy() for p in params]
+    ref_v = [np.zeros_like(p) for p in params]
+    lr, mu, wd = np.float32(0.1), np.float32(0.9), np.float32(weight_decay)
+    for _ in range(3):
+        for g, p, v in zip(grads, ref_p, ref_v):
+            g[...] = rng.standard_normal(g.shape)
+            d = g + wd * p if weight_decay else g
+            v[...] = v * mu + d
+            p -= (mu * v + d if nesterov else v) * lr
+        opt.step()
+    for a, b in zip(params, ref_p):
         np.testing.assert_array_equal(a, b)
