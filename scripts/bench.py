@@ -6,8 +6,8 @@ weight decay), trained on MNIST's first 55,000 training images (val_size 5000, a
              into preallocated `out=` arrays: 8 per step (3 forward, 3 weight gradients, 2 input
              gradients; layerwise skips the first layer's input gradient) and the 6-product variant
   layerwise  seconds per epoch through the library API (registry.build_model, SoftmaxCrossEntropy,
-             optim.SGD, data.datasets.Batches) with training._train_epoch's step: forward, loss,
-             backward(input_grad=False), optimizer step
+             optim.SGD, data.datasets.Batches) and training.train_step, the step `layerwise train`
+             runs: forward, loss, backward(input_grad=False), optimizer step
   pytorch    the same model, initial weights, optimizer, thread count and data order (if installed)
 Each is measured --repeats times in alternating order and the median reported; then the test
 accuracy both reach after --epochs epochs, a scaling table (batch size, width), and two commands run
