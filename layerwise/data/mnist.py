@@ -102,7 +102,6 @@ def cached_or_downloaded(name, cache: Path, mirrors, expected: str, echo):
             path.unlink(missing_ok=True)  # else a stale raw copy could shadow the fresh .gz later
             continue
         return read_idx_bytes(raw, str(path)), str(path)
-    echo(f"{name} is not in {cache}: downloading it")
     gz, raw, url = download(name, mirrors, expected, echo)
     save_atomically(cache / f"{name}.gz", gz, echo)
     return read_idx_bytes(raw, url), url
