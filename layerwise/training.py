@@ -208,7 +208,7 @@ def _run(cfg, run_dir, data, model, loss_fn, optimizer, state, echo):
                 save_run_checkpoint(run_dir / "best.npz", cfg, model, optimizer, state)
             save_run_checkpoint(run_dir / "last.npz", cfg, model, optimizer, state)
             _write_metrics(run_dir / "metrics.csv", state.history)
-            echo(_epoch_line(row, epochs) + ("  *" if improved else ""))
+            echo(_epoch_line(row, epochs) + ("  (best)" if improved else ""))
 
     best_arrays, _ = load_checkpoint(run_dir / "best.npz")
     model.load_state_dict(_with_prefix(best_arrays, "model/"))
