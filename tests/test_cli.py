@@ -17,7 +17,7 @@ from layerwise import __version__
 from layerwise.cli import main
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
-MNIST_ROOT = Path("/work/shared/data/mnist")
+from conftest import MNIST_ROOT
 needs_mnist = pytest.mark.skipif(not MNIST_ROOT.is_dir(), reason=f"no MNIST in {MNIST_ROOT}")
 MNIST_SLICE = [
     "-s", f"data.root={MNIST_ROOT}", "-s", "data.train_limit=2000", "-s", "data.val_size=500",

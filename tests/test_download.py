@@ -15,7 +15,7 @@ from layerwise.data.idx import write_idx
 from layerwise.data.mnist import FILES, SHA256, load_mnist
 from layerwise.errors import DataError
 
-REAL_MNIST = Path("/work/shared/data/mnist")
+from conftest import MNIST_ROOT as REAL_MNIST
 
 
 @pytest.fixture(autouse=True)

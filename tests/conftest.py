@@ -1,0 +1,19 @@
+"""Shared test settings."""
+
+import os
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _find_mnist():
+    """The full MNIST files every developer checkout and CI has at ../shared/data/mnist
+    ($LAYERWISE_TEST_MNIST overrides). End-to-end tests skip only when none is there."""
+    candidates = [os.environ.get("LAYERWISE_TEST_MNIST"), REPO.parent / "shared" / "data" / "mnist", "/work/shared/data/mnist"]
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "train-images-idx3-ubyte.gz").is_file():
+            return Path(candidate)
+    return REPO.parent / "shared" / "data" / "mnist"
+
+
+MNIST_ROOT = _find_mnist()
