@@ -46,3 +46,45 @@ def load_checkpoint(path):
     except json.JSONDecodeError:
         raise CheckpointError(f"{path}: its metadata is not valid JSON") from None
     return arrays, meta
+
+
+# --- training checkpoints (last.npz, best.npz) --------------------------------------------------
+
+CHECKPOINT_FORMAT = "layerwise-checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+def save_run_checkpoint(path, cfg, model, optimizer, state):
+    """Weights, optimizer state, the run state (epoch, step, RNG) and the resolved config, atomically."""
+    arrays = {f"model/{k}": v for k, v in model.state_dict().items()}
+    arrays.update({f"optim/{k}": v for k, v in optimizer.state_dict().items()})
+    meta = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "config": cfg.to_dict(), "state": state}
+    save_checkpoint(path, arrays, meta)
+
+
+def load_run_checkpoint(path):
+    """(arrays, meta) of a training checkpoint; a file that is not one is a CheckpointError."""
+    arrays, meta = load_checkpoint(path)
+    if (
+        not isinstance(meta, dict)
+        or meta.get("format") != CHECKPOINT_FORMAT
+        or not isinstance(meta.get("config"), dict)
+        or not isinstance(meta.get("state"), dict)
+    ):
+        raise CheckpointError(f"{path}: not a layerwise training checkpoint (its metadata is missing or malformed)")
+    if meta.get("version") != CHECKPOINT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint format version {meta.get('version')!r}; this layerwise reads {CHECKPOINT_VERSION}")
+    return arrays, meta
+
+
+def is_run_checkpoint(path):
+    try:
+        load_run_checkpoint(path)
+    except CheckpointError:
+        return False
+    return True
+
+
+def with_prefix(arrays, prefix):
+    """The entries of `arrays` whose names start with `prefix`, without it ("model/0.W" -> "0.W")."""
+    return {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}

@@ -58,6 +58,8 @@ def train(config, overrides, overwrite, resume_dir):
     """
     if (config is None) == (resume_dir is None):
         raise click.UsageError("give either CONFIG or --resume RUN_DIR")
+    if resume_dir and overwrite:
+        raise click.UsageError("--overwrite replaces a run; --resume continues one: give only one")
     from .config import load_config
     from .training import fit, resume
 
@@ -71,16 +73,20 @@ def train(config, overrides, overwrite, resume_dir):
 @click.argument("run", type=click.Path(exists=True), metavar="RUN_DIR_OR_CHECKPOINT")
 @click.option("--split", type=click.Choice(["test", "val", "train"]), default="test", show_default=True)
 @click.option(
-    "--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True,
-    help="Which checkpoint of a run directory to score.",
+    "--checkpoint", type=click.Choice(["best", "last"]), default=None,
+    help="Which checkpoint of a run directory to score  [default: best].",
 )
 @set_option
 @reports_errors
 def evaluate(run, split, checkpoint, overrides):
     """Score a trained model: loss and metrics (accuracy and confusion matrix, or MSE/MAE/R2)."""
+    from pathlib import Path
+
     from .training import evaluate_run
 
-    evaluate_run(run, split, checkpoint, overrides, echo=click.echo)
+    if checkpoint and not Path(run).is_dir():
+        raise click.UsageError("--checkpoint chooses within a run directory; RUN is already a checkpoint file")
+    evaluate_run(run, split, checkpoint or "best", overrides, echo=click.echo)
 
 
 @main.command()

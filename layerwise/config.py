@@ -6,8 +6,8 @@ checked exactly like the file.
 """
 
 import dataclasses
-import difflib
 import math
+import os
 import re
 import types
 import typing
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from .errors import ConfigError
+from .errors import ConfigError, did_you_mean
 
 
 def _spec(default, *, minimum=None, above=None, choices=None, doc=""):
@@ -98,17 +98,26 @@ class Config:
         d.pop("source")
         return d
 
-    @property
-    def task(self):
-        return "classification" if self.data.dataset == "mnist" else "regression"
-
 
 # --- loading -----------------------------------------------------------------------------------
 
 
 class _Loader(yaml.SafeLoader):
     """yaml.SafeLoader that also reads 1e-3 and 5E4 as floats (YAML 1.1 wants a dot: 1.0e-3),
-    so `lr: 1e-3` is a number, as every user expects."""
+    so `lr: 1e-3` is a number, as every user expects; and refuses a key given twice in one mapping,
+    where PyYAML would silently keep the last."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, str) and key in seen:
+                mark = key_node.start_mark
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice in one mapping", mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 _Loader.add_implicit_resolver(
@@ -155,7 +164,6 @@ def load_config(path, overrides=()):
 
 def config_from_dict(raw, source="<config>"):
     raw = dict(raw)
-    raw.pop("source", None)
     data = raw.get("data") or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: data: expected a mapping, received {_kind(data)}")
@@ -170,6 +178,10 @@ def config_from_dict(raw, source="<config>"):
         cfg.name = Path(source).stem
     if cfg.output is None:
         cfg.output = str(Path("runs") / cfg.name)
+    cfg.output = os.path.expanduser(cfg.output)
+    if isinstance(cfg.data, MnistData) and cfg.data.root is not None:
+        cfg.data.root = os.path.expanduser(cfg.data.root)
+    _check_optimizer(cfg.optimizer, source)
     _check_regression(cfg.data, source)
     return cfg
 
@@ -223,7 +235,7 @@ def _build(cls, raw, prefix, source, choose=None):
     fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}
     for key in raw:
         if key not in fields:
-            raise ConfigError(f"{source}: {prefix}{key}: unknown key{_did_you_mean(key, fields)}; valid: {', '.join(fields)}")
+            raise ConfigError(f"{source}: {prefix}{key}: unknown key{did_you_mean(key, fields)}; valid: {', '.join(fields)}")
     hints = typing.get_type_hints(cls)
     values = {}
     for name, f in fields.items():
@@ -260,7 +272,11 @@ def _check_value(value, typ, rule, key, source):
         if isinstance(value, bool) or not isinstance(value, int):
             fail("an integer")
     elif typ is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        try:
+            finite = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+        except OverflowError:  # an integer too large for a float
+            finite = False
+        if not finite:
             fail("a finite number")
         value = float(value)
     elif typ is str:
@@ -278,9 +294,18 @@ def _check_value(value, typ, rule, key, source):
     return value
 
 
+def _check_optimizer(opt, source):
+    if not opt.momentum < 1:
+        raise ConfigError(f"{source}: optimizer.momentum: expected a value below 1 (0.9 is usual), received {opt.momentum}")
+    if opt.nesterov and opt.momentum == 0:
+        raise ConfigError(f"{source}: optimizer.nesterov: Nesterov momentum needs optimizer.momentum > 0")
+
+
 def _check_regression(data, source):
     if not isinstance(data, RegressionData):
         return
+    if data.inputs != "uniform" and (data.low is not None or data.high is not None):
+        raise ConfigError(f"{source}: data.low/data.high: only used with data.inputs: uniform (inputs is {data.inputs!r})")
     n = len(data.weights)
     if n == 0:
         raise ConfigError(f"{source}: data.weights: expected at least one weight, received []")
@@ -300,14 +325,5 @@ def _check_regression(data, source):
         )
 
 
-def _did_you_mean(key, valid):
-    close = difflib.get_close_matches(str(key), list(valid), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
 def _kind(value):
     return {dict: "a mapping", list: "a list", str: "a string"}.get(type(value), repr(value))
-
-
-def save_config(cfg, path):
-    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))

@@ -22,3 +22,23 @@ class DataError(LayerwiseError):
 
 class CheckpointError(LayerwiseError):
     """A checkpoint is missing, corrupt or does not match the model it is loaded into."""
+
+
+class TrainingDiverged(LayerwiseError):
+    """The loss or the weights became NaN or infinite."""
+
+    exit_code = 3
+
+
+class TrainingInterrupted(LayerwiseError):
+    """Ctrl-C: the run stopped after a step and saved `last`."""
+
+    exit_code = 130
+
+
+def did_you_mean(name, valid):
+    """' (did you mean 'x'?)' for the closest valid name, or ''."""
+    import difflib
+
+    close = difflib.get_close_matches(str(name), list(valid), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -23,7 +23,12 @@ def _buffer(buf, shape, dtype):
 
 
 class Layer:
-    """Base class: a layer without parameters has empty `params` and `grads`."""
+    """Base class: a layer without parameters has empty `params` and `grads`.
+
+    ARGS maps the constructor arguments a config may give to their types (what the registry checks).
+    """
+
+    ARGS = {}
 
     def __init__(self):
         self.params = {}
@@ -43,13 +48,6 @@ class Layer:
         """Constructor arguments, so `build([layer.config()])` rebuilds the same layer."""
         return {"type": self.name}
 
-    def astype(self, dtype):
-        """Cast the parameters (and their gradient buffers) to `dtype`, e.g. float64 for gradcheck."""
-        for key in self.params:
-            self.params[key] = self.params[key].astype(dtype)
-            self.grads[key] = np.zeros_like(self.params[key])
-        return self
-
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if k != "type")
         return f"{type(self).__name__}({args})"
@@ -64,12 +62,13 @@ class Linear(Layer):
     """
 
     name = "linear"
+    ARGS = {"in_features": int, "out_features": int, "bias": bool, "init": str}
     INITS = ("he", "xavier", "uniform")
 
     def __init__(self, in_features, out_features, bias=True, init="he", dtype=np.float32):
         super().__init__()
         if init not in self.INITS:
-            raise ConfigError(f"init must be one of {', '.join(self.INITS)}; received {init!r}")
+            raise ConfigError(f"init: unknown init {init!r}; valid: {', '.join(self.INITS)}")
         self.in_features, self.out_features = int(in_features), int(out_features)
         self.bias, self.init = bool(bias), init
         self.params["W"] = np.zeros((self.in_features, self.out_features), dtype=dtype)

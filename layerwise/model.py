@@ -45,11 +45,6 @@ class Sequential:
             if hasattr(layer, "reset_parameters"):
                 layer.reset_parameters(rng)
 
-    def astype(self, dtype):
-        for layer in self.layers:
-            layer.astype(dtype)
-        return self
-
     def predict(self, x, batch_size=4096):
         """Outputs for all rows of x, computed in batches (a copy, safe to keep)."""
         outputs = [self.forward(x[i : i + batch_size]).copy() for i in range(0, len(x), batch_size)]

@@ -4,26 +4,16 @@ import inspect
 
 import numpy as np
 
-from .config import _did_you_mean
-from .errors import ConfigError
-from .layers import LAYERS, Linear
+from .errors import ConfigError, did_you_mean
+from .layers import LAYERS
 from .losses import LOSSES
 from .model import Sequential
 from .optim import OPTIMIZERS
 
-# Keyword arguments a config may give each layer type, and the type each must have.
-LAYER_ARGS = {
-    "linear": {"in_features": int, "out_features": int, "bias": bool, "init": str},
-    "relu": {},
-    "sigmoid": {},
-    "tanh": {},
-}
-
-
 def build_model(specs, in_features, out_features=None, *, rng=None, dtype=np.float32, where="model.layers"):
     """Build a Sequential from layer specs ({"type": name, **kwargs}).
 
-    Linear's in_features is inferred from the previous layer (or the data) when omitted, and checked
+    A layer's in_features is inferred from the previous layer (or the data) when omitted, and checked
     when given, so sizes that do not chain fail here rather than on the first batch. `out_features`
     is what the task needs the last layer to produce.
     """
@@ -37,50 +27,51 @@ def build_model(specs, in_features, out_features=None, *, rng=None, dtype=np.flo
             raise ConfigError(f"{key}: expected a mapping with a 'type' key, received {spec!r}")
         kind = spec["type"]
         if not isinstance(kind, str) or kind not in LAYERS:
-            raise ConfigError(f"{key}.type: unknown layer {kind!r}{_did_you_mean(kind, LAYERS)}; valid: {', '.join(LAYERS)}")
+            raise ConfigError(f"{key}.type: unknown layer {kind!r}{did_you_mean(kind, LAYERS)}; valid: {', '.join(LAYERS)}")
+        cls = LAYERS[kind]
         kwargs = {k: v for k, v in spec.items() if k != "type"}
-        _check_kwargs(kind, kwargs, key)
-        if kind == "linear":
+        _check_kwargs(cls, kwargs, key)
+        if "in_features" in cls.ARGS:
             given = kwargs.setdefault("in_features", width)
             if given != width:
-                raise ConfigError(
-                    f"{key}.in_features: {given} does not chain: {width_from} gives {width} features"
-                )
-            if kwargs.get("out_features") is None:
-                raise ConfigError(f"{key}.out_features: required for a linear layer")
-            if kwargs["out_features"] < 1:
-                raise ConfigError(f"{key}.out_features: expected a positive integer, received {kwargs['out_features']}")
-            layer = Linear(**kwargs, dtype=dtype)
-        else:
-            layer = LAYERS[kind](**kwargs)
+                raise ConfigError(f"{key}.in_features: {given} does not chain: {width_from} gives {width} features")
+        if "dtype" in inspect.signature(cls).parameters:
+            kwargs["dtype"] = dtype
+        try:
+            layer = cls(**kwargs)
+        except ConfigError as e:  # a value the layer itself refuses, e.g. an unknown init
+            raise ConfigError(f"{key}.{e}") from None
         layers.append(layer)
         width, width_from = layer.output_features(width), key
     if out_features is not None and width != out_features:
-        raise ConfigError(
-            f"{where}: the last layer gives {width} outputs but the task needs {out_features}"
-        )
+        raise ConfigError(f"{where}: the last layer gives {width} outputs but the task needs {out_features}")
     model = Sequential(layers)
     if rng is not None:
         model.reset_parameters(rng)
     return model
 
 
-def _check_kwargs(kind, kwargs, key):
-    allowed = LAYER_ARGS[kind]
+def _check_kwargs(cls, kwargs, key):
+    """Every argument known to the layer type, of the right type; required ones present and positive."""
     for name, value in kwargs.items():
-        if name not in allowed:
-            valid = ", ".join(allowed) or "none"
-            raise ConfigError(f"{key}.{name}: unknown argument for {kind}{_did_you_mean(name, allowed)}; valid: {valid}")
-        typ = allowed[name]
+        if name not in cls.ARGS:
+            valid = ", ".join(cls.ARGS) or "none"
+            raise ConfigError(f"{key}.{name}: unknown argument for {cls.name}{did_you_mean(name, cls.ARGS)}; valid: {valid}")
+        typ = cls.ARGS[name]
         if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
             raise ConfigError(f"{key}.{name}: expected {typ.__name__}, received {value!r}")
-    if "init" in kwargs and kwargs["init"] not in Linear.INITS:
-        raise ConfigError(f"{key}.init: unknown init {kwargs['init']!r}; valid: {', '.join(Linear.INITS)}")
+        if typ is int and value < 1:
+            raise ConfigError(f"{key}.{name}: expected a positive integer, received {value}")
+    required = [p.name for p in inspect.signature(cls).parameters.values()
+                if p.default is inspect.Parameter.empty and p.name in cls.ARGS and p.name != "in_features"]
+    for name in required:
+        if name not in kwargs:
+            raise ConfigError(f"{key}.{name}: required for a {cls.name} layer")
 
 
 def build_loss(name, task, where="loss"):
     if name not in LOSSES:
-        raise ConfigError(f"{where}: unknown loss {name!r}{_did_you_mean(name, LOSSES)}; valid: {', '.join(LOSSES)}")
+        raise ConfigError(f"{where}: unknown loss {name!r}{did_you_mean(name, LOSSES)}; valid: {', '.join(LOSSES)}")
     cls = LOSSES[name]
     if cls.task != task:
         fits = [n for n, c in LOSSES.items() if c.task == task]

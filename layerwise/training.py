@@ -1,17 +1,15 @@
-"""The library API the CLI calls: fit(cfg) trains a config into a run directory; evaluate_run(...)
-scores a saved model. Both print through `echo` and raise LayerwiseError subclasses for user mistakes.
+"""The library API the CLI calls: fit(cfg) trains a config into a run directory, resume(run_dir)
+continues one, evaluate_run(...) scores a saved model. They print through `echo` and raise
+LayerwiseError subclasses for user mistakes.
 """
 
 import csv
 import io
 import math
-import os
-import shutil
 import signal
-import tempfile
 import threading
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -19,91 +17,49 @@ import yaml
 from tqdm import tqdm
 
 from . import metrics
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import load_run_checkpoint, save_run_checkpoint, with_prefix
 from .config import Config, apply_overrides, config_from_dict, load_config
 from .data.datasets import Batches, load_dataset
-from .errors import CheckpointError, ConfigError, LayerwiseError
+from .errors import CheckpointError, ConfigError, TrainingDiverged, TrainingInterrupted
 from .fileio import atomic_write_text
 from .optim import learning_rate
 from .registry import build_loss, build_model, build_optimizer
+from .rundir import check_run_dir, create_run_dir
 
+# Independent random streams from one seed: the data (regression), the weight init, the shuffling.
+DATA_STREAM, INIT_STREAM, SHUFFLE_STREAM = 0, 1, 2
+
+# What `--resume -s ...` may change: anything else would change the run halfway through.
+RESUME_OVERRIDES = ("train.epochs", "train.eval_batch_size", "data.root")
 
 
 def build(cfg: Config, echo=print, dtype=np.float32):
     """Data, model (initialised from cfg.seed), loss and optimizer for a config."""
-    data = load_dataset(cfg.data, seed=cfg.seed, source=cfg.source, echo=echo)
     try:
+        data = load_dataset(cfg.data, seed=[cfg.seed, DATA_STREAM], source=cfg.source, echo=echo)
         model = build_model(
-            cfg.model.layers, data.num_features, data.num_outputs, rng=np.random.default_rng(cfg.seed), dtype=dtype
+            cfg.model.layers, data.num_features, data.num_outputs,
+            rng=np.random.default_rng([cfg.seed, INIT_STREAM]), dtype=dtype,
         )
         loss = build_loss(cfg.loss, data.task)
     except ConfigError as e:
-        raise ConfigError(f"{cfg.source}: {e}") from None
+        message = str(e)
+        raise ConfigError(message if message.startswith(cfg.source) else f"{cfg.source}: {message}") from None
+    except MemoryError as e:
+        raise ConfigError(f"{cfg.source}: not enough memory for this data and model ({e})") from None
     return data, model, loss, build_optimizer(cfg.optimizer, model)
 
 
 def evaluate(model, loss_fn, split, task, batch_size=5000):
     """Loss (mean over the split) and the task's metrics; classification also returns `confusion`."""
     outputs = model.predict(split.x, batch_size)
-    total = 0.0
-    for i in range(0, len(split), batch_size):
-        out, target = outputs[i : i + batch_size], split.y[i : i + batch_size]
-        total += loss_fn.forward(out, target) * len(out)
-    result = {"loss": total / max(len(split), 1)}
+    result = {"loss": loss_fn.forward(outputs, split.y)}
     if task == "classification":
         result["accuracy"] = metrics.accuracy(outputs, split.y)
         result["confusion"] = metrics.confusion_matrix(outputs, split.y, outputs.shape[1])
     else:
         result.update(metrics.regression_metrics(outputs, split.y))
     return result
-
-
-def check_run_dir(path, overwrite):
-    """Refuse a non-empty `path` unless `overwrite`, and then only if it is a layerwise run directory."""
-    path = Path(path)
-    for parent in path.parents:
-        if parent.exists() and not parent.is_dir():
-            raise ConfigError(f"output: {path} cannot be a run directory: {parent} is a file")
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        if not overwrite:
-            raise ConfigError(
-                f"run directory {path} already exists and is not empty; pass --overwrite to replace it, "
-                f"-s output=<dir> to train elsewhere, or --resume {path} to continue it"
-            )
-        if not (path / "config.yaml").is_file():
-            raise ConfigError(f"{path} is not a layerwise run directory (no config.yaml); refusing to delete it")
-
-
-def create_run_dir(path, populate):
-    """Create run directory `path` atomically: populate(staging) fills a hidden sibling directory,
-    which is then renamed to `path`. A kill at any moment leaves no run directory or a resumable one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a start that was killed
-        shutil.rmtree(stale, ignore_errors=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    try:
-        staging.chmod(0o755)
-        populate(staging)
-        if path.is_dir():
-            shutil.rmtree(path)  # empty, or a run being overwritten (checked by check_run_dir)
-        os.replace(staging, path)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return path
-
-
-class TrainingDiverged(LayerwiseError):
-    """The loss or the weights became NaN or infinite."""
-
-    exit_code = 3
-
-
-class TrainingInterrupted(LayerwiseError):
-    """Ctrl-C: the run stopped after a step and saved `last`."""
-
-    exit_code = 130
 
 
 @dataclass
@@ -118,27 +74,44 @@ class RunState:
     history: list = field(default_factory=list)  # metrics.csv rows
     best: dict = None  # {"epoch", "metric", "value"} of the best epoch so far
 
-    def meta(self):
-        return {k: getattr(self, k) for k in ("epoch", "step", "epoch_rng", "loss_sum", "seen", "history", "best")}
+    @classmethod
+    def from_meta(cls, meta, path):
+        """The state a checkpoint stored; anything malformed is a CheckpointError, not a crash later."""
+        valid = (
+            isinstance(meta, dict)
+            and set(meta) == {f.name for f in fields(cls)}
+            and all(isinstance(meta[k], int) and meta[k] >= 0 for k in ("epoch", "step", "seen"))
+            and isinstance(meta["loss_sum"], (int, float))
+            and isinstance(meta["history"], list)
+            and (meta["best"] is None or isinstance(meta["best"], dict))
+        )
+        if valid:
+            try:
+                np.random.default_rng().bit_generator.state = meta["epoch_rng"]
+            except (TypeError, ValueError, KeyError):
+                valid = False
+        if not valid:
+            raise CheckpointError(f"{path}: not a layerwise training checkpoint (its run state is malformed)")
+        return cls(**meta)
 
 
 def fit(cfg: Config, *, overwrite=False, echo=print):
     """Train `cfg` into its run directory: config.yaml, metrics.csv, last.npz and best.npz.
 
-    Everything that can fail on bad input (data, model shapes, loss) is built before the run directory
-    is touched, so a failed start writes nothing. Returns a dict with the history and test metrics.
+    Everything that can fail on bad input (data, model shapes, loss, the run directory) is checked
+    before anything is written, so a failed start writes nothing. Returns the history and test metrics.
     """
-    check_run_dir(cfg.output, overwrite)
     data, model, loss_fn, optimizer = build(cfg, echo)
-    state = RunState(epoch_rng=np.random.default_rng(cfg.seed + 1).bit_generator.state)
+    check_run_dir(cfg.output, overwrite)
+    state = RunState(epoch_rng=np.random.default_rng([cfg.seed, SHUFFLE_STREAM]).bit_generator.state)
 
     def populate(directory):
-        atomic_write_text(directory / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-        save_run_checkpoint(directory / "last.npz", cfg, model, optimizer, state)  # resumable from the start
+        atomic_write_text(directory / "config.yaml", _yaml(cfg))
+        save_run_checkpoint(directory / "last.npz", cfg, model, optimizer, asdict(state))  # resumable at once
 
     run_dir = create_run_dir(cfg.output, populate)
     echo(
-        f"training {cfg.name}: {model.num_parameters():,} parameters; "
+        f"training {cfg.name} into {run_dir}: {model.num_parameters():,} parameters; "
         f"{len(data.train):,} train / {len(data.val):,} val / {len(data.test):,} test examples"
     )
     return _run(cfg, run_dir, data, model, loss_fn, optimizer, state, echo)
@@ -146,32 +119,43 @@ def fit(cfg: Config, *, overwrite=False, echo=print):
 
 def resume(run_dir, overrides=(), echo=print):
     """Continue the run in `run_dir` from its last.npz, exactly where it stopped."""
+    for item in overrides:
+        if item.partition("=")[0] not in RESUME_OVERRIDES:
+            raise ConfigError(
+                f"override {item!r}: a resumed run can only change {', '.join(RESUME_OVERRIDES)}; "
+                f"anything else would change it halfway (start a new run instead)"
+            )
     run_dir = Path(run_dir)
     path = run_dir / "last.npz"
-    arrays, meta = load_checkpoint(path)
-    _check_format(path, meta)
+    if not path.is_file():
+        raise CheckpointError(f"{run_dir} holds no last.npz: is it a layerwise run directory?")
+    arrays, meta = load_run_checkpoint(path)
     raw = apply_overrides(meta["config"], overrides, str(path))
     raw["output"] = str(run_dir)  # keep writing where the checkpoint is, even if the run was moved
     cfg = config_from_dict(raw, str(path))
-    data, model, loss_fn, optimizer = build(cfg, echo)
-    _load_weights(model, arrays, path, cfg)
-    try:
-        optimizer.load_state_dict(_with_prefix(arrays, "optim/"))
-    except CheckpointError as e:
-        raise CheckpointError(f"{path}: {e}") from None
-    state = RunState(**meta["state"])
+    state = RunState.from_meta(meta["state"], path)
     if state.epoch >= cfg.train.epochs:
         raise ConfigError(
             f"{run_dir} already finished {state.epoch} epochs; raise train.epochs with -s train.epochs=N to go on"
         )
-    echo(f"resuming {cfg.name} at epoch {state.epoch + 1}, step {state.step + 1}")
+    data, model, loss_fn, optimizer = build(cfg, echo)
+    _load_weights(model, arrays, path, cfg)
+    try:
+        optimizer.load_state_dict(with_prefix(arrays, "optim/"))
+    except CheckpointError as e:
+        raise CheckpointError(f"{path}: {e}") from None
+    atomic_write_text(run_dir / "config.yaml", _yaml(cfg))  # the overrides are part of the run now
+    echo(f"resuming {cfg.name} in {run_dir} at epoch {state.epoch + 1}, step {state.step + 1}")
+    old_epochs = meta["config"].get("train", {}).get("epochs")
+    if cfg.optimizer.schedule == "cosine" and old_epochs != cfg.train.epochs:
+        echo(f"note: train.epochs changed from {old_epochs} to {cfg.train.epochs}: the cosine learning-rate "
+             f"schedule now spans {cfg.train.epochs} epochs")
     return _run(cfg, run_dir, data, model, loss_fn, optimizer, state, echo)
 
 
 def _run(cfg, run_dir, data, model, loss_fn, optimizer, state, echo):
     started = time.perf_counter()
-    monitor, higher_is_better = metrics.MONITOR[data.task]
-    rng = np.random.default_rng()
+    rng = np.random.default_rng()  # its state is set from `state` at every epoch start
     batches = Batches(data.train, cfg.train.batch_size, rng)
     epochs = cfg.train.epochs
     with _StopOnSigint() as sigint:
@@ -179,41 +163,22 @@ def _run(cfg, run_dir, data, model, loss_fn, optimizer, state, echo):
             epoch_start = time.perf_counter()
             optimizer.lr = learning_rate(cfg.optimizer.schedule, cfg.optimizer.lr, state.epoch, epochs)
             rng.bit_generator.state = state.epoch_rng
-            finished = _train_epoch(model, loss_fn, optimizer, batches, state, epochs, sigint)
-            if not finished:
-                save_run_checkpoint(run_dir / "last.npz", cfg, model, optimizer, state)
+            if not _train_epoch(model, loss_fn, optimizer, batches, state, epochs, sigint, run_dir):
+                save_run_checkpoint(run_dir / "last.npz", cfg, model, optimizer, asdict(state))
                 raise TrainingInterrupted(
                     f"interrupted at epoch {state.epoch + 1}, step {state.step}; saved {run_dir / 'last.npz'}. "
                     f"Resume with: layerwise train --resume {run_dir}"
                 )
             if not all(np.isfinite(p).all() for _, p, _ in model.named_parameters()):
                 raise TrainingDiverged(
-                    f"the weights became NaN or infinite during epoch {state.epoch + 1}; try a smaller optimizer.lr "
-                    f"(last.npz and best.npz keep the last good weights)"
+                    f"the weights became NaN or infinite during epoch {state.epoch + 1}; try a smaller "
+                    f"optimizer.lr ({_kept(run_dir)})"
                 )
-            val = evaluate(model, loss_fn, data.val, data.task, cfg.train.eval_batch_size)
-            row = {
-                "epoch": state.epoch + 1,
-                "lr": optimizer.lr,
-                "train_loss": state.loss_sum / state.seen,
-                **{f"val_{k}": v for k, v in val.items() if k != "confusion"},
-                "seconds": time.perf_counter() - epoch_start,
-            }
-            state.history.append(row)
-            value = val[monitor]
-            improved = state.best is None or (value > state.best["value"] if higher_is_better else value < state.best["value"])
-            if improved:
-                state.best = {"epoch": state.epoch + 1, "metric": monitor, "value": value}
-            state.epoch, state.step, state.loss_sum, state.seen = state.epoch + 1, 0, 0.0, 0
             state.epoch_rng = rng.bit_generator.state
-            if improved:
-                save_run_checkpoint(run_dir / "best.npz", cfg, model, optimizer, state)
-            save_run_checkpoint(run_dir / "last.npz", cfg, model, optimizer, state)
-            _write_metrics(run_dir / "metrics.csv", state.history)
-            echo(_epoch_line(row, epochs) + ("  (best)" if improved else ""))
+            _end_epoch(cfg, run_dir, data, model, loss_fn, optimizer, state, epoch_start, echo)
 
-    best_arrays, _ = load_checkpoint(run_dir / "best.npz")
-    model.load_state_dict(_with_prefix(best_arrays, "model/"))
+    best_arrays, _ = load_run_checkpoint(run_dir / "best.npz")
+    model.load_state_dict(with_prefix(best_arrays, "model/"))
     test = evaluate(model, loss_fn, data.test, data.task, cfg.train.eval_batch_size)
     best = state.best
     echo(
@@ -222,6 +187,31 @@ def _run(cfg, run_dir, data, model, loss_fn, optimizer, state, echo):
     )
     echo(f"saved best.npz, last.npz, metrics.csv and config.yaml in {run_dir}")
     return {"run_dir": run_dir, "history": state.history, "test": test, "best": best}
+
+
+def _end_epoch(cfg, run_dir, data, model, loss_fn, optimizer, state, epoch_start, echo):
+    """Validate, record the epoch, save `best` if it improved and `last` always, print its line."""
+    monitor, higher_is_better = metrics.MONITOR[data.task]
+    val = evaluate(model, loss_fn, data.val, data.task, cfg.train.eval_batch_size)
+    row = {
+        "epoch": state.epoch + 1,
+        "lr": optimizer.lr,
+        "train_loss": state.loss_sum / state.seen,
+        **{f"val_{k}": v for k, v in val.items() if k != "confusion"},
+        "seconds": time.perf_counter() - epoch_start,
+    }
+    state.history.append(row)
+    best = state.best
+    # A tie goes to the later epoch: as good on validation, and trained longer.
+    improved = best is None or (val[monitor] >= best["value"] if higher_is_better else val[monitor] <= best["value"])
+    if improved:
+        state.best = {"epoch": state.epoch + 1, "metric": monitor, "value": val[monitor]}
+    state.epoch, state.step, state.loss_sum, state.seen = state.epoch + 1, 0, 0.0, 0
+    if improved:
+        save_run_checkpoint(run_dir / "best.npz", cfg, model, optimizer, asdict(state))
+    save_run_checkpoint(run_dir / "last.npz", cfg, model, optimizer, asdict(state))
+    _write_metrics(run_dir / "metrics.csv", state.history)
+    echo(_epoch_line(row, cfg.train.epochs) + ("  (best)" if improved else ""))
 
 
 def train_step(model, loss_fn, optimizer, x, y):
@@ -234,7 +224,7 @@ def train_step(model, loss_fn, optimizer, x, y):
     return loss
 
 
-def _train_epoch(model, loss_fn, optimizer, batches, state, epochs, sigint):
+def _train_epoch(model, loss_fn, optimizer, batches, state, epochs, sigint, run_dir):
     """Steps through the rest of `state.epoch`, updating `state`; False if Ctrl-C stopped it early."""
     bar = tqdm(
         batches.epoch(skip=state.step), desc=f"epoch {state.epoch + 1}/{epochs}", total=len(batches),
@@ -247,7 +237,7 @@ def _train_epoch(model, loss_fn, optimizer, batches, state, epochs, sigint):
             if not math.isfinite(loss):
                 raise TrainingDiverged(
                     f"loss became {loss} at epoch {state.epoch + 1}, step {state.step + 1}; try a smaller "
-                    f"optimizer.lr (last.npz and best.npz keep the last good weights)"
+                    f"optimizer.lr ({_kept(run_dir)})"
                 )
             state.step += 1
             state.loss_sum += loss * len(x)
@@ -257,6 +247,12 @@ def _train_epoch(model, loss_fn, optimizer, batches, state, epochs, sigint):
             if sigint.requested:
                 return False
     return True
+
+
+def _kept(run_dir):
+    if (run_dir / "best.npz").is_file():
+        return "last.npz and best.npz keep the last good weights"
+    return "last.npz keeps the weights from before the run went wrong"
 
 
 class _StopOnSigint:
@@ -280,50 +276,15 @@ class _StopOnSigint:
             signal.signal(signal.SIGINT, self._previous)
 
 
-# --- checkpoints -------------------------------------------------------------------------------
-
-CHECKPOINT_FORMAT = "layerwise-checkpoint"
-
-
-def save_run_checkpoint(path, cfg, model, optimizer, state):
-    """Weights, optimizer state, the run state (epoch, step, RNG) and the resolved config, atomically."""
-    arrays = {f"model/{k}": v for k, v in model.state_dict().items()}
-    arrays.update({f"optim/{k}": v for k, v in optimizer.state_dict().items()})
-    meta = {
-        "format": CHECKPOINT_FORMAT,
-        "version": 1,
-        "model": model.config(),
-        "config": cfg.to_dict(),
-        "state": state.meta(),
-    }
-    save_checkpoint(path, arrays, meta)
-
-
-def _with_prefix(arrays, prefix):
-    return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
-
-
-def _check_format(path, meta):
-    """The metadata must be what save_run_checkpoint writes, so a forged file fails here, clearly."""
-    state = meta.get("state") if isinstance(meta, dict) else None
-    if (
-        not isinstance(meta, dict)
-        or meta.get("format") != CHECKPOINT_FORMAT
-        or not isinstance(meta.get("config"), dict)
-        or not isinstance(state, dict)
-        or set(state) != {f.name for f in fields(RunState)}
-        or not isinstance(state["epoch"], int)
-        or not isinstance(state["step"], int)
-        or not isinstance(state["epoch_rng"], dict)
-    ):
-        raise CheckpointError(f"{path}: not a layerwise training checkpoint (its metadata is missing or malformed)")
-
-
 def _load_weights(model, arrays, path, cfg):
     try:
-        model.load_state_dict(_with_prefix(arrays, "model/"))
+        model.load_state_dict(with_prefix(arrays, "model/"))
     except CheckpointError as e:
         raise CheckpointError(f"{path} does not match the model in {cfg.source}: {e}") from None
+
+
+def _yaml(cfg):
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
 
 
 def _write_metrics(path, history):
@@ -366,7 +327,9 @@ def resolve_checkpoint(target, which="best"):
     if target.is_dir():
         path = target / f"{which}.npz"
         if not path.is_file():
-            raise CheckpointError(f"{target} holds no {which}.npz: is it a layerwise run directory?")
+            hint = " (no epoch finished yet: try --checkpoint last)" if (target / "last.npz").is_file() else \
+                ": is it a layerwise run directory?"
+            raise CheckpointError(f"{target} holds no {which}.npz{hint}")
         return path
     if not target.exists():
         raise CheckpointError(f"no run directory or checkpoint at {target}")
@@ -374,33 +337,29 @@ def resolve_checkpoint(target, which="best"):
 
 
 def load_run(target, which="best", overrides=()):
-    """Rebuild (cfg, data, model, loss) from a run directory or checkpoint; overrides apply to its config.
+    """Rebuild (cfg, data, model, loss, run state) from a run directory or checkpoint; overrides apply to
+    its config.
 
     A run directory's config.yaml is used when present (so a user's edits to it are honoured and
     checked against the weights); a bare checkpoint brings its own config.
     """
     path = resolve_checkpoint(target, which)
-    arrays, meta = load_checkpoint(path)
-    _check_format(path, meta)
+    arrays, meta = load_run_checkpoint(path)
+    state = RunState.from_meta(meta["state"], path)
     config_file = path.parent / "config.yaml"
     if config_file.is_file():
         cfg = load_config(config_file, overrides)
     else:
         cfg = config_from_dict(apply_overrides(meta["config"], overrides, str(path)), str(path))
-    data = load_dataset(cfg.data, seed=cfg.seed, source=cfg.source)
-    try:
-        model = build_model(cfg.model.layers, data.num_features, data.num_outputs)
-        loss = build_loss(cfg.loss, data.task)
-    except ConfigError as e:
-        raise ConfigError(f"{cfg.source}: {e}") from None
+    data, model, loss, _ = build(cfg)
     _load_weights(model, arrays, path, cfg)
-    return cfg, data, model, loss, meta
+    return cfg, data, model, loss, state
 
 
 def evaluate_run(target, split="test", which="best", overrides=(), echo=print):
-    cfg, data, model, loss, meta = load_run(target, which, overrides)
+    cfg, data, model, loss, state = load_run(target, which, overrides)
     result = evaluate(model, loss, data.split(split), data.task, cfg.train.eval_batch_size)
-    echo(f"{cfg.name}, weights after epoch {meta['state']['epoch']}: {split} split, {len(data.split(split)):,} examples")
+    echo(f"{cfg.name}, weights after epoch {state.epoch}: {split} split, {len(data.split(split)):,} examples")
     echo(f"{split} {_format_metrics(result)}")
     if "confusion" in result:
         echo(format_confusion(result["confusion"]))

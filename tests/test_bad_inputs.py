@@ -445,7 +445,7 @@ CASES = [
          "does not match", "config.yaml", "0.W"),
     # resume
     case("resume-without-last", run("train", "--resume", "run", edit=remove("last.npz")), 1,
-         "last.npz", "not found"),
+         "no last.npz", "layerwise run directory"),
     case("resume-finished-run", run("train", "--resume", "run"), 2,
          "already finished 2 epochs", "train.epochs"),
     case("resume-npz-without-metadata",
@@ -464,6 +464,48 @@ CASES = [
     case("eval-missing-path", lambda env: ["eval", "no-such-run"], 2, "no-such-run", "does not exist", usage=True),
     case("gradcheck-samples-not-integer", config(None, "--samples", "abc", command="gradcheck"), 2,
          "--samples", "'abc' is not a valid integer", usage=True),
+]
+
+
+def foreign_dir_with_config_yaml(env):
+    """A non-empty directory that happens to hold a config.yaml: --overwrite must not delete it."""
+    (env.tmp / "proj").mkdir()
+    (env.tmp / "proj" / "config.yaml").write_text("foo: 1\n")
+    (env.tmp / "proj" / "thesis.tex").write_text("years of work\n")
+    write_config(env, REGRESSION)
+    return ["train", "exp.yaml", "-s", "output=proj", "--overwrite"]
+
+
+def run_in_cwd(env):
+    """The trained run is the working directory's parent... here: the working directory itself."""
+    shutil.copytree(env.trained, env.tmp / "run")
+    (env.tmp / "run" / "exp.yaml").write_text(yaml.safe_dump(REGRESSION))
+    env.monkeypatch.chdir(env.tmp / "run")
+    return ["train", "exp.yaml", "-s", "output=.", "--overwrite"]
+
+
+CASES_MORE = [
+    case("yaml-duplicate-key", config(text="optimizer: {lr: 0.1}\noptimizer: {lr: 0.2}\n"), 2,
+         "exp.yaml", "'optimizer' appears twice"),
+    case("huge-integer-lr", config(None, "-s", "optimizer.lr=" + "1" * 400), 2, "optimizer.lr", "finite number"),
+    case("momentum-one", config({"optimizer.momentum": 1.0}), 2, "optimizer.momentum", "below 1"),
+    case("nesterov-without-momentum", config({"optimizer.nesterov": True, "optimizer.momentum": 0.0}), 2,
+         "optimizer.nesterov", "momentum > 0"),
+    case("bounds-without-uniform-inputs", config({"data.low": [0, 0, 0]}), 2, "data.low", "uniform"),
+    case("source-is-not-a-key", config({"source": "x"}), 2, "source", "unknown key"),
+    case("data-overflows-float32", config({"data.bias": 1e300}), 2, "data", "float32"),
+    case("output-unwritable", config(None, "-s", "output=/proc/layerwise-run"), 2, "output", "cannot create"),
+    case("overwrite-refuses-a-foreign-directory", foreign_dir_with_config_yaml, 2,
+         "proj", "not a layerwise run directory"),
+    case("overwrite-refuses-the-working-directory", run_in_cwd, 2, "working directory"),
+    case("resume-refuses-a-changing-override",
+         run("train", "--resume", "run", "-s", "optimizer.lr=0.5"), 2, "optimizer.lr=0.5", "resumed run can only change"),
+    case("resume-with-overwrite", run("train", "--resume", "run", "--overwrite"), 2,
+         "--overwrite", "--resume", usage=True),
+    case("eval-checkpoint-option-on-a-file", run("eval", "run/best.npz", "--checkpoint", "last"), 2,
+         "--checkpoint", usage=True),
+    case("eval-best-missing-suggests-last", run("eval", "run", edit=remove("best.npz")), 1,
+         "no best.npz", "--checkpoint last"),
 ]
 
 
@@ -525,7 +567,7 @@ def snapshot(root):
     return files
 
 
-@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("case", CASES + CASES_MORE)
 def test_bad_input(case, tmp_path, monkeypatch, trained_run, not_found_url):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "env" / "data").mkdir(parents=True)

@@ -32,7 +32,7 @@ def test_empty_file_gets_defaults(tmp_path):
     cfg = load_config(write(tmp_path, "", name="my-run.yaml"))
     assert cfg.name == "my-run"  # from the file stem
     assert cfg.output.replace("\\", "/") == "runs/my-run"
-    assert isinstance(cfg.data, MnistData) and cfg.task == "classification"
+    assert isinstance(cfg.data, MnistData)
     assert cfg.loss == "softmax_cross_entropy"
     assert cfg.optimizer.type == "sgd" and cfg.optimizer.lr == 0.01 and cfg.optimizer.nesterov is False
     assert cfg.train.epochs == 10 and cfg.train.batch_size == 128
@@ -53,7 +53,7 @@ def test_explicit_name_sets_default_output_and_partial_sections_keep_defaults(tm
 
 def test_regression_dataset_selects_its_own_section(tmp_path):
     cfg = load_config(write(tmp_path, "data: {dataset: regression, weights: [1, 2]}\nloss: mse\n"))
-    assert isinstance(cfg.data, RegressionData) and cfg.task == "regression"
+    assert isinstance(cfg.data, RegressionData)
     assert cfg.data.weights == [1.0, 2.0] and cfg.data.n_samples == 2000
 
 
@@ -150,7 +150,7 @@ model:
 
 
 def test_overrides_are_typed_by_yaml(tmp_path):
-    cfg = load_config(write(tmp_path, LAYERS), ["optimizer.lr=0.5", "train.epochs=3", "optimizer.nesterov=true"])
+    cfg = load_config(write(tmp_path, LAYERS), ["optimizer.lr=0.5", "train.epochs=3", "optimizer.nesterov=true", "optimizer.momentum=0.9"])
     assert cfg.optimizer.lr == 0.5 and isinstance(cfg.optimizer.lr, float)
     assert cfg.train.epochs == 3 and isinstance(cfg.train.epochs, int)
     assert cfg.optimizer.nesterov is True

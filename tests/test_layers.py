@@ -111,7 +111,7 @@ def test_init_scales(init, expected_std):
 
 
 def test_unknown_init_is_a_config_error():
-    with pytest.raises(ConfigError, match="init must be one of he, xavier, uniform"):
+    with pytest.raises(ConfigError, match="init: unknown init 'zeros'; valid: he, xavier, uniform"):
         Linear(2, 2, init="zeros")
 
 

@@ -14,10 +14,10 @@ import pytest
 from click.testing import CliRunner
 
 from layerwise import layers, losses
-from layerwise.checkpoint import load_checkpoint
+from layerwise.checkpoint import load_checkpoint, save_checkpoint
 from layerwise.cli import main
 from layerwise.config import load_config
-from layerwise.errors import CheckpointError
+from layerwise.errors import CheckpointError, ConfigError
 from layerwise.training import TrainingDiverged, TrainingInterrupted, fit, resume
 
 MLP = """
@@ -108,7 +108,7 @@ def test_ctrl_c_through_the_cli_exits_130_and_prints_the_resume_command(tmp_path
     monkeypatch.undo()
     result = CliRunner().invoke(main, ["train", "--resume", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
-    assert "resuming mlp at epoch 1, step 6" in result.output
+    assert f"resuming mlp in {tmp_path / 'run'} at epoch 1, step 6" in result.output
 
 
 def test_kill_9_at_random_moments_always_leaves_a_resumable_run(tmp_path):
@@ -194,11 +194,31 @@ def test_eval_chooses_best_or_last(tmp_path):
     assert f"weights after epoch {best_epoch}" in best.output
 
 
-def test_resume_refuses_a_different_architecture(tmp_path):
+def test_resume_refuses_overrides_that_would_change_the_run(tmp_path):
     config = write_config(tmp_path, epochs=1)
     fit(load_config(config, [f"output={tmp_path / 'run'}"]), echo=quiet)
-    with pytest.raises(CheckpointError, match="does not match the model"):
+    with pytest.raises(ConfigError, match="a resumed run can only change train.epochs"):
         resume(tmp_path / "run", overrides=["model.layers.0.out_features=8", "train.epochs=2"], echo=quiet)
+
+
+def test_resume_with_more_epochs_rewrites_config_yaml(tmp_path):
+    config = write_config(tmp_path, epochs=1)
+    fit(load_config(config, [f"output={tmp_path / 'run'}"]), echo=quiet)
+    lines = []
+    resume(tmp_path / "run", overrides=["train.epochs=2"], echo=lines.append)
+    assert load_config(tmp_path / "run" / "config.yaml").train.epochs == 2
+    assert any("cosine learning-rate schedule now spans 2 epochs" in line for line in lines)
+    assert load_checkpoint(tmp_path / "run" / "last.npz")[1]["state"]["epoch"] == 2
+
+
+def test_resume_refuses_weights_that_do_not_match_the_stored_config(tmp_path):
+    config = write_config(tmp_path, epochs=1)
+    fit(load_config(config, [f"output={tmp_path / 'run'}"]), echo=quiet)
+    fit(load_config(config, [f"output={tmp_path / 'narrow'}", "model.layers.0.out_features=8"]), echo=quiet)
+    _, meta = load_checkpoint(tmp_path / "run" / "last.npz")
+    save_checkpoint(tmp_path / "run" / "last.npz", arrays(tmp_path / "narrow" / "last.npz"), meta)
+    with pytest.raises(CheckpointError, match="does not match the model"):
+        resume(tmp_path / "run", overrides=["train.epochs=2"], echo=quiet)
 
 
 # --- gradcheck ---------------------------------------------------------------------------------
@@ -259,3 +279,26 @@ def test_gradcheck_fails_a_planted_linear_bias_bug(tmp_path, monkeypatch):
     monkeypatch.setattr(layers.Linear, "backward", backward)
     table = rows(gradcheck(tmp_path).output)
     assert {k for k, v in table.items() if v == "FAIL"} == {"0", "2", "4", "6"}
+
+
+def test_run_files_get_the_usual_modes_and_tilde_expands(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    config = write_config(tmp_path, epochs=1)
+    old = os.umask(0o022)
+    try:
+        fit(load_config(config, ["output=~/runs/mlp"]), echo=quiet)
+    finally:
+        os.umask(old)
+    run_dir = tmp_path / "home" / "runs" / "mlp"
+    assert sorted(p.name for p in run_dir.iterdir()) == ["best.npz", "config.yaml", "last.npz", "metrics.csv"]
+    assert (run_dir.stat().st_mode & 0o777) == 0o755
+    for path in run_dir.iterdir():
+        assert (path.stat().st_mode & 0o777) == 0o644, path.name
+
+
+def test_divergence_in_the_first_epoch_does_not_promise_a_best_checkpoint(tmp_path):
+    config = write_config(tmp_path)
+    with pytest.raises(TrainingDiverged) as info:
+        fit(load_config(config, ["optimizer.lr=1e6", f"output={tmp_path / 'run'}"]), echo=quiet)
+    assert "last.npz keeps the weights from before" in str(info.value)
+    assert not (tmp_path / "run" / "best.npz").exists()

@@ -36,7 +36,7 @@ def load_dataset(data_cfg, seed=0, source="<config>", echo=print):
     """Build the dataset a config's `data` section describes."""
     if data_cfg.dataset == "mnist":
         return _mnist(data_cfg, source, echo)
-    return _regression(data_cfg, seed)
+    return _regression(data_cfg, seed, source)
 
 
 def _mnist(cfg, source, echo):
@@ -76,7 +76,7 @@ def _pixels(images, cfg):
     return x
 
 
-def _regression(cfg, seed):
+def _regression(cfg, seed, source):
     """y = X @ w + b + noise, with X ~ N(0, 1) or U(low, high) per feature; seeded by the run's seed."""
     rng = np.random.default_rng(seed)
     w = np.asarray(cfg.weights, dtype=np.float64)
@@ -85,8 +85,11 @@ def _regression(cfg, seed):
         x = rng.uniform(cfg.low, cfg.high, size=(n, d))
     else:
         x = rng.standard_normal((n, d))
-    y = x @ w + cfg.bias + rng.normal(0.0, cfg.noise_std, size=n)
-    x, y = x.astype(np.float32), y.astype(np.float32).reshape(n, 1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        y = x @ w + cfg.bias + rng.normal(0.0, cfg.noise_std, size=n)
+        x, y = x.astype(np.float32), y.astype(np.float32).reshape(n, 1)
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise ConfigError(f"{source}: data: these bounds, weights, bias or noise_std give values beyond float32's range")
     n_train = n - cfg.val_size - cfg.test_size
     n_val = cfg.val_size
     if cfg.standardize:
