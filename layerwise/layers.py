@@ -155,7 +155,7 @@ class ReLU(Layer):
 class Sigmoid(Layer):
     """y = 1 / (1 + exp(-x))
 
-    Shape: any -> same. Computed as exp(-logaddexp(0, -x)), which never overflows.
+    Shape: any -> same. Computed as (1 + tanh(x / 2)) / 2, the same function, which never overflows.
     """
 
     name = "sigmoid"
@@ -163,16 +163,25 @@ class Sigmoid(Layer):
     def __init__(self):
         super().__init__()
         self._y = None
+        self._dx = None
 
     def forward(self, x):
-        self._y = np.exp(-np.logaddexp(0, -x))
-        return self._y
+        y = self._y = _buffer(self._y, x.shape, x.dtype)
+        np.multiply(x, 0.5, out=y)
+        np.tanh(y, out=y)
+        y += 1
+        y *= 0.5
+        return y
 
     def backward(self, dout, input_grad=True):
         if not input_grad:
             return None
-        y = self._y
-        return dout * y * (1 - y)  # dx = dout * y * (1 - y)
+        y, dx = self._y, _buffer(self._dx, dout.shape, dout.dtype)
+        self._dx = dx
+        np.subtract(1, y, out=dx)
+        dx *= y
+        dx *= dout  # dx = dout * y * (1 - y)
+        return dx
 
 
 class Tanh(Layer):
@@ -186,15 +195,22 @@ class Tanh(Layer):
     def __init__(self):
         super().__init__()
         self._y = None
+        self._dx = None
 
     def forward(self, x):
-        self._y = np.tanh(x)
+        self._y = _buffer(self._y, x.shape, x.dtype)
+        np.tanh(x, out=self._y)
         return self._y
 
     def backward(self, dout, input_grad=True):
         if not input_grad:
             return None
-        return dout * (1 - self._y**2)  # dx = dout * (1 - y**2)
+        y, dx = self._y, _buffer(self._dx, dout.shape, dout.dtype)
+        self._dx = dx
+        np.multiply(y, y, out=dx)
+        np.subtract(1, dx, out=dx)
+        dx *= dout  # dx = dout * (1 - y**2)
+        return dx
 
 
 LAYERS = {cls.name: cls for cls in (Linear, ReLU, Sigmoid, Tanh)}
