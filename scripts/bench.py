@@ -9,6 +9,7 @@ weight decay), trained on MNIST's first 55,000 training images (val_size 5000, a
              optim.SGD, data.datasets.Batches) and training.train_step, the step `layerwise train`
              runs: forward, loss, backward(input_grad=False), optimizer step
   pytorch    the same model, initial weights, optimizer, thread count and data order (if installed)
+  numpy-mlp  scripts/numpy_baseline.py: a minimal hand-written NumPy loop of the same model, for scale
 Each is measured --repeats times in alternating order and the median reported; then the test
 accuracy both reach after --epochs epochs, a scaling table (batch size, width), and two commands run
 as subprocesses: `layerwise train configs/mnist.yaml` (wall time, peak RSS) and `layerwise --help`.
@@ -168,6 +169,17 @@ def child_layerwise(spec):
     return {"times": times, "train_loss": losses, "accuracy": acc, "order_ok": order_ok, "pools": blas_pools()}
 
 
+def child_numpy(spec):
+    """The minimal hand-written NumPy MLP of scripts/numpy_baseline.py, for scale."""
+    import numpy as np
+    from numpy_baseline import train
+
+    data, split = load_data(spec)
+    times, predict = train(split.x, split.y, spec["epochs"])
+    acc = float(np.mean(predict(data.test.x).argmax(1) == data.test.y))
+    return {"times": times, "accuracy": acc}
+
+
 def child_torch(spec):
     import numpy as np
     import torch
@@ -220,7 +232,8 @@ def child_run(spec):
     return {"rc": p.returncode, "wall": wall, "rss_mb": rss_kb / 1024, "tail": (p.stdout + p.stderr).strip().splitlines()[-2:]}
 
 
-CHILDREN = {"info": child_info, "floor": child_floor, "layerwise": child_layerwise, "torch": child_torch, "run": child_run}
+CHILDREN = {"info": child_info, "floor": child_floor, "layerwise": child_layerwise, "numpy": child_numpy,
+            "torch": child_torch, "run": child_run}
 
 
 # --- parent side ------------------------------------------------------------------------------------
@@ -275,7 +288,7 @@ def describe_pools(pools):
 def bench_main(args, has_torch, threads, n_train, out):
     """Floor, layerwise and pytorch in alternating order, then the accuracy both reach."""
     base = dict(hidden=512, batch=128, epochs=args.epochs)
-    runs = {"mm8": [], "mm6": [], "layerwise": [], "pytorch": []}
+    runs = {"mm8": [], "mm6": [], "layerwise": [], "numpy": [], "pytorch": []}
     last = {}
     for r in range(args.repeats):
         floor = run_child("floor", args, n=n_train, **base)
@@ -283,6 +296,8 @@ def bench_main(args, has_torch, threads, n_train, out):
         runs["mm6"].append(med(floor["times"]["mm6"]))
         last["layerwise"] = run_child("layerwise", args, **base)
         runs["layerwise"].append(med(last["layerwise"]["times"]))
+        last["numpy"] = run_child("numpy", args, **base)
+        runs["numpy"].append(med(last["numpy"]["times"]))
         if has_torch:
             last["pytorch"] = run_child("torch", args, threads=threads, **base)
             runs["pytorch"].append(med(last["pytorch"]["times"]))
@@ -291,7 +306,9 @@ def bench_main(args, has_torch, threads, n_train, out):
     m = {k: med(v) for k, v in runs.items() if v}
     out["seconds_per_epoch"], out["runs"] = m, runs
     out["ratios"] = {"layerwise/floor": m["layerwise"] / m["mm8"], "layerwise/pytorch": m["layerwise"] / m["pytorch"] if has_torch else None}
-    cols = [("mm8", "floor 8-mm"), ("mm6", "floor 6-mm"), ("layerwise", "layerwise"), ("pytorch", "pytorch")]
+    out["ratios"]["numpy/floor"] = m["numpy"] / m["mm8"]
+    cols = [("mm8", "floor 8-mm"), ("mm6", "floor 6-mm"), ("layerwise", "layerwise"), ("numpy", "numpy-mlp"),
+            ("pytorch", "pytorch")]
     print(f"{f'seconds per epoch (median of {args.repeats})':34}" + "".join(f"{h:>12}" for _, h in cols))
     print(f"{'':34}" + "".join(f"{m[k]:>12.3f}" if k in m else f"{'skipped':>12}" for k, _ in cols))
     best = {k: min(v) for k, v in runs.items() if v}
@@ -301,24 +318,26 @@ def bench_main(args, has_torch, threads, n_train, out):
             print(f"  {k:10} runs: " + ", ".join(f"{t:.3f}" for t in runs[k]))
     for label, f in (("median", m), ("fastest", best)):
         print(f"{label:>8}: layerwise / floor = {f['layerwise'] / f['mm8']:.2f}x"
-              + (f"   layerwise / pytorch = {f['layerwise'] / f['pytorch']:.2f}x" if has_torch else ""))
+              + (f"   layerwise / pytorch = {f['layerwise'] / f['pytorch']:.2f}x" if has_torch else "")
+              + f"   numpy-mlp / floor = {f['numpy'] / f['mm8']:.2f}x")
     print("(floor = the 8 matrix products a step needs, 3 forward + 3 weight grads + 2 input grads, so 1.00x = no "
           f"cost beyond BLAS; the 6-mm line drops the input grads; layerwise spends "
           f"{100 * (1 - m['mm8'] / m['layerwise']):.0f}% of its epoch outside those products)")
+    print("(numpy-mlp = scripts/numpy_baseline.py, a minimal hand-written NumPy loop of the same model, for scale)")
     print(f"numpy BLAS in the timed children: {describe_pools(last['layerwise']['pools'])}")
     if not last["layerwise"]["order_ok"]:
         print("WARNING: Batches no longer draws one rng.permutation per epoch: pytorch saw a different data order")
 
     # accuracy from the same init and data order
-    print(f"\ntest accuracy after {args.epochs} epoch(s), same init and data order:")
+    print(f"\ntest accuracy after {args.epochs} epoch(s), same init and data order (numpy-mlp: its own):")
     for name, res in last.items():
-        print(f"  {name:10} {100 * res['accuracy']:.2f}%   train loss per epoch "
-              + ", ".join(f"{x:.4f}" for x in res["train_loss"]))
+        losses = res.get("train_loss")
+        print(f"  {name:10} {100 * res['accuracy']:.2f}%" + ("   train loss per epoch " + ", ".join(f"{x:.4f}" for x in losses) if losses else ""))
     if has_torch:
         gap = 100 * (last["layerwise"]["accuracy"] - last["pytorch"]["accuracy"])
         print(f"  difference {gap:+.2f} points (different BLAS summation orders: expect a few tenths)")
     out["accuracy"] = {k: v["accuracy"] for k, v in last.items()}
-    out["train_loss"] = {k: v["train_loss"] for k, v in last.items()}
+    out["train_loss"] = {k: v["train_loss"] for k, v in last.items() if "train_loss" in v}
 
 
 def bench_scaling(args, has_torch, threads, out):
