@@ -39,7 +39,12 @@ def reports_errors(command):
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="layerwise")
 def main():
-    """Train and evaluate neural networks whose every layer has a hand-derived backward in NumPy."""
+    """Train and evaluate neural networks whose every layer has a hand-derived backward in NumPy.
+
+    \b
+    Exit codes: 0 success; 1 data or checkpoint problem, or gradcheck failed;
+    2 usage or config error; 3 training diverged; 130 interrupted (Ctrl-C).
+    """
 
 
 @main.command()
