@@ -5,6 +5,7 @@ LayerwiseError subclasses for user mistakes.
 
 import csv
 import io
+import json
 import math
 import signal
 import threading
@@ -181,11 +182,14 @@ def _run(cfg, run_dir, data, model, loss_fn, optimizer, state, echo):
     model.load_state_dict(with_prefix(best_arrays, "model/"))
     test = evaluate(model, loss_fn, data.test, data.task, cfg.train.eval_batch_size)
     best = state.best
+    summary = {"checkpoint": "best.npz", "epoch": best["epoch"], f"val_{best['metric']}": best["value"],
+               **{f"test_{k}": v.tolist() if k == "confusion" else v for k, v in test.items()}}
+    atomic_write_text(run_dir / "test.json", json.dumps(summary, indent=1) + "\n")
     echo(
         f"done in {time.perf_counter() - started:.1f}s. best epoch {best['epoch']} "
         f"(val {_format_metrics({best['metric']: best['value']})}): test {_format_metrics(test)}"
     )
-    echo(f"saved best.npz, last.npz, metrics.csv and config.yaml in {run_dir}")
+    echo(f"saved best.npz, last.npz, metrics.csv, test.json and config.yaml in {run_dir}")
     return {"run_dir": run_dir, "history": state.history, "test": test, "best": best}
 
 

@@ -133,7 +133,7 @@ def regression_run(tmp_path_factory):
 
 def test_train_regression_writes_run_dir(regression_run):
     run_dir, result = regression_run
-    assert sorted(p.name for p in run_dir.iterdir()) == ["best.npz", "config.yaml", "last.npz", "metrics.csv"]
+    assert sorted(p.name for p in run_dir.iterdir()) == ["best.npz", "config.yaml", "last.npz", "metrics.csv", "test.json"]
     rows = read_metrics(run_dir)
     assert len(rows) == 8 and [int(r["epoch"]) for r in rows] == list(range(1, 9))
     assert {"epoch", "lr", "train_loss", "val_loss", "val_mse"} <= set(rows[0])
@@ -253,6 +253,12 @@ def test_mnist_eval_prints_accuracy_and_confusion(mnist_run):
     assert counts.sum() == 500
     assert accuracy == pytest.approx(np.trace(counts) / 500, abs=1e-4)
     assert accuracy > 0.5
+    # eval reports exactly what training recorded for the same (best) checkpoint
+    import json
+
+    saved = json.loads((run_dir / "test.json").read_text())
+    assert saved["test_accuracy"] == pytest.approx(accuracy, abs=1e-4)
+    assert np.array_equal(np.array(saved["test_confusion"]), counts)
 
 
 @needs_mnist
@@ -347,7 +353,7 @@ def test_existing_run_dir_needs_overwrite(tmp_path):
     assert_ok(train(config, run_dir))
     assert_error(train(config, run_dir), 2, "already exists", "--overwrite")
     assert_ok(train(config, run_dir, "--overwrite"))
-    assert sorted(p.name for p in run_dir.iterdir()) == ["best.npz", "config.yaml", "last.npz", "metrics.csv"]
+    assert sorted(p.name for p in run_dir.iterdir()) == ["best.npz", "config.yaml", "last.npz", "metrics.csv", "test.json"]
 
 
 def test_empty_existing_run_dir_is_used(tmp_path):

@@ -290,7 +290,7 @@ def test_run_files_get_the_usual_modes_and_tilde_expands(tmp_path, monkeypatch):
     finally:
         os.umask(old)
     run_dir = tmp_path / "home" / "runs" / "mlp"
-    assert sorted(p.name for p in run_dir.iterdir()) == ["best.npz", "config.yaml", "last.npz", "metrics.csv"]
+    assert sorted(p.name for p in run_dir.iterdir()) == ["best.npz", "config.yaml", "last.npz", "metrics.csv", "test.json"]
     assert (run_dir.stat().st_mode & 0o777) == 0o755
     for path in run_dir.iterdir():
         assert (path.stat().st_mode & 0o777) == 0o644, path.name
@@ -302,3 +302,13 @@ def test_divergence_in_the_first_epoch_does_not_promise_a_best_checkpoint(tmp_pa
         fit(load_config(config, ["optimizer.lr=1e6", f"output={tmp_path / 'run'}"]), echo=quiet)
     assert "last.npz keeps the weights from before" in str(info.value)
     assert not (tmp_path / "run" / "best.npz").exists()
+
+
+def test_test_metrics_are_saved_with_the_run(tmp_path):
+    import json
+
+    config = write_config(tmp_path, epochs=2)
+    result = fit(load_config(config, [f"output={tmp_path / 'run'}"]), echo=quiet)
+    saved = json.loads((tmp_path / "run" / "test.json").read_text())
+    assert saved["epoch"] == result["best"]["epoch"] and saved["checkpoint"] == "best.npz"
+    assert saved["test_mse"] == result["test"]["mse"] and saved["test_r2"] == result["test"]["r2"]
