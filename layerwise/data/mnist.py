@@ -15,7 +15,6 @@ import urllib.request
 import zlib
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 from layerwise.data.idx import GZIP_MAGIC, read_idx, read_idx_bytes
