@@ -164,16 +164,18 @@ def _run(cfg, run_dir, data, model, loss_fn, optimizer, state, echo):
             epoch_start = time.perf_counter()
             optimizer.lr = learning_rate(cfg.optimizer.schedule, cfg.optimizer.lr, state.epoch, epochs)
             rng.bit_generator.state = state.epoch_rng
-            if not _train_epoch(model, loss_fn, optimizer, batches, state, epochs, sigint, run_dir):
-                save_run_checkpoint(run_dir / "last.npz", cfg, model, optimizer, asdict(state))
-                raise TrainingInterrupted(
-                    f"interrupted at epoch {state.epoch + 1}, step {state.step}; saved {run_dir / 'last.npz'}. "
-                    f"Resume with: layerwise train --resume {run_dir}"
-                )
+            finished = _train_epoch(model, loss_fn, optimizer, batches, state, epochs, sigint, run_dir)
+            # A non-finite gradient with a finite loss shows up in the weights: never save those.
             if not all(np.isfinite(p).all() for _, p, _ in model.named_parameters()):
                 raise TrainingDiverged(
                     f"the weights became NaN or infinite during epoch {state.epoch + 1}; try a smaller "
                     f"optimizer.lr ({_kept(run_dir)})"
+                )
+            if not finished:
+                save_run_checkpoint(run_dir / "last.npz", cfg, model, optimizer, asdict(state))
+                raise TrainingInterrupted(
+                    f"interrupted at epoch {state.epoch + 1}, step {state.step}; saved {run_dir / 'last.npz'}. "
+                    f"Resume with: layerwise train --resume {run_dir}"
                 )
             state.epoch_rng = rng.bit_generator.state
             _end_epoch(cfg, run_dir, data, model, loss_fn, optimizer, state, epoch_start, echo)

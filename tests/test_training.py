@@ -311,3 +311,26 @@ def test_test_metrics_are_saved_with_the_run(tmp_path):
     saved = json.loads((tmp_path / "run" / "test.json").read_text())
     assert saved["epoch"] == result["best"]["epoch"] and saved["checkpoint"] == "best.npz"
     assert saved["test_mse"] == result["test"]["mse"] and saved["test_r2"] == result["test"]["r2"]
+
+
+def test_a_non_finite_gradient_with_a_finite_loss_is_never_saved(tmp_path, monkeypatch):
+    # The last step before Ctrl-C produces an infinite gradient while its loss was finite: the run
+    # must stop as diverged instead of saving those weights into last.npz.
+    from layerwise.optim import SGD
+
+    real_step = SGD.step
+    count = {"n": 0}
+
+    def step(self):
+        count["n"] += 1
+        if count["n"] == 30:
+            self.params[0][2][0, 0] = np.inf  # the gradient of 0.W
+            os.kill(os.getpid(), signal.SIGINT)
+        real_step(self)
+
+    monkeypatch.setattr(SGD, "step", step)
+    with pytest.raises(TrainingDiverged, match="epoch 2"):
+        fit(load_config(write_config(tmp_path), [f"output={tmp_path / 'run'}"]), echo=quiet)
+    for array in arrays(tmp_path / "run" / "last.npz").values():
+        assert np.all(np.isfinite(array))
+    assert load_checkpoint(tmp_path / "run" / "last.npz")[1]["state"]["epoch"] == 1
