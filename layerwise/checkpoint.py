@@ -23,8 +23,9 @@ def save_checkpoint(path, arrays, meta):
     atomic_write(path, lambda f: np.savez(f, **payload))
 
 
-def load_checkpoint(path):
-    """Return (arrays, meta). Refuses pickled object arrays; every problem is a CheckpointError."""
+def load_checkpoint(path, meta_only=False):
+    """Return (arrays, meta) ({} for arrays with meta_only). Refuses pickled object arrays; every
+    problem is a CheckpointError."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
@@ -32,7 +33,8 @@ def load_checkpoint(path):
         raise CheckpointError(f"{path}: not a layerwise checkpoint (not an .npz archive; corrupt or truncated?)")
     try:
         with np.load(path, allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files}
+            names = [META_KEY] if meta_only and META_KEY in npz.files else npz.files
+            arrays = {name: npz[name] for name in names}
     except ValueError as e:
         if "pickle" in str(e):
             raise CheckpointError(f"{path}: holds a pickled object array; refusing to load it (not a layerwise checkpoint)") from None
@@ -62,9 +64,9 @@ def save_run_checkpoint(path, cfg, model, optimizer, state):
     save_checkpoint(path, arrays, meta)
 
 
-def load_run_checkpoint(path):
+def load_run_checkpoint(path, meta_only=False):
     """(arrays, meta) of a training checkpoint; a file that is not one is a CheckpointError."""
-    arrays, meta = load_checkpoint(path)
+    arrays, meta = load_checkpoint(path, meta_only)
     if (
         not isinstance(meta, dict)
         or meta.get("format") != CHECKPOINT_FORMAT
@@ -79,7 +81,7 @@ def load_run_checkpoint(path):
 
 def is_run_checkpoint(path):
     try:
-        load_run_checkpoint(path)
+        load_run_checkpoint(path, meta_only=True)
     except CheckpointError:
         return False
     return True

@@ -9,8 +9,9 @@ tanh, a near-zero softmax probability): there the finite difference is dominated
 
 import numpy as np
 
-EPS = 1e-6
-FLOOR = 1e-8
+EPS = 1e-6  # finite-difference step
+FLOOR = 1e-8  # denominator floor of the relative error, for arrays whose gradient is all zero
+TOLERANCE = 1e-6  # a gradcheck row passes below this relative error
 
 
 def numerical_gradient(loss, array, indices, eps=EPS):
@@ -51,7 +52,7 @@ def sample_indices(size, samples, rng):
 def check_layer(layer, x, rng, samples=None, eps=EPS):
     """Check one layer's backward on input x with L = sum(forward(x) * R), R random, so dL/dy = R.
 
-    Returns {name: (max abs error, max relative error)} for "x" and each parameter.
+    Returns {name: (max abs error, relative error)} for "x" and each parameter (see `compare`).
     """
     upstream = rng.standard_normal(layer.forward(x).shape)
 
@@ -78,9 +79,6 @@ def check_loss(loss_fn, output, target, rng=None, samples=None, eps=EPS):
     idx = sample_indices(output.size, samples, rng)
     numeric = numerical_gradient(lambda: loss_fn.forward(output, target), output, idx, eps)
     return compare(analytic.reshape(-1)[idx], numeric)
-
-
-TOLERANCE = 1e-6
 
 
 def check_config(cfg, samples=30, batch=8):

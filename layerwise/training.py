@@ -40,12 +40,9 @@ def build(cfg: Config, echo=print, dtype=np.float32):
         data = load_dataset(cfg.data, seed=[cfg.seed, DATA_STREAM], source=cfg.source, echo=echo)
         model = build_model(
             cfg.model.layers, data.num_features, data.num_outputs,
-            rng=np.random.default_rng([cfg.seed, INIT_STREAM]), dtype=dtype,
+            rng=np.random.default_rng([cfg.seed, INIT_STREAM]), dtype=dtype, where=f"{cfg.source}: model.layers",
         )
-        loss = build_loss(cfg.loss, data.task)
-    except ConfigError as e:
-        message = str(e)
-        raise ConfigError(message if message.startswith(cfg.source) else f"{cfg.source}: {message}") from None
+        loss = build_loss(cfg.loss, data.task, where=f"{cfg.source}: loss")
     except MemoryError as e:
         raise ConfigError(f"{cfg.source}: not enough memory for this data and model ({e})") from None
     return data, model, loss, build_optimizer(cfg.optimizer, model)
