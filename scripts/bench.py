@@ -97,64 +97,51 @@ def child_info(spec):
 
 
 def child_floor(spec):
-    """The 8 (and 6) matrix products of every step of one epoch, timed `epochs` times each."""
+    """The 8 (and 6) matrix products of every step of one epoch; then layerwise's SGD.step alone, and
+    the 8 products with SGD.step after each step on the same arrays (the update evicts the weights
+    from the caches the products use, which costs more than the two apart)."""
     import numpy as np
+    from layerwise.optim import SGD
 
     rng = np.random.default_rng(0)
     dims, n, bs = [784, spec["hidden"], spec["hidden"] // 2, 10], spec["n"], spec["batch"]
     sizes = [bs] * (n // bs) + ([n % bs] if n % bs else [])
-    W = [(rng.standard_normal((a, b)) / np.sqrt(a)).astype(np.float32) for a, b in zip(dims, dims[1:])]
-    dW = [np.empty_like(w) for w in W]
+    model = lw_model(spec["hidden"])
+    linears = [layer for layer in model.layers if layer.params]
+    W, dW = [layer.params["W"] for layer in linears], [layer.grads["W"] for layer in linears]
+    opt = SGD(model.named_parameters(), lr=LR, momentum=MOMENTUM, nesterov=False, weight_decay=0.0)
 
     def buffers(N):  # a[i] input of linear i, z[i] its output, g[i] dL/dz[i], da[i] dL/da[i]
         a = [rng.standard_normal((N, d)).astype(np.float32) for d in dims[:-1]]
-        g = [rng.standard_normal((N, d)).astype(np.float32) for d in dims[1:]]
+        g = [(rng.standard_normal((N, d)) * 1e-3).astype(np.float32) for d in dims[1:]]  # small: W stays tame
         return a, [np.empty((N, d), np.float32) for d in dims[1:]], g, [np.empty_like(x) for x in a]
 
     bufs = {N: buffers(N) for N in set(sizes)}
 
-    def epoch(input_grads, batches=sizes):
+    def epoch(products=8, update=False, batches=sizes):
         start = time.perf_counter()
         for N in batches:
             a, z, g, da = bufs[N]
-            for i in range(3):
-                np.matmul(a[i], W[i], out=z[i])  # forward
-            for i in range(3):
-                np.matmul(a[i].T, g[i], out=dW[i])  # weight gradients
-            if input_grads:
-                for i in (2, 1):
-                    np.matmul(g[i], W[i].T, out=da[i])  # input gradients (not for the data)
+            if products:
+                for i in range(3):
+                    np.matmul(a[i], W[i], out=z[i])  # forward
+                for i in range(3):
+                    np.matmul(a[i].T, g[i], out=dW[i])  # weight gradients
+                if products == 8:
+                    for i in (2, 1):
+                        np.matmul(g[i], W[i].T, out=da[i])  # input gradients (not for the data)
+            if update:
+                opt.step()
         return time.perf_counter() - start
 
-    epoch(True, sorted(set(sizes)) * 3)  # warm-up: BLAS threads, every batch shape
-    update = update_epoch(spec, len(sizes))
-    times = {"mm8": [], "mm6": [], "update": []}
+    epoch(8, True, sorted(set(sizes)) * 3)  # warm-up: BLAS threads, every batch shape
+    times = {"mm8": [], "mm6": [], "update": [], "mm8+update": []}
     for _ in range(spec["epochs"]):
-        times["mm8"].append(epoch(True))
-        times["mm6"].append(epoch(False))
-        times["update"].append(update())
+        times["mm8"].append(epoch(8))
+        times["mm6"].append(epoch(6))
+        times["update"].append(epoch(0, update=True))
+        times["mm8+update"].append(epoch(8, update=True))
     return {"times": times, "pools": blas_pools()}
-
-
-def update_epoch(spec, steps):
-    """A function timing `steps` calls of layerwise's SGD.step alone (the benchmark's settings) on the
-    benchmark model's parameters: the part of an epoch no matmul can absorb."""
-    import numpy as np
-    from layerwise.optim import SGD
-
-    model = lw_model(spec["hidden"])
-    for _, _, grad in model.named_parameters():
-        grad[...] = np.random.default_rng(1).standard_normal(grad.shape) * 1e-3
-    opt = SGD(model.named_parameters(), lr=LR, momentum=MOMENTUM, nesterov=False, weight_decay=0.0)
-
-    def run():
-        start = time.perf_counter()
-        for _ in range(steps):
-            opt.step()
-        return time.perf_counter() - start
-
-    run()  # warm-up
-    return run
 
 
 def child_torch_floor(spec):
@@ -348,13 +335,14 @@ def describe_pools(pools):
 def bench_main(args, has_torch, threads, n_train, out):
     """Floor, layerwise and pytorch in alternating order, then the accuracy both reach."""
     base = dict(hidden=512, batch=128, epochs=args.epochs)
-    runs = {"mm8": [], "mm6": [], "layerwise": [], "numpy": [], "pytorch": [], "update": [], "torch_mm8": []}
+    runs = {"mm8": [], "mm6": [], "layerwise": [], "numpy": [], "pytorch": [], "update": [], "mm8+update": [], "torch_mm8": []}
     last = {}
     for r in range(args.repeats):
         floor = run_child("floor", args, n=n_train, **base)
         runs["mm8"].append(med(floor["times"]["mm8"]))
         runs["mm6"].append(med(floor["times"]["mm6"]))
         runs["update"].append(med(floor["times"]["update"]))
+        runs["mm8+update"].append(med(floor["times"]["mm8+update"]))
         last["layerwise"] = run_child("layerwise", args, **base)
         runs["layerwise"].append(med(last["layerwise"]["times"]))
         last["numpy"] = run_child("numpy", args, **base)
@@ -412,6 +400,10 @@ def budget(m, has_torch):
           f"= {100 * update / floor:.0f}% of the floor):")
     print(f"  layerwise <= 1.25x floor  = {1.25 * floor:.3f}s: leaves {0.25 * floor:.3f}s for update, ReLU, bias, "
           f"loss and gathers; now {m['layerwise'] - floor:.3f}s")
+    both = m["mm8+update"]
+    out.update({"mm8+update": both, "mm8+update/floor": both / floor})
+    print(f"  the 8 products with SGD.step after each step, nothing else: {both:.3f}s = {both / floor:.2f}x floor "
+          f"(a trainer that skipped ReLU, loss and batching would still be there)")
     if has_torch:
         target = 0.7 * m["pytorch"]
         out.update(pytorch_target=target, torch_mm8=m["torch_mm8"], pytorch_target_over_floor=target / floor)
