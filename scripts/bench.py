@@ -279,8 +279,8 @@ def child_run(spec):
     return {"rc": p.returncode, "wall": wall, "rss_mb": rss_kb / 1024, "tail": (p.stdout + p.stderr).strip().splitlines()[-2:]}
 
 
-CHILDREN = {"info": child_info, "floor": child_floor, "torch_floor": child_torch_floor, "layerwise": child_layerwise, "numpy": child_numpy,
-            "torch": child_torch, "run": child_run}
+CHILDREN = {"info": child_info, "floor": child_floor, "torch_floor": child_torch_floor, "layerwise": child_layerwise,
+            "numpy": child_numpy, "torch": child_torch, "run": child_run}
 
 
 # --- parent side ------------------------------------------------------------------------------------
