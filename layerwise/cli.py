@@ -87,7 +87,7 @@ def evaluate(run, split, checkpoint, overrides):
     """Score a trained model: loss and metrics (accuracy and confusion matrix, or MSE/MAE/R2)."""
     from pathlib import Path
 
-    from .training import evaluate_run
+    from .evaluate import evaluate_run
 
     if checkpoint and not Path(run).is_dir():
         raise click.UsageError("--checkpoint chooses within a run directory; RUN is already a checkpoint file")

@@ -1,6 +1,6 @@
-"""The library API the CLI calls: fit(cfg) trains a config into a run directory, resume(run_dir)
-continues one, evaluate_run(...) scores a saved model. They print through `echo` and raise
-LayerwiseError subclasses for user mistakes.
+"""The training loop: fit(cfg) trains a config into a run directory, resume(run_dir) continues one.
+
+They print through `echo` and raise LayerwiseError subclasses for user mistakes.
 """
 
 import csv
@@ -19,12 +19,14 @@ from tqdm import tqdm
 
 from . import metrics
 from .checkpoint import load_run_checkpoint, save_run_checkpoint, with_prefix
-from .config import Config, apply_overrides, config_from_dict, load_config
+from .config import Config, apply_overrides, config_from_dict
 from .data.datasets import Batches, load_dataset
+from .evaluate import evaluate
 from .errors import CheckpointError, ConfigError, TrainingDiverged, TrainingInterrupted
 from .fileio import atomic_write_text
 from .optim import learning_rate
 from .registry import build_loss, build_model, build_optimizer
+from .report import epoch_line, format_metrics
 from .rundir import check_run_dir, create_run_dir
 
 # Independent random streams from one seed: the data (regression), the weight init, the shuffling.
@@ -46,18 +48,6 @@ def build(cfg: Config, echo=print, dtype=np.float32):
     except MemoryError as e:
         raise ConfigError(f"{cfg.source}: not enough memory for this data and model ({e})") from None
     return data, model, loss, build_optimizer(cfg.optimizer, model)
-
-
-def evaluate(model, loss_fn, split, task, batch_size=5000):
-    """Loss (mean over the split) and the task's metrics; classification also returns `confusion`."""
-    outputs = model.predict(split.x, batch_size)
-    result = {"loss": loss_fn.forward(outputs, split.y)}
-    if task == "classification":
-        result["accuracy"] = metrics.accuracy(outputs, split.y)
-        result["confusion"] = metrics.confusion_matrix(outputs, split.y, outputs.shape[1])
-    else:
-        result.update(metrics.regression_metrics(outputs, split.y))
-    return result
 
 
 @dataclass
@@ -137,7 +127,7 @@ def resume(run_dir, overrides=(), echo=print):
             f"{run_dir} already finished {state.epoch} epochs; raise train.epochs with -s train.epochs=N to go on"
         )
     data, model, loss_fn, optimizer = build(cfg, echo)
-    _load_weights(model, arrays, path, cfg)
+    load_weights(model, arrays, path, cfg)
     try:
         optimizer.load_state_dict(with_prefix(arrays, "optim/"))
     except CheckpointError as e:
@@ -186,7 +176,7 @@ def _run(cfg, run_dir, data, model, loss_fn, optimizer, state, echo):
     atomic_write_text(run_dir / "test.json", json.dumps(summary, indent=1) + "\n")
     echo(
         f"done in {time.perf_counter() - started:.1f}s. best epoch {best['epoch']} "
-        f"(val {_format_metrics({best['metric']: best['value']})}): test {_format_metrics(test)}"
+        f"(val {format_metrics({best['metric']: best['value']})}): test {format_metrics(test)}"
     )
     echo(f"saved best.npz, last.npz, metrics.csv, test.json and config.yaml in {run_dir}")
     return {"run_dir": run_dir, "history": state.history, "test": test, "best": best}
@@ -214,7 +204,7 @@ def _end_epoch(cfg, run_dir, data, model, loss_fn, optimizer, state, epoch_start
         save_run_checkpoint(run_dir / "best.npz", cfg, model, optimizer, asdict(state))
     save_run_checkpoint(run_dir / "last.npz", cfg, model, optimizer, asdict(state))
     _write_metrics(run_dir / "metrics.csv", state.history)
-    echo(_epoch_line(row, cfg.train.epochs) + ("  (best)" if improved else ""))
+    echo(epoch_line(row, cfg.train.epochs) + ("  (best)" if improved else ""))
 
 
 def train_step(model, loss_fn, optimizer, x, y):
@@ -279,7 +269,7 @@ class _StopOnSigint:
             signal.signal(signal.SIGINT, self._previous)
 
 
-def _load_weights(model, arrays, path, cfg):
+def load_weights(model, arrays, path, cfg):
     try:
         model.load_state_dict(with_prefix(arrays, "model/"))
     except CheckpointError as e:
@@ -298,91 +288,3 @@ def _write_metrics(path, history):
     atomic_write_text(path, out.getvalue())
 
 
-def _epoch_line(row, epochs):
-    width = len(str(epochs))
-    val = {k[4:]: v for k, v in row.items() if k.startswith("val_")}
-    return (
-        f"epoch {row['epoch']:>{width}}/{epochs}  train loss {row['train_loss']:.4f}  "
-        f"val {_format_metrics(val)}  lr {row['lr']:.4g}  {row['seconds']:.1f}s"
-    )
-
-
-def _format_metrics(result):
-    parts = []
-    for key, value in result.items():
-        if key == "confusion" or (key == "loss" and "mse" in result):
-            continue  # for regression the loss is the MSE; print it once
-        if key == "accuracy":
-            parts.append(f"acc {100 * value:.2f}%")
-        elif key == "r2":
-            parts.append(f"R2 {value:.4f}")
-        else:
-            parts.append(f"{key} {value:.4f}")
-    return "  ".join(parts)
-
-
-# --- evaluation of a saved run -----------------------------------------------------------------
-
-
-def resolve_checkpoint(target, which="best"):
-    """A run directory (-> its best.npz or last.npz) or a checkpoint file."""
-    target = Path(target)
-    if target.is_dir():
-        path = target / f"{which}.npz"
-        if not path.is_file():
-            hint = " (no epoch finished yet: try --checkpoint last)" if (target / "last.npz").is_file() else \
-                ": is it a layerwise run directory?"
-            raise CheckpointError(f"{target} holds no {which}.npz{hint}")
-        return path
-    if not target.exists():
-        raise CheckpointError(f"no run directory or checkpoint at {target}")
-    return target
-
-
-def load_run(target, which="best", overrides=()):
-    """Rebuild (cfg, data, model, loss, run state) from a run directory or checkpoint; overrides apply to
-    its config.
-
-    A run directory's config.yaml is used when present (so a user's edits to it are honoured and
-    checked against the weights); a bare checkpoint brings its own config.
-    """
-    path = resolve_checkpoint(target, which)
-    arrays, meta = load_run_checkpoint(path)
-    state = RunState.from_meta(meta["state"], path)
-    config_file = path.parent / "config.yaml"
-    if config_file.is_file():
-        cfg = load_config(config_file, overrides)
-    else:
-        cfg = config_from_dict(apply_overrides(meta["config"], overrides, str(path)), str(path))
-    data, model, loss, _ = build(cfg)
-    _load_weights(model, arrays, path, cfg)
-    return cfg, data, model, loss, state
-
-
-def evaluate_run(target, split="test", which="best", overrides=(), echo=print):
-    cfg, data, model, loss, state = load_run(target, which, overrides)
-    result = evaluate(model, loss, data.split(split), data.task, cfg.train.eval_batch_size)
-    echo(f"{cfg.name}, weights after epoch {state.epoch}: {split} split, {len(data.split(split)):,} examples")
-    echo(f"{split} {_format_metrics(result)}")
-    if "confusion" in result:
-        echo(format_confusion(result["confusion"]))
-    if _is_linear_regression(model, data):
-        W, b = model.layers[0].params["W"][:, 0], model.layers[0].params.get("b")
-        echo("learned weights w = [" + ", ".join(f"{w:.4f}" for w in W) + "]" + (f", bias b = {b[0]:.4f}" if b is not None else ""))
-        result["weights"], result["bias"] = W.tolist(), (float(b[0]) if b is not None else None)
-    return result
-
-
-def _is_linear_regression(model, data):
-    return data.task == "regression" and len(model.layers) == 1 and model.layers[0].params["W"].shape[1] == 1
-
-
-def format_confusion(counts):
-    """Rows are the true class, columns the predicted class."""
-    n = counts.shape[0]
-    width = max(5, len(str(counts.max())) + 1)
-    lines = ["confusion matrix (rows: true class, columns: predicted)"]
-    lines.append("true\\pred" + "".join(f"{j:>{width}}" for j in range(n)))
-    for i in range(n):
-        lines.append(f"{i:>9}" + "".join(f"{c:>{width}}" for c in counts[i]))
-    return "\n".join(lines)

@@ -1,0 +1,37 @@
+"""Text reports: the per-epoch line, metrics in one line, the confusion matrix."""
+
+
+def epoch_line(row, epochs):
+    width = len(str(epochs))
+    val = {k[4:]: v for k, v in row.items() if k.startswith("val_")}
+    return (
+        f"epoch {row['epoch']:>{width}}/{epochs}  train loss {row['train_loss']:.4f}  "
+        f"val {format_metrics(val)}  lr {row['lr']:.4g}  {row['seconds']:.1f}s"
+    )
+
+
+def format_metrics(result):
+    parts = []
+    for key, value in result.items():
+        if key == "confusion" or (key == "loss" and "mse" in result):
+            continue  # for regression the loss is the MSE; print it once
+        if key == "accuracy":
+            parts.append(f"acc {100 * value:.2f}%")
+        elif key == "r2":
+            parts.append(f"R2 {value:.4f}")
+        else:
+            parts.append(f"{key} {value:.4f}")
+    return "  ".join(parts)
+
+
+
+
+def format_confusion(counts):
+    """Rows are the true class, columns the predicted class."""
+    n = counts.shape[0]
+    width = max(5, len(str(counts.max())) + 1)
+    lines = ["confusion matrix (rows: true class, columns: predicted)"]
+    lines.append("true\\pred" + "".join(f"{j:>{width}}" for j in range(n)))
+    for i in range(n):
+        lines.append(f"{i:>9}" + "".join(f"{c:>{width}}" for c in counts[i]))
+    return "\n".join(lines)
