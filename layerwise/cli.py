@@ -117,5 +117,29 @@ def gradcheck(config, overrides, samples, batch):
     click.echo(f"all {len(rows)} rows pass (relative error below {TOLERANCE:g})")
 
 
+@main.command()
+@click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False), metavar="RUN...")
+@click.option(
+    "--what", type=click.Choice(["curves", "confusion", "errors", "weights"]), default="curves", show_default=True,
+    help="curves: loss, validation metric and lr per epoch (runs overlaid); confusion: the test confusion "
+    "matrix; errors: the test images the model gets wrong (regression: predicted against true); weights: the "
+    "first linear layer's weights (28x28 tiles for image models).",
+)
+@click.option("-o", "--output", type=click.Path(), help="Write this .png, .svg or .pdf file instead of RUN/plots/<what>.png.")
+@click.option("--overwrite", is_flag=True, help="Replace the -o file if it already exists.")
+@reports_errors
+def plot(runs, what, output, overwrite):
+    """Draw pictures of trained runs (needs matplotlib: pip install 'layerwise[plot]').
+
+    Writes RUN/plots/<what>.png (replaced on each call; several runs' curves go to the first run's
+    plots/curves-vs-<others>.png) and prints its path. PNG sizes: curves 1200x800, confusion 900x800,
+    errors 1200x1000, weights 1000x1000 pixels.
+    """
+    from .plot import plot_runs
+
+    for path in plot_runs(runs, what, output, overwrite):
+        click.echo(f"wrote {path}")
+
+
 if __name__ == "__main__":
     main()

@@ -20,6 +20,10 @@ class DataError(LayerwiseError):
     """A dataset cannot be found, downloaded, verified or parsed."""
 
 
+class MissingExtra(DataError):
+    """An optional extra (matplotlib for `plot`, Pillow for image files) is not installed."""
+
+
 class CheckpointError(LayerwiseError):
     """A checkpoint is missing, corrupt or does not match the model it is loaded into."""
 
