@@ -133,7 +133,7 @@ def plot(runs, what, output, overwrite):
 
     Writes RUN/plots/<what>.png (replaced on each call; several runs' curves go to the first run's
     plots/curves-vs-<others>.png) and prints its path. PNG sizes: curves 1200x800, confusion 900x800,
-    errors 1200x1000, weights 1000x1000 pixels.
+    errors 1200x1000, weights 1600x800 pixels.
     """
     from .plot import plot_runs
 

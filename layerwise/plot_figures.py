@@ -109,7 +109,8 @@ def draw_errors(fig, d):
     images, classes = d["images"], d["classes"]
     n, cols, rows = len(images), 8, 6
     h, w = images.shape[1:] if n else (28, 28)
-    label, gap = round(0.6 * h), max(2, h // 10)  # rows of blank space above each image for its label
+    long_names = max(len(c) for c in classes) > 5  # then the probability gets a line of its own
+    label, gap = round((0.9 if long_names else 0.6) * h), max(2, h // 10)  # blank rows above each image for its label
     cell_h, cell_w = label + h + gap, w + w // 2  # room for labels side by side
     mosaic = np.full((rows * cell_h, cols * cell_w), np.nan)
     ax = fig.add_subplot()
@@ -118,9 +119,9 @@ def draw_errors(fig, d):
         top, left = r * cell_h + label, c * cell_w
         mosaic[top - label : top, left : left + w] = 0.0
         mosaic[top : top + h, left : left + w] = images[k]
-        ax.text(left + w / 2, top - 1, f"true {classes[d['true'][k]]}\npred {classes[d['pred'][k]]} "
-                f"{100 * d['confidence'][k]:.0f}%", ha="center", va="bottom", fontsize=FONT - 1, color="#b00000",
-                linespacing=1.15)
+        text = f"true {classes[d['true'][k]]}\npred {classes[d['pred'][k]]}" + ("\n" if long_names else " ")
+        ax.text(left + w / 2, top - 1, text + f"{100 * d['confidence'][k]:.0f}%", ha="center", va="bottom",
+                fontsize=FONT - 1, color="#b00000", linespacing=1.15)
     if n == 0:
         ax.text(0.5, 0.5, "no mistakes", transform=ax.transAxes, ha="center", va="center", fontsize=FONT + 6)
     import matplotlib
@@ -131,7 +132,7 @@ def draw_errors(fig, d):
     rate = 100 * d["wrong"] / d["total"] if d["total"] else 0.0
     shown = f"the {n} most confident mistakes" if n < d["wrong"] else ("all of them" if n else "nothing to show")
     fig.suptitle(f"{d['name']} (epoch {d['epoch']}): {d['wrong']:,} of {d['total']:,} test images wrong "
-                 f"({rate:.2f}%); {shown}\nabove each: the true class, the predicted class and its probability")
+                 f"({rate:.2f}%); {shown}\nabove each: its true class, the class predicted and that prediction's probability")
 
 
 def _draw_regression_errors(fig, d):

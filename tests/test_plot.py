@@ -115,7 +115,11 @@ def test_each_kind_on_regression_writes_a_png_of_the_stated_size(runs, what):
 def test_stated_sizes_are_the_documented_ones():
     assert [pixel_size(w) for w in ("curves", "confusion", "errors", "weights")] == [
         (1200, 800), (900, 800), (1200, 1000), (1600, 800)]
-    assert "1200x800" in (REPO / "README.md").read_text()
+    sizes = "curves 1200x800, confusion 900x800, errors 1200x1000, weights 1600x800"
+    assert " ".join(run("plot", "--help").output.split()).count(sizes) == 1
+    readme = (REPO / "README.md").read_text()
+    for what in ("curves", "confusion", "errors", "weights"):
+        assert f"| `{what}` | {'x'.join(map(str, pixel_size(what)))} |" in readme
 
 
 @needs_matplotlib
