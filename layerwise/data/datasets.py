@@ -84,7 +84,7 @@ def _pixels(images, cfg, source):
             x *= np.float32(1 / cfg.std)
     # Else the first loss is NaN and the run is blamed on the learning rate.
     if not np.isfinite(x).all():
-        key = "data.std" if np.isfinite(np.float32(cfg.mean)) else "data.mean"
+        key = "data.mean" if abs(cfg.mean) > float(np.finfo(np.float32).max) else "data.std"
         raise ConfigError(
             f"{source}: {key}: normalising the pixels as (x - {cfg.mean:g}) / {cfg.std:g} overflows float32 "
             f"(the data become infinite or NaN); data.mean and data.std must be the data's own (MNIST: 0.1307 "

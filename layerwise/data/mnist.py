@@ -83,8 +83,8 @@ def path_error(e: OSError, origin: str) -> str:
         errno.ELOOP: "too many levels of symbolic links",
     }.get(e.errno, (e.strerror or str(e)).lower())
     path = str(e.filename) if e.filename is not None else "a file"
-    if len(path) > 100:
-        path = f"{path[:60]}... ({len(path)} characters)"
+    if len(path) > 120:
+        path = f"{path[:40]}...{path[-60:]} ({len(path)} characters)"
     fix = "set data.root or $LAYERWISE_DATA to a readable copy of MNIST" if origin == "the MNIST cache" \
         else f"fix {origin}"
     return f"{origin}: cannot use {path}: {reason}; {fix}"
