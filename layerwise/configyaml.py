@@ -71,6 +71,23 @@ class Loader(yaml.SafeLoader):
         self._deepest = max(outer, self._deepest)
         return node
 
+    def fetch_flow_collection_start(self, TokenClass):
+        # The scanner looks ahead through every open '[' or '{' (each may start a key), so deep flow
+        # nesting costs it quadratic time before the composer sees a level: bound it here too.
+        if self.flow_level >= MAX_DEPTH:
+            raise ConfigRefused(f"nests deeper than {MAX_DEPTH} levels; a config this deep is refused", self.get_mark())
+        super().fetch_flow_collection_start(TokenClass)
+
+    def construct_object(self, node, deep=False):
+        # SafeLoader's constructors raise bare ValueError, IndexError... on odd tagged scalars
+        # (`!!int ''`, `!!float x`, `!!timestamp 2001-99-99`): report them like any YAML error.
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, IndexError, KeyError, TypeError, OverflowError) as e:
+            tag = node.tag.rsplit(":", 1)[-1]
+            what = f" {shorten(repr(node.value))}" if isinstance(node, yaml.ScalarNode) else ""
+            raise ConfigRefused(f"cannot read{what} as {tag} ({shorten(str(e))})", node.start_mark) from None
+
     def _count(self, values, level, mark):
         self._values += values
         self._deepest = max(self._deepest, level)
