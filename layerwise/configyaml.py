@@ -108,6 +108,11 @@ class Loader(yaml.SafeLoader):
                     raise ConfigRefused(
                         f"a key must be a name, received a {kind} (`? ...` complex key)", key_node.start_mark)
                 key = "<<" if key_node.tag == MERGE_TAG else self.construct_object(key_node)
+                try:
+                    hash(key)
+                except TypeError:  # a scalar tagged as a collection: `!!map name: 1`
+                    raise ConfigRefused(f"a key must be a name, received {key_node.tag.rsplit(':', 1)[-1]} "
+                                        f"{shorten(repr(key_node.value))}", key_node.start_mark) from None
                 if key in seen:
                     raise ConfigRefused(f"key {key!r} appears twice in one mapping", key_node.start_mark)
                 seen.add(key)

@@ -167,6 +167,9 @@ CASES = [
     case("duplicate-key-next-to-a-merge",
          text("base: &b {lr: 0.1}\noptimizer: {<<: *b, momentum: 0.5, momentum: 0.9}\n"), 2,
          "exp.yaml", "'momentum' appears twice"),
+    case("key-tagged-as-a-mapping", text("data:\n  !!map n_samples: 2000\n"), 2,
+         "exp.yaml", "line 2", "a key must be a name, received map 'n_samples'"),  # found by the fuzz test
+    case("empty-tagged-integer", text("seed: !!int ''\n"), 2, "exp.yaml", "cannot read '' as int"),  # fuzz too
     case("merge-of-a-scalar", text("optimizer: {<<: 3}\n"), 2, "exp.yaml", "YAML syntax error", "for merging"),
     case("merged-key-still-validated", text("x: &x {lr: 0.1, speed: 3}\noptimizer: {<<: *x}\n"), 2,
          "exp.yaml", "unknown key"),  # `x` is not a config key either; the first unknown one is named
