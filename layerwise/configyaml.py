@@ -34,9 +34,11 @@ class Loader(yaml.SafeLoader):
     - bounds what the document expands to (MAX_VALUES values, MAX_DEPTH levels), counting aliases
       as they are composed, and refuses an alias inside the node it names (a recursive structure);
     - reads 1e-3 and 5E4 as floats (YAML 1.1 wants a dot: 1.0e-3), as every user expects;
-    - refuses integers of over MAX_INT_CHARS characters, a key given twice in one mapping (PyYAML would silently keep the last), and keys that
-      are lists or mappings (`? [a, b]`); merge keys (`<<: *defaults`) work as in yaml.safe_load,
-      keys written next to them overriding the merged ones.
+    - refuses a key given twice in one mapping (PyYAML would silently keep the last), keys that are
+      lists or mappings (`? [a, b]`), and integers written with over MAX_INT_CHARS characters;
+    - reads merge keys (`<<: *defaults`) as yaml.safe_load does, keys written next to them
+      overriding the merged ones;
+    - reports odd tagged scalars (`!!int ''`) as YAML errors, not as Python exceptions.
     """
 
     def __init__(self, stream):

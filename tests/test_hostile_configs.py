@@ -339,11 +339,11 @@ train: {<<: [*tiny, {epochs: 9, batch_size: 8}]}
     assert raw["optimizer"] == {"type": "sgd", "lr": 0.1, "momentum": 0.9}
     assert raw["train"] == {"epochs": 2, "batch_size": 8}  # the first mapping of a merge list wins
     path = tmp_path / "exp.yaml"
-    path.write_text("optimizer: &opt {lr: 0.2, momentum: 0.5}\ntrain: {epochs: 3}\n"
-                    "model:\n  layers:\n    - &lin {type: linear, out_features: 10}\n    - {<<: *lin, init: xavier}\n")
-    cfg = load_config(path)
-    assert cfg.optimizer.lr == 0.2 and cfg.optimizer.momentum == 0.5
-    assert cfg.model.layers[1] == {"type": "linear", "out_features": 10, "init": "xavier"}
+    path.write_text("model:\n  layers:\n    - &lin {type: linear, out_features: 10, init: he}\n"
+                    "    - {type: relu}\n    - {<<: *lin, init: xavier}\n")
+    cfg = load_config(path, ["model.layers.2.out_features=3"])  # an override reaches a merged key
+    assert cfg.model.layers[0] == {"type": "linear", "out_features": 10, "init": "he"}
+    assert cfg.model.layers[2] == {"type": "linear", "out_features": 3, "init": "xavier"}
 
 
 @pytest.mark.parametrize("width, levels", [(10, 4), (10, 5), (2, 14), (2, 15)])
