@@ -48,7 +48,7 @@ def build_model(specs, in_features, out_features=None, *, rng=None, dtype=np.flo
     check_fits(
         itemsize * (PARAMETER_COPIES * parameters + 2 * rows * activations),
         f"{where}: {len(specs)} layers with {parameters:,} parameters ({PARAMETER_COPIES} copies each) and "
-        f"{activations:,} activations per example ({rows:,} examples per batch)",
+        f"{activations:,} activations per example ({rows:,} examples per forward pass)",
         "use fewer or narrower layers (out_features)",
     )
     layers = []

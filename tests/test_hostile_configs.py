@@ -11,7 +11,6 @@ import hashlib
 import os
 import urllib.request
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -187,7 +186,7 @@ CASES = [
     case("out-features-just-too-big", config({"model.layers.0.out_features": 3_000_000}), 2,
          "model.layers", "15,000,001 parameters", "would need", "256.0 MiB available"),
     case("hidden-width-too-big-for-the-batch", config({"model.layers.0.out_features": 1_000_000}), 2,
-         "model.layers", "40 examples per batch", "would need"),  # the parameters alone would fit
+         "model.layers", "40 examples per forward pass", "would need"),  # the parameters alone would fit
     case("n-samples-1e30-float", config({"data.n_samples": 1e30}), 2, "data.n_samples", "an integer"),
     case("n-samples-10-to-30", config(None, "-s", "data.n_samples=1" + "0" * 30), 2,
          "data.n_samples", "would need", "256.0 MiB available"),
