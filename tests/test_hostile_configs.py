@@ -154,6 +154,7 @@ CASES = [
     # 2. parsing holes: depth, complex keys, merge keys, non-ASCII digits, huge literals
     case("nesting-1000-flow", text("seed: " + nested(1000) + "\n"), 2, "exp.yaml", f"deeper than {MAX_DEPTH} levels"),
     case("nesting-600-block", text(block_nested(600)), 2, "exp.yaml", f"deeper than {MAX_DEPTH} levels"),
+    case("nesting-1000-block-sequence", text("seed:\n" + "- " * 1000 + "x\n"), 2, "exp.yaml", f"deeper than {MAX_DEPTH} levels"),
     case("nesting-through-aliases",
          text("a0: &a0 [1]\n" + "".join(f"a{i}: &a{i} [*a{i - 1}]\n" for i in range(1, 40))), 2,
          "exp.yaml", f"deeper than {MAX_DEPTH} levels"),
@@ -222,6 +223,8 @@ CASES = [
     case("file-value-lone-surrogate", text('loss: "mse\\udfff"\n'), 2, "exp.yaml", "loss", "unpaired surrogate"),
     case("data-root-unreadable", mnist(damage=chmod(0)), 1,
          "data.root", "mnist", "permission denied", unprivileged=True),
+    case("data-file-unreadable", mnist(damage=chmod(0, "train-labels-idx1-ubyte.gz")), 1,
+         "train-labels-idx1-ubyte.gz", "Permission denied", unprivileged=True),
     case("cache-dir-unreadable", cache(dir_mode=0), 1, "the MNIST cache", "permission denied", unprivileged=True),
     case("cache-file-unreadable", cache(file_mode=0), 1,
          "the MNIST cache", "train-images-idx3-ubyte.gz", "permission denied", unprivileged=True),
