@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from .configyaml import MAX_DEPTH, ConfigRefused, check_tree, parse_yaml, shorten
+from .configyaml import MAX_CHARS, MAX_DEPTH, ConfigRefused, check_tree, parse_yaml, shorten
 from .errors import ConfigError, did_you_mean
 
 
@@ -107,13 +107,17 @@ def load_config(path, overrides=()):
     """Read a YAML file, apply `key.path=value` overrides, validate. Raises ConfigError."""
     path = Path(path)
     try:
-        text = path.read_text()
+        with path.open() as f:
+            text = f.read(MAX_CHARS + 1)  # a larger file is refused without reading it all
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not a UTF-8 text file; is it really a YAML config?") from None
     except OSError as e:
         raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
+    if len(text) > MAX_CHARS:
+        raise ConfigError(f"{path}: longer than {MAX_CHARS:,} characters; a config this large is refused "
+                          "(is it really a config?)")
     try:
         raw = parse_yaml(text)
     except ConfigRefused as e:

@@ -18,6 +18,7 @@ from .errors import ConfigError
 MAX_VALUES = 100_000  # scalars, lists and mappings, aliases expanded; the shipped configs have ~60
 MAX_DEPTH = 32  # levels of nesting; the shipped configs need 4 (model.layers[0].out_features)
 MAX_INT_CHARS = 1000  # an integer's length as written
+MAX_CHARS = 1 << 22  # a config file's length (4 Mi characters; the shipped configs have ~1,500)
 MERGE_TAG = "tag:yaml.org,2002:merge"
 
 

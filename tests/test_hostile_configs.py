@@ -150,6 +150,7 @@ CASES = [
               + "".join(f"m{i}: &m{i} {{<<: *m{i - 1}, " + ", ".join(f"j{j}: *m{i - 1}" for j in range(10)) + "}\n"
                         for i in range(1, 8))), 2,
          "exp.yaml", f"more than {MAX_VALUES:,} values"),
+    case("config-file-of-5-mib", text("# " + "x" * (5 << 20) + "\nseed: 0\n"), 2, "exp.yaml", "4,194,304 characters"),
     case("recursive-alias", text("model: &m {layers: [*m]}\n"), 2, "exp.yaml", "*m is inside the node it names"),
     # 2. parsing holes: depth, complex keys, merge keys, non-ASCII digits, huge literals
     case("nesting-1000-flow", text("seed: " + nested(1000) + "\n"), 2, "exp.yaml", f"deeper than {MAX_DEPTH} levels"),
