@@ -61,15 +61,18 @@ def plot_runs(runs, what="curves", output=None, overwrite=False):
         jobs = [(jobs[0][0], _checked_output(output, overwrite))]
     else:
         for _, path in jobs:
-            _check_plots_dir(path.parent)
+            _check_default_output(path)
     figure_class = _matplotlib()
     draw = {"curves": draw_curves, "confusion": draw_confusion, "errors": draw_errors, "weights": draw_weights}[what]
     written = []
     for data, path in jobs:
         fig = figure_class(figsize=SIZES[what], dpi=DPI, layout="constrained")
         draw(fig, data)
-        path.parent.mkdir(exist_ok=True)
-        atomic_write(path, lambda f: fig.savefig(f, format=path.suffix[1:], dpi=DPI, facecolor="white"))
+        try:
+            path.parent.mkdir(exist_ok=True)
+            atomic_write(path, lambda f: fig.savefig(f, format=path.suffix[1:].lower(), dpi=DPI, facecolor="white"))
+        except OSError as e:
+            raise ConfigError(f"cannot write {path}: {e.strerror or e}") from None
         written.append(path)
     return written
 
@@ -113,9 +116,11 @@ def _default_output(runs, names, what):
     return runs[0] / "plots" / f"{what}-vs-{suffix}.png"
 
 
-def _check_plots_dir(directory):
-    if directory.exists() and not directory.is_dir():
-        raise ConfigError(f"{directory} is a file; layerwise writes its pictures into a directory of that name")
+def _check_default_output(path):
+    if path.parent.exists() and not path.parent.is_dir():
+        raise ConfigError(f"{path.parent} is a file; layerwise writes its pictures into a directory of that name")
+    if path.is_dir():
+        raise ConfigError(f"{path} is a directory; layerwise writes its picture to a file of that name")
 
 
 def _checked_output(output, overwrite):
@@ -128,7 +133,7 @@ def _checked_output(output, overwrite):
         raise ConfigError(f"-o {output}: directory {path.parent} does not exist")
     if (path.exists() or path.is_symlink()) and not overwrite:
         raise ConfigError(f"-o {output} already exists; pass --overwrite to replace it, or choose another file")
-    return path.with_suffix(path.suffix.lower())
+    return path
 
 
 # --- reading runs -----------------------------------------------------------------------------
@@ -211,6 +216,8 @@ def _errors_data(run, name):
     from . import metrics
     from .evaluate import load_run
 
+    if not (run / "best.npz").is_file():
+        raise CheckpointError(f"{run} holds no best.npz: no epoch has finished (or it is not a layerwise run directory)")
     cfg, data, model, _, state = load_run(run, "best")
     _, meta = read_checkpoint(run)
     outputs = model.predict(data.test.x, cfg.train.eval_batch_size)
@@ -262,7 +269,7 @@ def initial_weights(meta, index, W, outputs):
         cfg = config_from_dict(meta["config"], "<checkpoint>")
         model = build_model(cfg.model.layers, W.shape[0], outputs, rng=np.random.default_rng([cfg.seed, INIT_STREAM]))
         initial = np.asarray(model.layers[index].params["W"], dtype=np.float64)
-    except (LayerwiseError, KeyError, IndexError, TypeError, ValueError):
+    except (LayerwiseError, KeyError, IndexError, TypeError, ValueError, MemoryError):
         return None
     if initial.shape != W.shape or W.size < 2 or np.corrcoef(initial.ravel(), W.ravel())[0, 1] < 0.5:
         return None

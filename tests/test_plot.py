@@ -171,6 +171,26 @@ def test_output_errors_write_nothing(runs, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@needs_matplotlib
+def test_output_suffix_case_is_kept(runs, tmp_path):
+    out = tmp_path / "Curves.PNG"
+    assert run("plot", runs["regression"], "-o", out).exit_code == 0
+    assert [p.name for p in tmp_path.iterdir()] == ["Curves.PNG"] and png_size(out) == pixel_size("curves")
+
+
+def test_plots_in_the_way_is_an_error(tmp_path, runs):
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(runs["regression2"], copy)
+    shutil.rmtree(copy / "plots", ignore_errors=True)
+    (copy / "plots").write_text("not a directory")
+    assert_error(run("plot", copy), 2, "plots is a file")
+    (copy / "plots").unlink()
+    (copy / "plots" / "curves.png").mkdir(parents=True)
+    assert_error(run("plot", copy), 2, "curves.png is a directory")
+
+
 def test_what_does_not_apply_or_run_is_not_finished(runs, tmp_path):
     assert_error(run("plot", runs["regression"], "--what", "confusion"), 2, "regression run", "--what errors")
     empty = tmp_path / "empty"
