@@ -160,8 +160,9 @@ def read_metrics(run):
 def read_test(run):
     path = run / "test.json"
     if not path.is_file():
-        raise CheckpointError(f"{run} holds no test.json: it is written when training finishes (finish it with "
-                              f"layerwise train --resume {run})")
+        raise CheckpointError(f"{run} holds no test.json (written when training finishes); an unfinished run "
+                              f"continues with layerwise train --resume {run}, and layerwise eval {run} prints "
+                              f"the confusion matrix of any run")
     try:
         result = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError):

@@ -25,9 +25,9 @@ def draw_curves(fig, series):
     marker = "o" if max(len(m["epoch"]) for _, m in series) <= 30 else None  # dots while they stay apart
     for i, (name, m) in enumerate(series):
         color, epochs = COLORS[i % len(COLORS)], m["epoch"]
-        style = {"color": color, "lw": 2, "marker": marker, "ms": 4}
+        style = {"color": color, "lw": 2, "marker": marker, "ms": 5}
         loss_ax.plot(epochs, m["train_loss"], label=name, **style)
-        loss_ax.plot(epochs, m["val_loss"], ls="--", **style)
+        loss_ax.plot(epochs, m["val_loss"], ls="--", mfc="white", **style)  # hollow dots: validation
         losses += [m["train_loss"], m["val_loss"]]
         if classification:
             metric = 100 * m["val_accuracy"]
@@ -51,11 +51,13 @@ def draw_curves(fig, series):
         _log_if_wide(metric_ax, np.concatenate([m.get("val_mae", m["val_loss"]) for _, m in series]))
     lr_ax.set_title("learning rate")
     lr_ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
+    last = max(m["epoch"].max() for _, m in series)
     for ax in (loss_ax, metric_ax, lr_ax):
         ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlim(0.5, last + 0.5)  # whole epochs, even for a run of one
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         ax.grid(alpha=0.3)
-    styles = [Line2D([], [], color="black", lw=2), Line2D([], [], color="black", lw=2, ls="--")]
+    styles = [Line2D([], [], color="black", lw=2, marker=marker), Line2D([], [], color="black", lw=2, ls="--", marker=marker, mfc="white")]
     loss_ax.legend(styles, ["train", "validation"], loc="upper right")
     if len(series) > 1:
         fig.legend(loc="outside upper center", ncols=min(len(series), 4), title="run")
