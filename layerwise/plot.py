@@ -46,23 +46,22 @@ def plot_runs(runs, what="curves", output=None, overwrite=False):
     for run in runs:
         if not run.is_dir():
             raise CheckpointError(f"{run}: expected a run directory (from layerwise train)")
+    if output is not None and what != "curves" and len(runs) > 1:
+        raise ConfigError(f"-o names one file, but --what {what} draws one picture per run; leave out -o to write "
+                          f"RUN/plots/{what}.png in each run")
     names = run_names(runs)
-    if what == "curves":
-        jobs = [(_curves_data(runs, names), _default_output(runs, names, what))]
-    else:
-        if output is not None and len(runs) > 1:
-            raise ConfigError(
-                f"-o names one file, but --what {what} draws one picture per run; leave out -o to write "
-                f"RUN/plots/{what}.png in each run"
-            )
-        read = {"confusion": _confusion_data, "errors": _errors_data, "weights": _weights_data}[what]
-        jobs = [(read(run, name), _default_output([run], [name], what)) for run, name in zip(runs, names)]
     if output is not None:
-        jobs = [(jobs[0][0], _checked_output(output, overwrite))]
+        paths = [_checked_output(output, overwrite)]
     else:
-        for _, path in jobs:
-            _check_default_output(path)
-    figure_class = _matplotlib()
+        groups = [(runs, names)] if what == "curves" else [([run], [name]) for run, name in zip(runs, names)]
+        paths = [_default_output(group, group_names, what) for group, group_names in groups]
+    figure_class = _matplotlib()  # before reading the runs: a missing extra is said at once
+    if what == "curves":
+        datas = [_curves_data(runs, names)]
+    else:
+        read = {"confusion": _confusion_data, "errors": _errors_data, "weights": _weights_data}[what]
+        datas = [read(run, name) for run, name in zip(runs, names)]
+    jobs = list(zip(datas, paths))
     draw = {"curves": draw_curves, "confusion": draw_confusion, "errors": draw_errors, "weights": draw_weights}[what]
     written = []
     for data, path in jobs:
@@ -109,18 +108,17 @@ def run_names(runs):
 
 
 def _default_output(runs, names, what):
+    """RUN/plots/<what>.png, or for several runs RUN1/plots/<what>-vs-<the others>.png; checked."""
     if len(runs) == 1:
-        return runs[0] / "plots" / f"{what}.png"
-    others = "-".join(name.replace("/", "_") for name in names[1:])
-    suffix = others if len(others) <= 80 else f"{len(runs) - 1}-runs"
-    return runs[0] / "plots" / f"{what}-vs-{suffix}.png"
-
-
-def _check_default_output(path):
+        path = runs[0] / "plots" / f"{what}.png"
+    else:
+        others = "-".join(name.replace("/", "_") for name in names[1:])
+        path = runs[0] / "plots" / f"{what}-vs-{others if len(others) <= 80 else f'{len(runs) - 1}-runs'}.png"
     if path.parent.exists() and not path.parent.is_dir():
         raise ConfigError(f"{path.parent} is a file; layerwise writes its pictures into a directory of that name")
     if path.is_dir():
         raise ConfigError(f"{path} is a directory; layerwise writes its picture to a file of that name")
+    return path
 
 
 def _checked_output(output, overwrite):

@@ -225,6 +225,7 @@ def draw_digit(digit, size=200, width=18):
 @pytest.fixture(scope="module")
 def mnist_mlp(tmp_path_factory):
     """A 784-64-10 ReLU net trained for 3 epochs on 5,000 real MNIST digits (about 2 s), seeded."""
+    pytest.importorskip("PIL")
     if not (MNIST_ROOT / "train-images-idx3-ubyte.gz").is_file():
         pytest.skip(f"no MNIST in {MNIST_ROOT}")
     from layerwise.config import config_from_dict

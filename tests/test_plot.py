@@ -18,9 +18,15 @@ from conftest import MNIST_ROOT, REPO
 from layerwise.cli import main
 from layerwise.plot import class_names, display_pixels, initial_weights, pixel_size, run_names
 
-needs_matplotlib = pytest.mark.skipif(
-    __import__("importlib").util.find_spec("matplotlib") is None, reason="matplotlib is not installed"
-)
+def _has_matplotlib():
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+needs_matplotlib = pytest.mark.skipif(not _has_matplotlib(), reason="matplotlib is not installed (pip install 'layerwise[plot]')")
 
 MNIST = """
 seed: 0
@@ -178,6 +184,7 @@ def test_output_suffix_case_is_kept(runs, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["Curves.PNG"] and png_size(out) == pixel_size("curves")
 
 
+@needs_matplotlib
 def test_plots_in_the_way_is_an_error(tmp_path, runs):
     import shutil
 
@@ -191,6 +198,7 @@ def test_plots_in_the_way_is_an_error(tmp_path, runs):
     assert_error(run("plot", copy), 2, "curves.png is a directory")
 
 
+@needs_matplotlib
 def test_what_does_not_apply_or_run_is_not_finished(runs, tmp_path):
     assert_error(run("plot", runs["regression"], "--what", "confusion"), 2, "regression run", "--what errors")
     empty = tmp_path / "empty"
@@ -200,6 +208,7 @@ def test_what_does_not_apply_or_run_is_not_finished(runs, tmp_path):
     assert list(empty.iterdir()) == []
 
 
+@needs_matplotlib
 def test_classification_and_regression_are_not_overlaid(runs):
     mnist = needs(runs, "mnist")
     assert_error(run("plot", mnist, runs["regression"]), 2, "classification and regression")
