@@ -8,7 +8,7 @@ so that its centre of mass sits at the field's centre.
 
 import numpy as np
 
-from .errors import DataError
+from .errors import DataError, MissingExtra
 
 SIZE = 28  # the output field, as MNIST
 BOX = 20  # the digit is scaled to fit this box
@@ -27,7 +27,7 @@ def load_digit_image(path):
     try:
         from PIL import Image, UnidentifiedImageError
     except ImportError:
-        raise DataError(f"{path}: reading image files needs Pillow: pip install 'layerwise[images]'") from None
+        raise MissingExtra(f"{path}: reading image files needs Pillow: pip install 'layerwise[images]'") from None
     try:
         with Image.open(path) as image:
             image.load()
