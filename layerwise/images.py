@@ -12,7 +12,7 @@ from .errors import DataError, MissingExtra
 
 SIZE = 28  # the output field, as MNIST
 BOX = 20  # the digit is scaled to fit this box
-CENTRE = (SIZE - 1) / 2  # 13.5: the centre of a 28-pixel field in pixel-centre coordinates
+CENTRE = 14.0  # where MNIST puts the centre of mass: its training digits average (14.0, 14.0), std 0.3
 MIN_CONTRAST = 0.1  # ink weaker than this (on a 0-1 scale) against the background: a blank image
 INK_FLOOR = 0.15  # after contrast stretching, fainter ink (paper grain, JPEG noise) is dropped
 MAX_SIDE = 512  # larger files are shrunk to this before preprocessing (a photo need not be 4000 px)
@@ -59,10 +59,11 @@ def mnist_style(gray):
         raise DataError("the image holds NaN or infinite pixel values")
     if gray.max() > 1:
         gray = gray / 255
-    ink = _ink(gray)
-    if ink is None:
+    found = _ink(gray)
+    if found is None:
         return np.zeros((SIZE, SIZE), dtype=np.uint8)
-    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    ink, strokes = found
+    rows, cols = np.flatnonzero(strokes.any(axis=1)), np.flatnonzero(strokes.any(axis=0))
     ink = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     h, w = ink.shape
     scale = BOX / max(h, w)
@@ -71,16 +72,61 @@ def mnist_style(gray):
 
 
 def _ink(gray):
-    """Ink in [0, 1] (1 = the strongest stroke) against the background, which is the median of the
-    border pixels: light paper is inverted, dark stays. None when there is no ink to speak of."""
-    border = np.concatenate([gray[0], gray[-1], gray[1:-1, 0], gray[1:-1, -1]])
-    background = np.median(border)
-    ink = (background - gray) if background > 0.5 else (gray - background)
+    """(ink, strokes): ink in [0, 1] (1 = the strongest stroke) against the background, light paper
+    inverted and a dark background kept; strokes, the pixels the crop goes around. None when there is
+    no ink to speak of.
+
+    The background is a plane fitted to the border pixels, so light falling unevenly across a photo is
+    not taken for ink. Otsu's threshold t splits paper from strokes: ink fainter than t/2 is dropped
+    (paper grain, JPEG noise) and the soft edges above it kept; strokes are the pixels above t with a
+    neighbour above t, so a lone speck of noise does not widen the crop.
+    """
+    background = _border_plane(gray)
+    ink = (background - gray) if np.median(background) > 0.5 else (gray - background)
     strongest = ink.max()
     if strongest < MIN_CONTRAST:
         return None
     ink = np.clip(ink / strongest, 0, 1)  # the strongest stroke becomes full white
-    return np.where(ink >= INK_FLOOR, ink, 0.0)  # faint texture (paper grain, JPEG noise) is not ink
+    threshold = max(INK_FLOOR, otsu_threshold(ink))
+    strong = np.pad(ink >= threshold, 1)
+    neighbours = strong[:-2, 1:-1] | strong[2:, 1:-1] | strong[1:-1, :-2] | strong[1:-1, 2:]
+    strokes = strong[1:-1, 1:-1] & neighbours
+    if not strokes.any():  # a single pixel of ink: it is the digit
+        strokes = strong[1:-1, 1:-1]
+    return np.where(ink >= max(INK_FLOOR, threshold / 2), ink, 0.0), strokes
+
+
+def _border_plane(gray):
+    """The plane a + b*y + c*x through the border pixels, fitted by least squares twice: the second
+    fit leaves out border pixels far from the first (ink that touches the edge)."""
+    h, w = gray.shape
+    ys, xs = np.indices((h, w))
+    border = np.zeros((h, w), dtype=bool)
+    border[[0, -1], :] = border[:, [0, -1]] = True
+    design = np.column_stack([np.ones(border.sum()), ys[border] / max(h - 1, 1), xs[border] / max(w - 1, 1)])
+    values = gray[border]
+    keep = np.ones(len(values), dtype=bool)
+    for _ in range(2):
+        coef = np.linalg.lstsq(design[keep], values[keep], rcond=None)[0]
+        residual = np.abs(design @ coef - values)
+        keep = residual <= 2.5 * np.median(residual) + 0.02
+    return coef[0] + coef[1] * ys / max(h - 1, 1) + coef[2] * xs / max(w - 1, 1)
+
+
+def otsu_threshold(values, bins=64):
+    """Otsu's threshold of values in [0, 1]: the cut that maximises the variance between the two
+    classes it makes (paper and ink), computed for every cut at once from a histogram."""
+    counts, edges = np.histogram(values, bins=bins, range=(0.0, 1.0))
+    centres = (edges[:-1] + edges[1:]) / 2
+    weight = np.cumsum(counts)[:-1]  # pixels at or below each cut
+    total = counts.sum()
+    mass = np.cumsum(counts * centres)[:-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean_low = mass / weight
+        mean_high = (mass[-1] + counts[-1] * centres[-1] - mass) / (total - weight)
+        between = weight * (total - weight) * (mean_low - mean_high) ** 2
+    between = np.nan_to_num(between, nan=-1.0)
+    return float(edges[1:-1][np.argmax(between)])
 
 
 def resize(image, height, width):
@@ -99,8 +145,8 @@ def _area_matrix(n_in, n_out):
 
 
 def _centre_by_mass(digit):
-    """Place `digit` (at most 20x20) in a 28x28 field with its centre of mass at the centre (to the
-    nearest pixel), kept inside the field."""
+    """Place `digit` (at most 20x20) in a 28x28 field with its centre of mass at pixel (14, 14), as
+    MNIST's digits are (to the nearest pixel, kept inside the field)."""
     h, w = digit.shape
     total = digit.sum()
     cy = (digit.sum(axis=1) @ np.arange(h)) / total
