@@ -13,7 +13,7 @@ from .errors import DataError, MissingExtra
 SIZE = 28  # the output field, as MNIST
 BOX = 20  # the digit is scaled to fit this box
 CENTRE = 14.0  # where MNIST puts the centre of mass: its training digits average (14.0, 14.0), std 0.3
-MIN_CONTRAST = 0.1  # ink weaker than this (on a 0-1 scale) against the background: a blank image
+MIN_CONTRAST = 0.1  # ink weaker than this (on a 0-1 scale, or 6 noise sigmas) against the background: blank
 INK_FLOOR = 0.15  # after contrast stretching, fainter ink (paper grain, JPEG noise) is dropped
 MAX_SIDE = 512  # larger files are shrunk to this before preprocessing (a photo need not be 4000 px)
 
@@ -81,10 +81,10 @@ def _ink(gray):
     (paper grain, JPEG noise) and the soft edges above it kept; strokes are the pixels above t with a
     neighbour above t, so a lone speck of noise does not widen the crop.
     """
-    background = _border_plane(gray)
+    background, noise = _border_plane(gray)
     ink = (background - gray) if np.median(background) > 0.5 else (gray - background)
     strongest = ink.max()
-    if strongest < MIN_CONTRAST:
+    if strongest < max(MIN_CONTRAST, 6 * noise):  # the largest of 10^5 noise pixels is about 4.5 sigma
         return None
     ink = np.clip(ink / strongest, 0, 1)  # the strongest stroke becomes full white
     threshold = max(INK_FLOOR, otsu_threshold(ink))
@@ -97,8 +97,9 @@ def _ink(gray):
 
 
 def _border_plane(gray):
-    """The plane a + b*y + c*x through the border pixels, fitted by least squares twice: the second
-    fit leaves out border pixels far from the first (ink that touches the edge)."""
+    """(plane, noise): the plane a + b*y + c*x through the border pixels, fitted by least squares
+    twice (the second fit leaves out border pixels far from the first: ink that touches the edge),
+    and the noise's standard deviation about it (from the median absolute residual)."""
     h, w = gray.shape
     ys, xs = np.indices((h, w))
     border = np.zeros((h, w), dtype=bool)
@@ -110,7 +111,8 @@ def _border_plane(gray):
         coef = np.linalg.lstsq(design[keep], values[keep], rcond=None)[0]
         residual = np.abs(design @ coef - values)
         keep = residual <= 2.5 * np.median(residual) + 0.02
-    return coef[0] + coef[1] * ys / max(h - 1, 1) + coef[2] * xs / max(w - 1, 1)
+    noise = 1.4826 * float(np.median(residual[keep]))  # MAD -> sigma for Gaussian noise
+    return coef[0] + coef[1] * ys / max(h - 1, 1) + coef[2] * xs / max(w - 1, 1), noise
 
 
 def otsu_threshold(values, bins=64):
