@@ -3,8 +3,10 @@
 `load_digit_image` reads a PNG/JPEG (Pillow, the optional extra `images`) and hands the grayscale
 pixels to `mnist_style`, the pure-NumPy preparation of LeCun's MNIST: ink made bright on black,
 cropped to the ink, scaled to fit a 20x20 box keeping its aspect ratio, then placed in a 28x28 field
-so that its centre of mass sits at the field's centre.
+so that its centre of mass sits at pixel (14, 14), where MNIST's digits have theirs.
 """
+
+from pathlib import Path
 
 import numpy as np
 
@@ -25,12 +27,16 @@ def load_digit_image(path):
     image, is a DataError.
     """
     try:
-        from PIL import Image, UnidentifiedImageError
+        from PIL import Image, ImageOps, UnidentifiedImageError
     except ImportError:
         raise MissingExtra(f"{path}: reading image files needs Pillow: pip install 'layerwise[images]'") from None
+    if Path(path).is_dir():
+        raise DataError(f"{path} is a directory; give image files (PNG, JPEG, ...)")
     try:
         with Image.open(path) as image:
+            image.draft("L", (2 * MAX_SIDE, 2 * MAX_SIDE))  # a JPEG decodes at a reduced size: fast for photos
             image.load()
+            image = ImageOps.exif_transpose(image)  # a phone photo's orientation
             if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
                 image = image.convert("RGBA")
                 paper = Image.new("RGBA", image.size, (255, 255, 255, 255))
@@ -40,10 +46,12 @@ def load_digit_image(path):
         raise DataError(f"{path}: no such file") from None
     except UnidentifiedImageError:
         raise DataError(f"{path}: not an image file Pillow can read (PNG, JPEG, BMP, GIF, ...)") from None
+    except Image.DecompressionBombError as e:
+        raise DataError(f"{path}: too many pixels to read safely ({e})") from None
     except (OSError, ValueError, SyntaxError) as e:  # truncated or corrupt data
         raise DataError(f"{path}: cannot read this image; corrupt or truncated? ({e})") from None
     if max(gray.size) > MAX_SIDE:
-        gray.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.BOX)
+        gray.thumbnail((MAX_SIDE, MAX_SIDE), Image.BOX)
     return mnist_style(np.asarray(gray, dtype=np.float32) / 255)
 
 
