@@ -235,7 +235,12 @@ def _errors_data(run, name):
     wrong = wrong[np.argsort(-probs[wrong, pred[wrong]], kind="stable")][:MAX_ERRORS]  # most confident first
     return {**title, "kind": "images", "images": display_pixels(data.test.x[wrong], meta).reshape(-1, *shape),
             "true": true[wrong], "pred": pred[wrong], "confidence": probs[wrong, pred[wrong]],
-            "wrong": int((pred != true).sum()), "total": len(true), "classes": class_names(meta, outputs.shape[1])}
+            "wrong": int((pred != true).sum()), "total": len(true), "classes": class_names(meta, outputs.shape[1]),
+            "ink": _dataset(meta) != "fashion_mnist"}  # written strokes show dark on white; clothes as photographed
+
+
+def _dataset(meta):
+    return (meta.get("preprocessing") or {}).get("dataset") or meta.get("config", {}).get("data", {}).get("dataset")
 
 
 MAX_ERRORS = 48  # 6 rows of 8

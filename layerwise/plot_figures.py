@@ -119,7 +119,6 @@ def draw_errors(fig, d):
     for k in range(n):
         r, c = divmod(k, cols)
         top, left = r * cell_h + label, c * cell_w
-        mosaic[top - label : top, left : left + w] = 0.0
         mosaic[top : top + h, left : left + w] = images[k]
         text = f"true {classes[d['true'][k]]}\npred {classes[d['pred'][k]]}" + ("\n" if long_names else " ")
         ax.text(left + w / 2, top - 1, text + f"{100 * d['confidence'][k]:.0f}%", ha="center", va="bottom",
@@ -128,7 +127,7 @@ def draw_errors(fig, d):
         ax.text(0.5, 0.5, "no mistakes", transform=ax.transAxes, ha="center", va="center", fontsize=FONT + 6)
     import matplotlib
 
-    cmap = matplotlib.colormaps["gray_r"].with_extremes(bad="white")
+    cmap = matplotlib.colormaps["gray_r" if d["ink"] else "gray"].with_extremes(bad="white")  # ink dark on paper
     ax.imshow(mosaic, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
     ax.set_axis_off()
     rate = 100 * d["wrong"] / d["total"] if d["total"] else 0.0
@@ -194,9 +193,10 @@ def draw_weights(fig, d):
         ax.set_title(title)
         fig.colorbar(im, ax=ax, shrink=0.7, label="weight" if k == 0 else "change")
     which = f"all {units} units" if shown == units else f"units 0–{shown - 1} of {units}"
-    note = "" if initial is not None else " (the initial weights could not be rebuilt, so only W is drawn)"
-    fig.suptitle(f"{d['name']} (epoch {d['epoch']}): layer {d['layer']}'s input weights, {which}{note}\n"
-                 f"each tile: one unit's {shape[0]}×{shape[1]} weights; red +, blue −, white 0")
+    note = ("W is mostly its random start; the change shows what was learned" if initial is not None
+            else "the initial weights could not be rebuilt, so only W is drawn")
+    fig.suptitle(f"{d['name']} (epoch {d['epoch']}): layer {d['layer']}'s input weights, {which}\n"
+                 f"each tile: one unit's {shape[0]}\u00d7{shape[1]} weights (red +, blue \u2212, white 0); {note}")
 
 
 def _weights_heat_map(fig, d):
