@@ -276,3 +276,32 @@ def test_run_names_are_told_apart(tmp_path):
     a, b = tmp_path / "x" / "run", tmp_path / "y" / "run"
     assert run_names([a, b]) == ["x/run", "y/run"]
     assert run_names([a, tmp_path / "other"]) == ["run", "other"]
+
+
+@needs_matplotlib
+def test_errors_are_the_runs_mistakes_most_confident_first(runs):
+    from layerwise.plot import _errors_data
+
+    run_dir = needs(runs, "mnist")
+    d = _errors_data(run_dir, "digits")
+    confusion = np.array(json.loads((run_dir / "test.json").read_text())["test_confusion"])
+    assert d["wrong"] == confusion.sum() - np.trace(confusion) and d["total"] == confusion.sum()
+    assert len(d["images"]) == min(48, d["wrong"]) and d["images"].shape[1:] == (28, 28)
+    assert 0 <= d["images"].min() and d["images"].max() <= 1 and d["images"].max() > 0.9  # pixels, not z-scores
+    assert (d["true"] != d["pred"]).all()
+    assert (np.diff(d["confidence"]) <= 0).all()
+    assert d["ink"] and d["classes"] == [str(i) for i in range(10)]
+
+
+@needs_matplotlib
+@pytest.mark.parametrize("name", ["mnist", "regression"])
+def test_curves_star_the_epoch_training_chose(runs, name):
+    from layerwise.plot import _curves_data, _matplotlib, draw_curves
+
+    run_dir = needs(runs, name)
+    fig = _matplotlib()(figsize=(12, 8), dpi=100, layout="constrained")
+    draw_curves(fig, _curves_data([run_dir], ["run"]))
+    metric_ax = fig.axes[1]
+    stars = [line for line in metric_ax.get_lines() if line.get_marker() == "*"]
+    assert len(stars) == 1
+    assert stars[0].get_xdata()[0] == json.loads((run_dir / "test.json").read_text())["epoch"]
