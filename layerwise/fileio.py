@@ -97,10 +97,15 @@ def remove_stale_temps(directory):
     Only for a directory this process owns (a locked run directory): a temp file there belongs to a
     writer that is gone. Only regular files whose name matches TEMP_NAME are touched."""
     removed = []
-    for entry in os.scandir(directory):
-        if TEMP_NAME.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
-            os.unlink(entry.path)
-            removed.append(entry.name)
+    try:
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                if TEMP_NAME.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+                    os.unlink(entry.path)
+                    removed.append(entry.name)
+    except OSError as e:
+        reason = describe_os_error(e)
+        raise StorageError(f"cannot clean up temporary files in {directory}: {reason}", reason) from None
     return removed
 
 

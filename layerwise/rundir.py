@@ -34,7 +34,7 @@ def check_run_dir(path, overwrite):
     try:
         _check_run_dir(path, overwrite)
     except (OSError, ValueError) as e:  # a NUL byte, a name too long, an unreadable directory
-        raise ConfigError(f"output: cannot use {path} as a run directory: {_reason(e)}") from None
+        raise ConfigError(f"output: cannot use {_show(path)} as a run directory: {_reason(e)}") from None
 
 
 def _check_run_dir(path, overwrite):
@@ -68,12 +68,12 @@ def is_empty(path):
         return all(e.name == runlock.LOCK_NAME or TEMP_NAME.fullmatch(e.name) for e in entries)
 
 
-def create_run_dir(path, populate):
+def create_run_dir(path, populate, overwrite=False):
     """Create run directory `path`, filled by populate(directory), and return its RunLock (held).
 
     A new directory is filled in a staging directory renamed into place, so a kill at any moment
     leaves no run directory or a resumable one; a run being overwritten (check_run_dir allowed it)
-    is moved aside and deleted only once the new one is in place. An existing empty directory (the
+    (`overwrite`) is moved aside and deleted only once the new one is in place. An existing empty directory (the
     working directory, a mount point) is filled in place, last.npz first. Another process training
     into `path`, or creating it meanwhile, is a RunInUse naming it."""
     path = Path(path)
@@ -89,9 +89,9 @@ def create_run_dir(path, populate):
     staging, lock = _private_dir(target.parent, "new", path)
     old = old_lock = None
     try:
-        populate(staging)
-        if os.path.lexists(target):  # a run being overwritten (check_run_dir checked it)
-            old_lock = runlock.acquire(target, "; wait for it to finish" + ELSEWHERE)
+        _populate(populate, staging, path)
+        if overwrite and os.path.lexists(target):  # a run being overwritten (check_run_dir checked it)
+            old_lock = runlock.acquire(target, "; wait for it to finish" + ELSEWHERE, shown=path)
             if not is_run_checkpoint(target / "last.npz"):
                 raise ConfigError(f"{path} is no longer a layerwise run directory; refusing to delete it")
             old, _ = _private_dir(target.parent, "old", path)
@@ -123,14 +123,14 @@ def create_run_dir(path, populate):
 
 def _fill_in_place(path, target, populate):
     before = set(os.listdir(target))
-    lock = runlock.acquire(target, "; wait for it to finish" + ELSEWHERE)
+    lock = runlock.acquire(target, "; wait for it to finish" + ELSEWHERE, shown=path)
     if not is_empty(target):  # another start filled it meanwhile and has finished
         lock.release()
         raise _taken(path)
     try:
         lock.write_pid()
         remove_stale_temps(target)
-        populate(target)
+        _populate(populate, target, path)
     except BaseException:
         for name in set(os.listdir(target)) - before - {runlock.LOCK_NAME}:
             _remove(target / name)
@@ -142,16 +142,17 @@ def _fill_in_place(path, target, populate):
     return lock
 
 
-def lock_run_dir(run_dir):
-    """Lock an existing run directory to continue it (RunInUse if a process trains into it), and
-    delete the temp files a killed save left in it. StorageError if it cannot be written."""
-    lock = runlock.acquire(run_dir, "; wait for it to finish (--resume continues a run no process is training)")
+def _populate(populate, directory, path):
     try:
-        remove_stale_temps(run_dir)
-    except OSError as e:
-        lock.release()
-        raise StorageError(f"cannot write in run directory {run_dir}: {_reason(e)}", _reason(e)) from None
-    return lock
+        populate(directory)
+    except StorageError as e:  # name the run, not the staging directory
+        raise StorageError(f"cannot start a run in {path}: {e.reason}; nothing was kept", e.reason) from None
+
+
+def lock_run_dir(run_dir):
+    """Lock an existing run directory to continue it (RunInUse if a process trains into it).
+    StorageError if it cannot be written."""
+    return runlock.acquire(run_dir, "; wait for it to finish (--resume continues a run no process is training)")
 
 
 def remove_abandoned(parent):
@@ -230,6 +231,14 @@ def _remove(path):
             path.unlink()
     except OSError:
         pass
+
+
+def _show(path):
+    """A path for a message: quoted when it holds control characters, shortened when very long."""
+    text = str(path)
+    if not text.isprintable():
+        text = repr(text)
+    return text if len(text) <= 100 else f"{text[:60]}...{text[-30:]} ({len(text)} characters)"
 
 
 def _reason(e):

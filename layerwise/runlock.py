@@ -45,28 +45,30 @@ class RunLock:
         self.release()
 
 
-def acquire(directory, in_use_hint=""):
+def acquire(directory, in_use_hint="", shown=None):
     """Lock `directory` (creating its lock file if needed) without waiting.
 
     Raises RunInUse naming the holder's pid when another process holds it, and StorageError when
     the lock file cannot be created or opened for writing (a read-only or unwritable directory).
+    `shown` is the directory as messages name it (default: `directory`).
     """
     directory = Path(directory)
+    shown = directory if shown is None else shown
     path = directory / LOCK_NAME
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o666 & ~UMASK)
     except OSError as e:
         reason = describe_os_error(e)
-        raise StorageError(f"cannot write in run directory {directory}: {reason}", reason) from None
+        raise StorageError(f"cannot write in run directory {shown}: {reason}", reason) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as e:
         pid = _read_pid(fd)
         os.close(fd)
         if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-            raise RunInUse(in_use_message(directory, pid, in_use_hint)) from None
+            raise RunInUse(in_use_message(shown, pid, in_use_hint)) from None
         reason = describe_os_error(e)
-        raise StorageError(f"cannot lock run directory {directory}: {reason}", reason) from None
+        raise StorageError(f"cannot lock run directory {shown}: {reason}", reason) from None
     return RunLock(fd, directory)
 
 

@@ -66,11 +66,7 @@ def fit(cfg: Config, *, overwrite=False, echo=print):
         save_run_checkpoint(directory / "last.npz", cfg, model, optimizer, asdict(state))  # resumable at once
         atomic_write_text(directory / "config.yaml", _yaml(cfg))
 
-    try:
-        lock = create_run_dir(cfg.output, populate)
-    except StorageError as e:
-        raise StorageError(f"cannot start a run in {cfg.output}: {e.reason}; nothing was kept", e.reason) from None
-    with lock:  # held until the run ends: no other process trains into it meanwhile
+    with create_run_dir(cfg.output, populate, overwrite) as lock:  # held until the run ends: no other process trains into it meanwhile
         run_dir = lock.directory
         echo(
             f"training {cfg.name} into {run_dir}: {model.num_parameters():,} parameters; "
