@@ -9,9 +9,11 @@ unpickled. The metadata is JSON with bounded length, integers and nesting. Every
 CheckpointError (or a StorageError when the file cannot be read at all).
 """
 
+import errno
 import json
 import math
 import struct
+import tokenize
 import zipfile
 import zlib
 from pathlib import Path
@@ -29,9 +31,11 @@ MAX_MEMBERS = 10_000
 MAX_HEADER = 10_000  # bytes of .npy header (NumPy's own limit)
 MAX_UNEXPECTED_BYTES = 1 << 28  # when the caller gives no expected arrays (tests, tools)
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a local file header, or an empty archive
-# What zipfile, zlib and NumPy's .npy header parser raise on damaged or forged bytes.
+# What zipfile, zlib and NumPy's .npy header parser raise on damaged or forged bytes (the fuzz test in
+# tests/test_hostile_runs.py found tokenize.TokenError: NumPy's header filter tokenizes the header).
 DAMAGED = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, ValueError, SyntaxError, struct.error,
-           NotImplementedError, KeyError, IndexError, TypeError, OverflowError, RecursionError, MemoryError)
+           tokenize.TokenError, NotImplementedError, KeyError, IndexError, TypeError, OverflowError, RecursionError,
+           MemoryError)
 
 
 def save_checkpoint(path, arrays, meta):
@@ -109,7 +113,7 @@ def _open(path):
     try:
         return zipfile.ZipFile(path)
     except OSError as e:
-        raise StorageError(f"cannot read checkpoint {path}: {describe_os_error(e)}", describe_os_error(e)) from None
+        raise _read_failure(e, path, str(path)) from None
     except DAMAGED as e:
         raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({_what(e)})") from None
 
@@ -186,7 +190,7 @@ def _header(zf, info, name, path):
                 raise ValueError(f"unknown .npy version {version}")
             offset = f.tell()
     except OSError as e:
-        raise StorageError(f"cannot read checkpoint {path}: {describe_os_error(e)}", describe_os_error(e)) from None
+        raise _read_failure(e, path, where) from None
     except DAMAGED as e:
         raise CheckpointError(f"{where}: corrupt or truncated checkpoint ({_what(e)})") from None
     if dtype.hasobject:
@@ -211,11 +215,19 @@ def _read_data(zf, info, header, name, path):
             if len(data) != nbytes or f.read(1):  # reading to the end checks the CRC
                 raise EOFError("fewer bytes than the archive declares")
     except OSError as e:
-        raise StorageError(f"cannot read checkpoint {path}: {describe_os_error(e)}", describe_os_error(e)) from None
+        raise _read_failure(e, path, f"{path}: array {name[:80]!r}") from None
     except DAMAGED as e:
         raise CheckpointError(f"{path}: array {name[:80]!r}: corrupt or truncated checkpoint ({_what(e)})") from None
     array = np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
     return array.astype(dtype.newbyteorder("="), order="C")
+
+
+def _read_failure(e, path, where):
+    """An OSError while reading an archive that opened fine: a seek to an offset the damaged archive
+    gives (EINVAL) is corruption; anything else (EIO...) is the storage failing."""
+    if e.errno in (None, errno.EINVAL):
+        return CheckpointError(f"{where}: corrupt or truncated checkpoint ({_what(e)})")
+    return StorageError(f"cannot read checkpoint {path}: {describe_os_error(e)}", describe_os_error(e))
 
 
 def _describe(dtype, shape):

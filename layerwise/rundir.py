@@ -40,6 +40,10 @@ def check_run_dir(path, overwrite):
 def _check_run_dir(path, overwrite):
     if "\0" in str(path):
         raise ValueError("it contains a NUL byte")
+    try:
+        os.fsencode(path)
+    except UnicodeEncodeError:
+        raise ValueError("it cannot be encoded as a file name (a lone surrogate?)") from None
     for parent in path.parents:
         if parent.exists() and not parent.is_dir():
             raise ConfigError(f"output: {path} cannot be a run directory: {parent} is a file")

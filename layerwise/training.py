@@ -88,20 +88,8 @@ def resume(run_dir, overrides=(), echo=print):
     if not path.is_file():
         raise CheckpointError(f"{run_dir} holds no last.npz: is it a layerwise run directory?")
     with lock_run_dir(run_dir) as lock:  # refused if a process trains into it; held until the run ends
-        # Everything is read and checked before anything is written.
-        meta = load_run_meta(path)
-        overrides = _config_yaml_edits(run_dir, meta["config"], overrides, path, echo) + list(overrides)
-        raw = apply_overrides(meta["config"], overrides, str(path))
-        raw["output"] = str(run_dir)  # keep writing where the checkpoint is, even if the run was moved
-        cfg = config_from_dict(raw, str(path))
-        state = RunState.from_meta(meta["state"], path)
-        if state.epoch >= cfg.train.epochs:
-            raise ConfigError(
-                f"{run_dir} already finished {state.epoch} epochs; raise train.epochs with -s train.epochs=N to go on"
-            )
-        data, model, loss_fn, optimizer = build(cfg, echo)
-        load_run_arrays(path, model, optimizer, against=f"the model and optimizer its config describes")
-        state.check_against(data, cfg.train.batch_size, path)
+        meta, cfg, state, (data, model, loss_fn, optimizer) = load_for_resume(run_dir, overrides, echo)
+        # Everything was read and checked; only now is anything written.
         lock.write_pid()
         remove_stale_temps(run_dir)  # left by a save that was killed
         atomic_write_text(run_dir / "config.yaml", _yaml(cfg))  # the overrides are part of the run now
@@ -111,6 +99,27 @@ def resume(run_dir, overrides=(), echo=print):
             echo(f"note: train.epochs changed from {old_epochs} to {cfg.train.epochs}: the cosine learning-rate "
                  f"schedule now spans {cfg.train.epochs} epochs")
         return _run(cfg, run_dir, data, model, loss_fn, optimizer, state, echo)
+
+
+def load_for_resume(run_dir, overrides=(), echo=print):
+    """Read and check everything a resume needs, writing nothing: (meta, cfg, state, (data, model,
+    loss, optimizer)) with the checkpoint's weights and optimizer state loaded."""
+    run_dir = Path(run_dir)
+    path = run_dir / "last.npz"
+    meta = load_run_meta(path)
+    overrides = _config_yaml_edits(run_dir, meta["config"], overrides, path, echo) + list(overrides)
+    raw = apply_overrides(meta["config"], overrides, str(path))
+    raw["output"] = str(run_dir)  # keep writing where the checkpoint is, even if the run was moved
+    cfg = config_from_dict(raw, str(path))
+    state = RunState.from_meta(meta["state"], path)
+    if state.epoch >= cfg.train.epochs:
+        raise ConfigError(
+            f"{run_dir} already finished {state.epoch} epochs; raise train.epochs with -s train.epochs=N to go on"
+        )
+    data, model, loss_fn, optimizer = build(cfg, echo)
+    load_run_arrays(path, model, optimizer, against="the model and optimizer its config describes")
+    state.check_against(data, cfg.train.batch_size, path)
+    return meta, cfg, state, (data, model, loss_fn, optimizer)
 
 
 def _config_yaml_edits(run_dir, saved, overrides, path, echo):

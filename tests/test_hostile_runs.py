@@ -685,3 +685,179 @@ def test_13_sigterm_saves_last_prints_the_resume_command_and_exits_143(tmp_path)
     output, code = run_layerwise("train", "--resume", "run", "-s", f"train.epochs={state['epoch'] + 1}", cwd=tmp_path)
     assert code == 0, output
     assert f"at epoch {state['epoch'] + 1}, step {state['step'] + 1}" in output
+
+
+# --- fuzz: mutated checkpoint bytes and metadata through the eval and resume loaders -----------
+
+FUZZ_SEED = 9
+FUZZ_BYTES, FUZZ_MEMBERS, FUZZ_META = 1200, 800, 1000  # inputs of each kind
+FUZZ_RSS_MB = 400  # the child's peak resident memory must stay below this
+FUZZ_ADDRESS_SPACE = 3 << 30  # and it cannot map more than this: a runaway allocation fails at once
+
+POOL = [None, True, False, 0, -1, 1, 7, 2**31, 2**63, 10**12, 0.5, -1e-300, 1e308, float("nan"), float("inf"),
+        "", "x", "mse", "accuracy", "sgd", "linear", "relu", [], [1, 2], {}, {"epoch": 1}, [[[[]]]]]
+
+
+def _mutate_bytes(data, rng, hot):
+    """One of: bit flips, random bytes over a range, truncation, insertion, deletion, a copied chunk;
+    half of the time aimed at `hot` offsets (zip headers, .npy headers, the central directory)."""
+    data = bytearray(data)
+    at = rng.choice(hot) + rng.randrange(-8, 64) if rng.random() < 0.5 else rng.randrange(len(data))
+    at = min(max(at, 0), len(data) - 1)
+    kind = rng.randrange(6)
+    if kind == 0:
+        for _ in range(rng.randint(1, 8)):
+            i = min(len(data) - 1, at + rng.randrange(32))
+            data[i] ^= 1 << rng.randrange(8)
+    elif kind == 1:
+        n = rng.randint(1, 16)
+        data[at : at + n] = bytes(rng.randrange(256) for _ in range(n))
+    elif kind == 2:
+        del data[at:]
+    elif kind == 3:
+        data[at:at] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 32)))
+    elif kind == 4:
+        del data[at : at + rng.randint(1, 64)]
+    else:
+        start = rng.randrange(len(data))
+        data[at:at] = data[start : start + rng.randint(1, 4096)]
+    return bytes(data)
+
+
+def _mutate_json(value, rng, depth=0):
+    """A copy of `value` with one node replaced, deleted, added to, wrapped or retyped."""
+    if isinstance(value, (dict, list)) and value and rng.random() < 0.75:
+        keys = list(value) if isinstance(value, dict) else list(range(len(value)))
+        key = rng.choice(keys)
+        copy = dict(value) if isinstance(value, dict) else list(value)
+        roll = rng.random()
+        if roll < 0.1:
+            del copy[key]
+        elif roll < 0.15 and isinstance(copy, dict):
+            copy[rng.choice(["extra", "epoch", "x" * 300, ""])] = rng.choice(POOL)
+        else:
+            copy[key] = _mutate_json(copy[key], rng, depth + 1)
+        return copy
+    roll = rng.random()
+    if roll < 0.6:
+        return rng.choice(POOL)
+    if roll < 0.7:
+        return [value]
+    if roll < 0.8:
+        return {"v": value}
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value * rng.choice([-1, 2, 1000, 10**20]) + rng.choice([0, 1, 0.5])
+    return str(value)[::-1]
+
+
+def _mutate_meta_text(text, rng):
+    """The metadata JSON as text: characters deleted, duplicated or replaced by brackets and quotes."""
+    i = rng.randrange(len(text))
+    n = rng.randint(1, 12)
+    roll = rng.random()
+    if roll < 0.4:
+        return text[:i] + text[i + n :]
+    if roll < 0.7:
+        return text[:i] + rng.choice(["[", "]", "{", "}", '"', ",", ":", "-", "1e999", "\\u", "99999999999999"]) * n + text[i:]
+    return text[:i] + text[i : i + n] * rng.randint(2, 50) + text[i:]
+
+
+def _fuzz_main(run_dir, work, seed):
+    """Child process: every mutated input through eval's and resume's loaders (writing nothing to
+    the run: both only read). Prints a JSON summary of the outcomes."""
+    import collections
+    import random
+    import traceback
+    import urllib.error
+    import urllib.request
+
+    from layerwise.errors import LayerwiseError
+    from layerwise.evaluate import evaluate_run
+    from layerwise.training import load_for_resume
+
+    def no_network(*args, **kwargs):  # a mutated config may ask for MNIST: never download in a test
+        raise urllib.error.URLError("the network is disabled in the fuzz test")
+
+    urllib.request.urlopen = no_network
+    os.environ["LAYERWISE_DATA"] = os.environ["XDG_CACHE_HOME"] = str(work)
+    rng = random.Random(seed)
+    run_dir, work = Path(run_dir), Path(work)
+    target = work / "run"
+    shutil.copytree(run_dir, target)
+    original = (run_dir / "last.npz").read_bytes()
+    members = npz_members(run_dir / "last.npz")
+    meta = json.loads(str(np.load(io.BytesIO(members["__meta__"]))))
+    hot = [i for i in range(len(original) - 4) if original[i : i + 2] == b"PK" or original[i : i + 6] == b"\x93NUMPY"]
+    outcomes, failures = collections.Counter(), []
+
+    def attempt(kind, data):
+        for name in ("last.npz", "best.npz"):
+            (target / name).write_bytes(data)
+        with_config = rng.random() < 0.5  # with config.yaml, eval rebuilds from it; without, from the checkpoint
+        if not with_config:
+            (target / "config.yaml").unlink(missing_ok=True)
+        elif not (target / "config.yaml").exists():
+            shutil.copy(run_dir / "config.yaml", target / "config.yaml")
+        for loader in ("eval", "resume"):
+            try:
+                if loader == "eval":
+                    evaluate_run(target, "test", "best", (), echo=lambda *a: None)
+                else:
+                    load_for_resume(target, ["train.epochs=3"], echo=lambda *a: None)
+                outcomes[f"{loader}: ok"] += 1
+            except LayerwiseError as e:
+                outcomes[f"{loader}: {type(e).__name__}"] += 1
+            except Exception as e:  # a bug: what the fuzz is for
+                outcomes[f"{loader}: BUG {type(e).__name__}"] += 1
+                if len(failures) < 20:
+                    failures.append(f"{kind}/{loader}: {traceback.format_exc(limit=-3)}")
+
+    for _ in range(FUZZ_BYTES):
+        attempt("bytes", _mutate_bytes(original, rng, hot))
+    for _ in range(FUZZ_MEMBERS):  # a well-formed zip whose members' bytes are damaged
+        changed = dict(members)
+        name = rng.choice(list(changed))
+        member = changed[name]
+        changed[name] = _mutate_bytes(member, rng, [0, 8, min(len(member) - 1, 60), len(member) - 1])
+        buffer = io.BytesIO()
+        write_npz(buffer, changed, rng.choice([zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED]))
+        attempt("member", buffer.getvalue())
+    for i in range(FUZZ_META):
+        if i % 3 == 2:
+            text = _mutate_meta_text(json.dumps(meta), rng)
+        else:
+            text = json.dumps(_mutate_json(meta, rng))
+        buffer = io.BytesIO()
+        write_npz(buffer, {**members, "__meta__": npy(np.array(text))})
+        attempt("meta", buffer.getvalue())
+    import resource
+
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
+    print(json.dumps({"inputs": FUZZ_BYTES + FUZZ_MEMBERS + FUZZ_META, "outcomes": outcomes, "failures": failures,
+                      "peak_mb": peak_mb}))
+
+
+def test_fuzz_checkpoint_bytes_and_metadata(tmp_path, trained):
+    """3,000 mutated checkpoints (bytes, members, metadata; fixed seed), each through `layerwise
+    eval`'s loader and resume's: every outcome is success or a LayerwiseError, never another
+    exception, in a child process whose peak memory stays under FUZZ_RSS_MB."""
+    import resource
+
+    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import test_hostile_runs as t; "
+            f"t._fuzz_main({str(trained)!r}, {str(tmp_path)!r}, {FUZZ_SEED})")
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (FUZZ_ADDRESS_SPACE, FUZZ_ADDRESS_SPACE))
+
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OPENBLAS_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path, env=env, preexec_fn=limit,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-3000:]
+    summary = json.loads(out.strip().splitlines()[-1])
+    print(f"fuzz: {summary['inputs']} inputs, peak RSS {summary['peak_mb']:.0f} MB, outcomes {summary['outcomes']}")
+    assert summary["inputs"] == FUZZ_BYTES + FUZZ_MEMBERS + FUZZ_META
+    assert not summary["failures"], "\n".join(summary["failures"])
+    assert sum(summary["outcomes"].values()) == 2 * summary["inputs"]
+    assert summary["outcomes"].get("eval: ok", 0) > 0 and summary["outcomes"].get("eval: CheckpointError", 0) > 0
+    assert summary["peak_mb"] < FUZZ_RSS_MB
