@@ -146,7 +146,13 @@ def _read_meta(zf, info, path):
             f"{path}: its metadata should be a text scalar of at most {MAX_META_CHARS} characters, "
             f"found {_describe(dtype, shape)}"
         )
-    text = str(_read_data(zf, info, header, META_KEY, path))
+    # Decoded here, not by NumPy: a forged array can hold code points above U+10FFFF, from which NumPy
+    # builds an invalid str that crashes later (the fuzz test found it).
+    data = _read_bytes(zf, info, header, META_KEY, path)
+    try:
+        text = data.decode("utf-32-be" if dtype.byteorder == ">" else "utf-32-le").rstrip("\0")
+    except UnicodeDecodeError:
+        raise CheckpointError(f"{path}: its metadata is not valid text (corrupt or forged)") from None
     try:
         meta = json.loads(text, parse_int=_bounded_int)
     except (ValueError, RecursionError) as e:  # JSONDecodeError is a ValueError
@@ -205,8 +211,14 @@ def _header(zf, info, name, path):
 
 
 def _read_data(zf, info, header, name, path):
-    """Exactly the data bytes the (checked) header declares, as a C-ordered array in native byte order."""
-    shape, fortran, dtype, offset = header
+    """Exactly the data the (checked) header declares, as a C-ordered array in native byte order."""
+    shape, fortran, dtype, _ = header
+    array = np.frombuffer(_read_bytes(zf, info, header, name, path), dtype=dtype)
+    return array.reshape(shape, order="F" if fortran else "C").astype(dtype.newbyteorder("="), order="C")
+
+
+def _read_bytes(zf, info, header, name, path):
+    offset = header[3]
     nbytes = info.file_size - offset
     try:
         with zf.open(info) as f:
@@ -218,8 +230,7 @@ def _read_data(zf, info, header, name, path):
         raise _read_failure(e, path, f"{path}: array {name[:80]!r}") from None
     except DAMAGED as e:
         raise CheckpointError(f"{path}: array {name[:80]!r}: corrupt or truncated checkpoint ({_what(e)})") from None
-    array = np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
-    return array.astype(dtype.newbyteorder("="), order="C")
+    return data
 
 
 def _read_failure(e, path, where):

@@ -284,6 +284,7 @@ CASES = [
     case("5-output-name-300-characters", ("train", "exp.yaml", "-s", "output=" + "n" * 300), 2,
          "output", "File name too long", "(300 characters)"),
     case("5-output-nul-byte", ("train", "exp.yaml", "-s", 'output="a\\0b"'), 2, "output", "NUL byte", "'a\\x00b'"),
+    case("5-output-lone-surrogate", ("train", "exp.yaml", "-s", 'output="\\ud800"'), 2, "output", "cannot be encoded"),
     case("5-output-nul-byte-in-a-parent", ("train", "exp.yaml", "-s", 'output="x\\0y/run"'), 2, "output", "NUL byte"),
     # 7: forged checkpoints, through eval (best.npz) and resume (last.npz)
     case("7-weights-as-str", EVAL, 1, "model/0.W", "does not match", "expected float32 (3, 4)", "found str",
@@ -304,6 +305,8 @@ CASES = [
     case("7-meta-nested-200-deep", EVAL, 1, "metadata", "nested more than",
          edit=meta_text(lambda t: t[:-1] + ', "x": ' + "[" * 200 + "]" * 200 + "}")),
     case("7-meta-5000-digit-integer", EVAL, 1, "metadata", "5000 digits", edit=meta_text(huge_integer)),
+    case("7-meta-code-point-above-unicode", EVAL, 1, "metadata", "not valid text",
+         edit=replace_member("__meta__", npy_header("<U2", (), b"\xff\xff\xff\x7f" * 2))),
     case("7-meta-as-float-array", EVAL, 1, "metadata", "text scalar", edit=replace_member("__meta__", npy(np.zeros(3)))),
     case("7-header-shape-10-to-the-12", EVAL, 1, "model/0.W", "header declares 4000000000000 bytes",
          edit=replace_member("model/0.W", npy_header("<f4", (10**12,), bytes(48)))),
@@ -690,7 +693,7 @@ def test_13_sigterm_saves_last_prints_the_resume_command_and_exits_143(tmp_path)
 # --- fuzz: mutated checkpoint bytes and metadata through the eval and resume loaders -----------
 
 FUZZ_SEED = 9
-FUZZ_BYTES, FUZZ_MEMBERS, FUZZ_META = 1200, 800, 1000  # inputs of each kind
+FUZZ_BYTES, FUZZ_MEMBERS, FUZZ_META = 1000, 700, 800  # inputs of each kind
 FUZZ_RSS_MB = 400  # the child's peak resident memory must stay below this
 FUZZ_ADDRESS_SPACE = 3 << 30  # and it cannot map more than this: a runaway allocation fails at once
 
@@ -812,6 +815,12 @@ def _fuzz_main(run_dir, work, seed):
                 if len(failures) < 20:
                     failures.append(f"{kind}/{loader}: {traceback.format_exc(limit=-3)}")
 
+    scratch = work / "scratch"
+    shutil.copytree(run_dir, scratch)
+    for forge in (zip_bomb, meta_bomb, replace_member("model/0.W", npy_header("<f4", (10**12,), bytes(48)))):
+        shutil.copy(run_dir / "last.npz", scratch / "last.npz")
+        forge(scratch, "last.npz")
+        attempt("forged", (scratch / "last.npz").read_bytes())
     for _ in range(FUZZ_BYTES):
         attempt("bytes", _mutate_bytes(original, rng, hot))
     for _ in range(FUZZ_MEMBERS):  # a well-formed zip whose members' bytes are damaged
@@ -833,12 +842,12 @@ def _fuzz_main(run_dir, work, seed):
     import resource
 
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
-    print(json.dumps({"inputs": FUZZ_BYTES + FUZZ_MEMBERS + FUZZ_META, "outcomes": outcomes, "failures": failures,
+    print(json.dumps({"inputs": FUZZ_BYTES + FUZZ_MEMBERS + FUZZ_META + 3, "outcomes": outcomes, "failures": failures,
                       "peak_mb": peak_mb}))
 
 
 def test_fuzz_checkpoint_bytes_and_metadata(tmp_path, trained):
-    """3,000 mutated checkpoints (bytes, members, metadata; fixed seed), each through `layerwise
+    """2,500 mutated checkpoints (and the table's three memory forgeries) (bytes, members, metadata; fixed seed), each through `layerwise
     eval`'s loader and resume's: every outcome is success or a LayerwiseError, never another
     exception, in a child process whose peak memory stays under FUZZ_RSS_MB."""
     import resource
@@ -856,7 +865,7 @@ def test_fuzz_checkpoint_bytes_and_metadata(tmp_path, trained):
     assert proc.returncode == 0, err[-3000:]
     summary = json.loads(out.strip().splitlines()[-1])
     print(f"fuzz: {summary['inputs']} inputs, peak RSS {summary['peak_mb']:.0f} MB, outcomes {summary['outcomes']}")
-    assert summary["inputs"] == FUZZ_BYTES + FUZZ_MEMBERS + FUZZ_META
+    assert summary["inputs"] == FUZZ_BYTES + FUZZ_MEMBERS + FUZZ_META + 3
     assert not summary["failures"], "\n".join(summary["failures"])
     assert sum(summary["outcomes"].values()) == 2 * summary["inputs"]
     assert summary["outcomes"].get("eval: ok", 0) > 0 and summary["outcomes"].get("eval: CheckpointError", 0) > 0
