@@ -211,10 +211,21 @@ def _header(zf, info, name, path):
 
 
 def _read_data(zf, info, header, name, path):
-    """Exactly the data the (checked) header declares, as a C-ordered array in native byte order."""
-    shape, fortran, dtype, _ = header
-    array = np.frombuffer(_read_bytes(zf, info, header, name, path), dtype=dtype)
-    return array.reshape(shape, order="F" if fortran else "C").astype(dtype.newbyteorder("="), order="C")
+    """The array whose header was checked: read by NumPy with allow_pickle=False (never unpickled),
+    then read to the member's end so zipfile checks its CRC; C-ordered, native byte order."""
+    shape, _, dtype, _ = header
+    try:
+        with zf.open(info) as f:
+            array = np.lib.format.read_array(f, allow_pickle=False, max_header_size=MAX_HEADER)
+            if f.read(1):
+                raise EOFError("more bytes than the header declares")
+    except OSError as e:
+        raise _read_failure(e, path, f"{path}: array {name[:80]!r}") from None
+    except DAMAGED as e:
+        raise CheckpointError(f"{path}: array {name[:80]!r}: corrupt or truncated checkpoint ({_what(e)})") from None
+    if array.shape != shape or array.dtype != dtype:  # cannot happen unless the file changed meanwhile
+        raise CheckpointError(f"{path}: array {name[:80]!r} changed while it was read")
+    return np.ascontiguousarray(array.astype(dtype.newbyteorder("="), copy=False))
 
 
 def _read_bytes(zf, info, header, name, path):
