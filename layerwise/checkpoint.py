@@ -311,6 +311,9 @@ def load_run_arrays(path, model, optimizer=None, against="the model"):
     expected = expected_arrays(model, optimizer)
     skip = () if optimizer is not None else ("optim/",)
     arrays, _ = load_checkpoint(path, expected, skip=skip, against=against)
+    for name, array in arrays.items():  # layerwise never saves NaN or infinity (training checks first)
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise CheckpointError(f"{path}: array {name!r} holds NaN or infinite values (corrupt or forged)")
     model.load_state_dict(with_prefix(arrays, "model/"))
     if optimizer is not None:
         optimizer.load_state_dict(with_prefix(arrays, "optim/"))
