@@ -253,7 +253,13 @@ def _read_failure(e, path, where):
 
 
 def _describe(dtype, shape):
-    kind = dtype.name if dtype.fields is None else "structured"
+    """'float32 (3, 4)', 'text <U3 (3, 4)', 'structured (3, 4)': what an array header declares."""
+    if dtype.fields is not None:
+        kind = "structured"
+    elif dtype.kind in "USV":
+        kind = f"{ {'U': 'text', 'S': 'bytes', 'V': 'raw bytes'}[dtype.kind]} {dtype.str}"
+    else:
+        kind = dtype.name
     return f"{kind} {tuple(shape)}" if len(shape) <= 8 else f"{kind} with {len(shape)} dimensions"
 
 
@@ -317,6 +323,14 @@ def load_run_arrays(path, model, optimizer=None, against="the model"):
     model.load_state_dict(with_prefix(arrays, "model/"))
     if optimizer is not None:
         optimizer.load_state_dict(with_prefix(arrays, "optim/"))
+
+
+def load_run_checkpoint(path, meta_only=False):
+    """(arrays, meta) of a training checkpoint, for tools and tests that read one without building its
+    model: any numeric arrays, MAX_UNEXPECTED_BYTES at most. Loading into a model goes through
+    load_run_arrays, which checks each array against the model before reading it."""
+    meta = load_run_meta(path)
+    return ({} if meta_only else load_checkpoint(path)[0]), meta
 
 
 def is_run_checkpoint(path):
