@@ -91,14 +91,14 @@ def create_run_dir(path, populate, overwrite=False):
         return _fill_in_place(path, target, populate)
     remove_abandoned(target.parent)
     staging, lock = _private_dir(target.parent, "new", path)
-    old = old_lock = None
+    old = old_lock = old_dir_lock = None
     try:
         _populate(populate, staging, path)
         if overwrite and os.path.lexists(target):  # a run being overwritten (check_run_dir checked it)
             old_lock = runlock.acquire(target, "; wait for it to finish" + ELSEWHERE, shown=path)
             if not is_run_checkpoint(target / "last.npz"):
                 raise ConfigError(f"{path} is no longer a layerwise run directory; refusing to delete it")
-            old, _ = _private_dir(target.parent, "old", path)
+            old, old_dir_lock = _private_dir(target.parent, "old", path, target)
             _move(target, old / "run", f"cannot move the run in {path} aside")
         (staging / MARKER).unlink()
         try:
@@ -120,8 +120,9 @@ def create_run_dir(path, populate, overwrite=False):
             shutil.rmtree(old, ignore_errors=True)
         elif old is not None:  # the old run could not be put back: keep it, never delete it
             (old / MARKER).unlink(missing_ok=True)
-        if old_lock is not None:
-            old_lock.release()
+        for held in (old_lock, old_dir_lock):
+            if held is not None:
+                held.release()
     return lock
 
 
@@ -161,24 +162,33 @@ def lock_run_dir(run_dir):
 
 def remove_abandoned(parent):
     """Delete the staging directories in `parent` whose owner is gone: named .layerwise-*, holding
-    a marker with their own name, and whose lock no process holds."""
+    a marker with their own name, and whose lock no process holds. An abandoned `old` directory's
+    run goes back to its name first, if that name is free."""
     try:
         entries = [e for e in os.scandir(parent) if e.name.startswith(STAGING_PREFIX) and e.is_dir(follow_symlinks=False)]
     except OSError:
         return
     for entry in entries:
         directory = Path(entry.path)
-        if _read_marker(directory) != entry.name:
+        marker = (_read_marker(directory) or "").split("\n")
+        if marker[0] != entry.name:
             continue
         try:
             lock = runlock.acquire(directory)
         except (RunInUse, StorageError):
             continue  # its owner is alive (or it is not ours to judge)
         with lock:
+            # A run moved aside by an --overwrite killed before the new run was renamed in: put it back.
+            target = marker[1] if len(marker) > 1 else ""
+            if target and "/" not in target and target not in (".", "..") and (directory / "run").is_dir():
+                try:
+                    os.rename(directory / "run", Path(parent) / target)
+                except OSError:
+                    continue  # the name is taken meanwhile: keep the old run where it is
             shutil.rmtree(directory, ignore_errors=True)
 
 
-def _private_dir(parent, role, path):
+def _private_dir(parent, role, path, target=None):
     """A new .layerwise-<role>-XXXXXXXX directory in `parent`, locked by this process, marked as ours."""
     try:
         directory = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{role}-", dir=parent))
@@ -188,7 +198,9 @@ def _private_dir(parent, role, path):
         lock = runlock.acquire(directory)
         lock.write_pid()
         directory.chmod(0o777 & ~UMASK)
-        (directory / MARKER).write_text(directory.name)  # only after the lock: a marked directory is locked
+        # Only after the lock, so a marked directory is always locked while its owner lives. An "old"
+        # directory also names the run it holds, to be put back if its owner dies (remove_abandoned).
+        (directory / MARKER).write_text(directory.name + (f"\n{Path(target).name}\n" if role == "old" else ""))
     except (OSError, StorageError) as e:
         shutil.rmtree(directory, ignore_errors=True)
         reason = e.reason if isinstance(e, StorageError) else _reason(e)

@@ -660,6 +660,21 @@ def test_11_cleanup_never_globs_the_run_name_and_deletes_only_its_own_abandoned_
         assert (g / name / "thesis.tex").read_text() == "years of work\n"
 
 
+def test_11_a_run_moved_aside_by_a_killed_overwrite_is_put_back(tmp_path, monkeypatch, trained):
+    """--overwrite moves the old run into .layerwise-old-XXXXXXXX/run, then renames the new one in; a
+    kill between the two renames leaves no run at its name. The next start in that directory puts the
+    old run back instead of deleting it."""
+    monkeypatch.chdir(tmp_path)
+    aside = tmp_path / ".layerwise-old-k3j9x0ab"
+    aside.mkdir()
+    (aside / ".layerwise-staging").write_text(".layerwise-old-k3j9x0ab\nexp\n")
+    shutil.copytree(trained, aside / "run")
+    result = cli("train", write_config(tmp_path), "-s", "output=other")
+    assert result.exit_code == 0, result.output
+    assert not aside.exists()
+    assert snapshot(tmp_path / "exp") == snapshot(trained)
+
+
 def test_10_a_live_staging_directory_is_never_removed(tmp_path):
     """A start whose staging directory is locked by a live process leaves it alone."""
     from layerwise.rundir import _private_dir, remove_abandoned
