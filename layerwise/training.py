@@ -20,7 +20,8 @@ from tqdm import tqdm
 
 from . import metrics
 from .checkpoint import load_run_arrays, load_run_meta, save_run_checkpoint
-from .config import Config, apply_overrides, config_from_dict, load_config
+from .config import Config, apply_overrides, config_from_dict
+from .configdiff import config_yaml_edits
 from .data.datasets import Batches, load_dataset
 from .evaluate import evaluate
 from .errors import CheckpointError, ConfigError, StorageError, TrainingDiverged, TrainingInterrupted
@@ -107,7 +108,7 @@ def load_for_resume(run_dir, overrides=(), echo=print):
     run_dir = Path(run_dir)
     path = run_dir / "last.npz"
     meta = load_run_meta(path)
-    overrides = _config_yaml_edits(run_dir, meta["config"], overrides, path, echo) + list(overrides)
+    overrides = config_yaml_edits(run_dir, meta["config"], overrides, path, RESUME_OVERRIDES, echo) + list(overrides)
     raw = apply_overrides(meta["config"], overrides, str(path))
     raw["output"] = str(run_dir)  # keep writing where the checkpoint is, even if the run was moved
     cfg = config_from_dict(raw, str(path))
@@ -120,50 +121,6 @@ def load_for_resume(run_dir, overrides=(), echo=print):
     load_run_arrays(path, model, optimizer, against="the model and optimizer its config describes")
     state.check_against(data, cfg.train.batch_size, path)
     return meta, cfg, state, (data, model, loss_fn, optimizer)
-
-
-def _config_yaml_edits(run_dir, saved, overrides, path, echo):
-    """The run's config.yaml against the config in its last.npz: an edit to a key a resume may change
-    (RESUME_OVERRIDES) is used like `-s key=value` (an explicit -s still wins); any other edit is
-    refused, naming the keys, since the run would silently go on with the checkpoint's values."""
-    config_file = run_dir / "config.yaml"
-    if not config_file.is_file():
-        return []
-    given = {item.partition("=")[0] for item in overrides}
-    current = _flatten(load_config(config_file).to_dict())
-    stored = _flatten(config_from_dict(saved, str(path)).to_dict())
-    edited = sorted(k for k in set(current) | set(stored) if k != "output" and current.get(k, _GONE) != stored.get(k, _GONE))
-    refused = [k for k in edited if k not in RESUME_OVERRIDES]
-    if refused:
-        shown = "; ".join(f"{k}: {_brief(current.get(k, _GONE))} there, {_brief(stored.get(k, _GONE))} in last.npz"
-                          for k in refused[:4])
-        more = f" and {len(refused) - 4} more" if len(refused) > 4 else ""
-        raise ConfigError(
-            f"{config_file} was edited after {path} was saved ({shown}{more}); --resume goes on with the config "
-            f"the run was trained with: undo the edit (or delete config.yaml: resume writes it again), or start a "
-            f"new run; on resume, -s may change {', '.join(RESUME_OVERRIDES)}"
-        )
-    used = [k for k in edited if k not in given]
-    for key in used:
-        echo(f"note: {config_file} sets {key} to {_brief(current.get(key))} (last.npz: {_brief(stored.get(key))}): using it")
-    return [f"{key}={json.dumps(current.get(key))}" for key in used]
-
-
-_GONE = object()
-
-
-def _flatten(value, prefix=""):
-    """{"a": {"b": [1]}} -> {"a.b.0": 1}: every leaf under its dotted key."""
-    if isinstance(value, dict) and value:
-        return {k: v for key, item in value.items() for k, v in _flatten(item, f"{prefix}{key}.").items()}
-    if isinstance(value, list) and value:
-        return {k: v for i, item in enumerate(value) for k, v in _flatten(item, f"{prefix}{i}.").items()}
-    return {prefix[:-1]: value}
-
-
-def _brief(value):
-    text = "(absent)" if value is _GONE else json.dumps(value)
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _run(cfg, run_dir, data, model, loss_fn, optimizer, state, echo):

@@ -352,6 +352,8 @@ CASES += [
     # 12: a resume refuses an edited config.yaml it would otherwise silently ignore
     case("12-resume-refuses-edited-config-yaml", RESUME, 2, "config.yaml was edited", "optimizer.lr: 0.5 there, 0.01 in last.npz",
          edit=edited_config("optimizer.lr", 0.5), which="config.yaml"),
+    case("12-resume-with-a-broken-config-yaml", RESUME, 2, "config.yaml", "YAML syntax error", "delete it",
+         edit=lambda run_dir, which: (run_dir / "config.yaml").write_text("seed: [0\n"), which="config.yaml"),
     case("12-resume-refuses-edited-layer", RESUME, 2, "model.layers.0.out_features: 8 there, 4 in last.npz",
          edit=edited_config("model.layers.0.out_features", 8), which="config.yaml"),
 ]
