@@ -76,12 +76,26 @@ def create_run_dir(path, populate, overwrite=False):
     """Create run directory `path`, filled by populate(directory), and return its RunLock (held).
 
     A new directory is filled in a staging directory renamed into place, so a kill at any moment
-    leaves no run directory or a resumable one; a run being overwritten (check_run_dir allowed it)
-    (`overwrite`) is moved aside and deleted only once the new one is in place. An existing empty directory (the
-    working directory, a mount point) is filled in place, last.npz first. Another process training
-    into `path`, or creating it meanwhile, is a RunInUse naming it."""
+    leaves no run directory or a resumable one. With `overwrite`, a run already there (check_run_dir
+    allowed it) is moved aside and deleted only once the new one is in place. An existing empty
+    directory (the working directory, a mount point) is filled in place, last.npz first. Another
+    process training into `path`, or creating it meanwhile, is a RunInUse naming it. A start that
+    fails also removes the parent directories it created."""
     path = Path(path)
     target = Path(os.path.abspath(path))  # "." and "a/.." have no name to rename to
+    missing = [p for p in target.parents if not os.path.lexists(p)]
+    try:
+        return _create(path, target, populate, overwrite)
+    except BaseException:
+        for parent in missing:  # innermost first; only while empty
+            try:
+                parent.rmdir()
+            except OSError:
+                break
+        raise
+
+
+def _create(path, target, populate, overwrite):
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         in_place = target.is_dir() and is_empty(target)
@@ -113,7 +127,10 @@ def create_run_dir(path, populate, overwrite=False):
         lock.release()
         shutil.rmtree(staging, ignore_errors=True)
         if old is not None and (old / "run").exists() and not os.path.lexists(target):
-            os.rename(old / "run", target)  # put the old run back
+            try:
+                os.rename(old / "run", target)  # put the old run back
+            except OSError:
+                pass  # kept in `old`, unmarked, below
         raise
     finally:
         if old is not None and not (old / "run").exists():

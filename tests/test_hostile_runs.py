@@ -542,6 +542,14 @@ def test_6_disk_full_at_start_writes_nothing(tmp_path, tmpfs, monkeypatch):
     assert list(point.iterdir()) == []
 
 
+def test_6_disk_full_at_start_removes_the_parent_directories_it_made(tmp_path, tmpfs, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    point = tmpfs("40k")
+    result = cli("train", write_config(tmp_path), "-s", f"output={point}/new/deeper/run", *WIDE)
+    one_error_line(result.output, 4, result.exit_code, "No space left on device")
+    assert list(point.iterdir()) == []
+
+
 def test_6_disk_full_in_an_empty_mount_point_used_as_output_dot(tmp_path, tmpfs, monkeypatch):
     point = tmpfs("40k")
     config = write_config(tmp_path)
