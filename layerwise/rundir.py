@@ -227,7 +227,7 @@ def _private_dir(parent, role, path, target=None):
 
 def _read_marker(directory):
     try:
-        fd = os.open(directory / MARKER, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = os.open(directory / MARKER, os.O_RDONLY | runlock.OPEN_FLAGS)
     except OSError:
         return None
     try:

@@ -7,14 +7,19 @@ the process that holds (or last held) the lock, for messages only: the lock itse
 """
 
 import errno
-import fcntl
 import os
 from pathlib import Path
 
 from .errors import RunInUse, StorageError
+
+try:
+    import fcntl
+except ImportError:  # not on Windows: there, run directories are not locked
+    fcntl = None
 from .fileio import UMASK, describe_os_error
 
 LOCK_NAME = ".layerwise.lock"
+OPEN_FLAGS = getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)  # never through a symlink
 
 
 class RunLock:
@@ -28,7 +33,8 @@ class RunLock:
         """Record this process as the holder (what another process's refusal names)."""
         try:
             os.ftruncate(self.fd, 0)
-            os.pwrite(self.fd, f"{os.getpid()}\n".encode(), 0)
+            os.lseek(self.fd, 0, os.SEEK_SET)
+            os.write(self.fd, f"{os.getpid()}\n".encode())
         except OSError as e:
             raise StorageError(f"cannot write {self.directory / LOCK_NAME}: {describe_os_error(e)}",
                                describe_os_error(e)) from None
@@ -56,12 +62,13 @@ def acquire(directory, in_use_hint="", shown=None):
     shown = directory if shown is None else shown
     path = directory / LOCK_NAME
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o666 & ~UMASK)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | OPEN_FLAGS, 0o666 & ~UMASK)
     except OSError as e:
         reason = describe_os_error(e)
         raise StorageError(f"cannot write in run directory {shown}: {reason}", reason) from None
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as e:
         pid = _read_pid(fd)
         os.close(fd)
@@ -76,11 +83,12 @@ def holder(directory):
     """The pid ("" when unknown) of the process holding `directory`'s lock, or None when no process
     holds it. Creates nothing."""
     try:
-        fd = os.open(Path(directory) / LOCK_NAME, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        fd = os.open(Path(directory) / LOCK_NAME, os.O_RDONLY | OPEN_FLAGS)
     except OSError:
         return None
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except OSError:
         return _read_pid(fd)
     finally:
@@ -95,7 +103,8 @@ def in_use_message(directory, pid, hint=""):
 
 def _read_pid(fd):
     try:
-        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        os.lseek(fd, 0, os.SEEK_SET)
+        text = os.read(fd, 32).decode("ascii", "replace").strip()
     except OSError:
         return ""
     return text if text.isdigit() else ""
