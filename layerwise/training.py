@@ -5,7 +5,6 @@ They print through `echo` and raise LayerwiseError subclasses for user mistakes.
 
 import csv
 import io
-import json
 import math
 import os
 import signal
