@@ -280,9 +280,10 @@ CASES = [
     # 5 (output part): names the file system refuses
     case("5-output-name-300-characters", ("train", "exp.yaml", "-s", "output=" + "n" * 300), 2,
          "output", "File name too long", "(300 characters)"),
-    case("5-output-nul-byte", ("train", "exp.yaml", "-s", 'output="a\\0b"'), 2, "output", "NUL byte", "'a\\x00b'"),
-    case("5-output-lone-surrogate", ("train", "exp.yaml", "-s", 'output="\\ud800"'), 2, "output", "cannot be encoded"),
-    case("5-output-nul-byte-in-a-parent", ("train", "exp.yaml", "-s", 'output="x\\0y/run"'), 2, "output", "NUL byte"),
+    # (the config loader refuses these first; check_run_dir refuses them for library callers too)
+    case("5-output-nul-byte", ("train", "exp.yaml", "-s", 'output="a\\0b"'), 2, "output", "NUL", "'a\\x00b'"),
+    case("5-output-lone-surrogate", ("train", "exp.yaml", "-s", 'output="\\ud800"'), 2, "output", "surrogate"),
+    case("5-output-nul-byte-in-a-parent", ("train", "exp.yaml", "-s", 'output="x\\0y/run"'), 2, "output", "NUL"),
     # 7: forged checkpoints, through eval (best.npz) and resume (last.npz)
     case("7-weights-as-str", EVAL, 1, "model/0.W", "does not match", "expected float32 (3, 4)", "found text <U3 (3, 4)",
          edit=replace_member("model/0.W", npy(np.array(["abc"] * 12).reshape(3, 4)))),
@@ -376,6 +377,18 @@ def test_hostile_input(case, tmp_path, monkeypatch, trained):
     assert line in result.stderr
     assert len(line) < 500, line
     assert snapshot(tmp_path) == before  # nothing created, changed or removed
+
+
+@pytest.mark.parametrize("output, fragment", [("a\0b", "NUL byte"), ("x\0y/run", "NUL byte"),
+                                              ("\ud800", "lone surrogate"), ("n" * 300, "File name too long")])
+def test_5_check_run_dir_refuses_unusable_names_itself(tmp_path, monkeypatch, output, fragment):
+    from layerwise.errors import ConfigError
+    from layerwise.rundir import check_run_dir
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=fragment):
+        check_run_dir(output, overwrite=False)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_table_covers_every_forgery_of_the_issue():
