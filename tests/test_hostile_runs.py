@@ -646,8 +646,8 @@ def test_9_a_run_in_training_is_locked_against_overwrite_train_and_resume(tmp_pa
 
 def test_10_concurrent_fresh_starts_one_wins_the_others_get_one_error_line(tmp_path):
     config = write_config(tmp_path)
-    # 2 epochs of 10,000 steps (a second or so): the winner still trains while the others start.
-    longer = ["-s", "data.n_samples=20000", "-s", "train.batch_size=2", "-s", "train.epochs=2",
+    # An epoch of 10,000 steps (a second or so): the winner still trains while the others start.
+    longer = ["-s", "data.n_samples=20000", "-s", "train.batch_size=2", "-s", "train.epochs=1",
               "-s", "optimizer.lr=0.001"]
     procs = [process("train", config, "-s", "output=runs/exp", *longer, cwd=tmp_path) for _ in range(10)]
     results = [finish(p, timeout=240) for p in procs]
@@ -661,7 +661,7 @@ def test_10_concurrent_fresh_starts_one_wins_the_others_get_one_error_line(tmp_p
             expected = {5: ("is in use",), 2: ("was created by another layerwise process", "already exists")}
             assert code in expected and any(f in line for f in expected[code]), line
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["exp"]  # no staging directory left
-    assert state_of(tmp_path / "runs" / "exp" / "last.npz")["epoch"] == 2
+    assert state_of(tmp_path / "runs" / "exp" / "last.npz")["epoch"] == 1
 
 
 def test_11_cleanup_never_globs_the_run_name_and_deletes_only_its_own_abandoned_staging(tmp_path, monkeypatch):
