@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import CheckpointError, ConfigError, MissingExtra
-from .fileio import atomic_write
+from .errors import CheckpointError, ConfigError, MissingExtra, StorageError
+from .fileio import atomic_write, describe_os_error
 from .plot_figures import FONT, draw_confusion, draw_curves, draw_errors, draw_weights
 
 KINDS = ("curves", "confusion", "errors", "weights")
@@ -69,9 +69,9 @@ def plot_runs(runs, what="curves", output=None, overwrite=False):
         draw(fig, data)
         try:
             path.parent.mkdir(exist_ok=True)
-            atomic_write(path, lambda f: fig.savefig(f, format=path.suffix[1:].lower(), dpi=DPI, facecolor="white"))
         except OSError as e:
-            raise ConfigError(f"cannot write {path}: {e.strerror or e}") from None
+            raise StorageError(f"cannot create {path.parent}: {describe_os_error(e)}", describe_os_error(e)) from None
+        atomic_write(path, lambda f: fig.savefig(f, format=path.suffix[1:].lower(), dpi=DPI, facecolor="white"))
         written.append(path)
     return written
 
@@ -170,13 +170,16 @@ def read_test(run):
     return result
 
 
-def read_checkpoint(run):
-    """(arrays, meta) of the run's best.npz (the weights test.json scores), else last.npz."""
-    from .checkpoint import load_run_checkpoint
+def read_checkpoint(run, meta_only=False):
+    """(arrays, meta) of the run's best.npz (the weights test.json scores), else last.npz; the model's
+    arrays only (not the optimizer's), none with meta_only."""
+    from .checkpoint import load_checkpoint, load_run_meta
 
     for name in ("best.npz", "last.npz"):
-        if (run / name).is_file():
-            return load_run_checkpoint(run / name)
+        path = run / name
+        if path.is_file():
+            meta = load_run_meta(path)
+            return ({} if meta_only else load_checkpoint(path, skip=("optim/",))[0]), meta
     raise CheckpointError(f"{run} holds no best.npz or last.npz: is it a layerwise run directory?")
 
 
@@ -205,7 +208,7 @@ def _confusion_data(run, name):
     counts = np.asarray(counts)
     if counts.ndim != 2 or counts.shape[0] != counts.shape[1] or counts.dtype.kind not in "iu":
         raise CheckpointError(f"{run / 'test.json'}: test_confusion is not a square matrix of counts")
-    _, meta = read_checkpoint(run)
+    _, meta = read_checkpoint(run, meta_only=True)
     return {"name": name, "counts": counts, "classes": class_names(meta, len(counts))}
 
 
@@ -218,7 +221,7 @@ def _errors_data(run, name):
     if not (run / "best.npz").is_file():
         raise CheckpointError(f"{run} holds no best.npz: no epoch has finished (or it is not a layerwise run directory)")
     cfg, data, model, _, state = load_run(run, "best")
-    _, meta = read_checkpoint(run)
+    _, meta = read_checkpoint(run, meta_only=True)
     outputs = model.predict(data.test.x, cfg.train.eval_batch_size)
     title = {"name": name, "epoch": state.epoch}
     if data.task == "regression":
