@@ -121,7 +121,7 @@ def gradcheck(config, overrides, samples, batch):
     click.echo(f"all {len(rows)} rows pass (relative error below {TOLERANCE:g})")
 
 
-@main.command(short_help="Pictures of runs: training curves, confusion matrix, mistakes, weights.")
+@main.command(short_help="Pictures of runs: curves, confusion matrix, mistakes, weights.")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False), metavar="RUN...")
 @click.option(
     "--what", type=click.Choice(["curves", "confusion", "errors", "weights"]), default="curves", show_default=True,
