@@ -74,6 +74,16 @@ def train(config, overrides, overwrite, resume_dir):
         fit(load_config(config, overrides), overwrite=overwrite, echo=click.echo)
 
 
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON document on stdout (notes go to stderr)."
+)
+
+
+def _echo(as_json):
+    """Where a command's progress and notes go: stderr when stdout carries the JSON document."""
+    return functools.partial(click.echo, err=True) if as_json else click.echo
+
+
 @main.command("eval")
 @click.argument("run", type=click.Path(exists=True), metavar="RUN_DIR_OR_CHECKPOINT")
 @click.option("--split", type=click.Choice(["test", "val", "train"]), default="test", show_default=True)
@@ -82,8 +92,9 @@ def train(config, overrides, overwrite, resume_dir):
     help="Which checkpoint of a run directory to score  [default: best].",
 )
 @set_option
+@json_option
 @reports_errors
-def evaluate(run, split, checkpoint, overrides):
+def evaluate(run, split, checkpoint, overrides, as_json):
     """Score a trained model: loss and metrics (accuracy and confusion matrix, or MSE/MAE/R2)."""
     from pathlib import Path
 
@@ -91,7 +102,11 @@ def evaluate(run, split, checkpoint, overrides):
 
     if checkpoint and not Path(run).is_dir():
         raise click.UsageError("--checkpoint chooses within a run directory; RUN is already a checkpoint file")
-    evaluate_run(run, split, checkpoint or "best", overrides, echo=click.echo)
+    result = evaluate_run(run, split, checkpoint or "best", overrides, echo=_echo(as_json))
+    if as_json:
+        from .report import json_text
+
+        click.echo(json_text(result))
 
 
 @main.command()
@@ -99,8 +114,9 @@ def evaluate(run, split, checkpoint, overrides):
 @set_option
 @click.option("--samples", type=click.IntRange(min=1), default=30, show_default=True, help="Entries checked per array (all if fewer).")
 @click.option("--batch", type=click.IntRange(min=1), default=8, show_default=True, help="Examples from the training data.")
+@json_option
 @reports_errors
-def gradcheck(config, overrides, samples, batch):
+def gradcheck(config, overrides, samples, batch, as_json):
     """Check every layer's backward against central finite differences, in float64, on real data.
 
     Exits 1 if any layer fails.
@@ -109,12 +125,49 @@ def gradcheck(config, overrides, samples, batch):
     from .gradcheck import TOLERANCE, check_config, format_table
 
     rows = check_config(load_config(config, overrides), samples=samples, batch=batch)
-    click.echo(format_table(rows))
     failed = [row["layer"] for row in rows if not row["passed"]]
+    if as_json:
+        from .report import json_text
+
+        click.echo(json_text({"tolerance": TOLERANCE, "passed": not failed, "rows": rows}))
+        sys.exit(1 if failed else 0)
+    click.echo(format_table(rows))
     if failed:
         click.echo(f"FAILED: {', '.join(failed)} (relative error above {TOLERANCE:g})", err=True)
         sys.exit(1)
     click.echo(f"all {len(rows)} rows pass (relative error below {TOLERANCE:g})")
+
+
+@main.command("config")
+@click.argument("config", type=click.Path(exists=True, dir_okay=False))
+@set_option
+@reports_errors
+def show_config(config, overrides):
+    """Print the fully resolved CONFIG as YAML: every key with its default filled in and every layer's
+    arguments (in_features inferred). A run directory's config.yaml is exactly this text."""
+    from .resolve import resolved_yaml
+
+    click.echo(resolved_yaml(config, overrides, echo=_echo(True)), nl=False)
+
+
+@main.command()
+@click.argument("target", type=click.Path(exists=True), metavar="CONFIG_OR_RUN")
+@set_option
+@click.option("--batch", type=click.IntRange(min=1), default=None, help="Batch size for the activation memory  [default: train.batch_size].")
+@json_option
+@reports_errors
+def summary(target, overrides, batch, as_json):
+    """Without training: each layer's output shape, parameters, FLOPs and activation memory, and the
+    totals. For a run directory, also statistics of its trained weights (best.npz)."""
+    from .summary import format_summary, summarize
+
+    result = summarize(target, overrides, batch, echo=_echo(True))
+    if as_json:
+        from .report import json_text
+
+        click.echo(json_text(result))
+    else:
+        click.echo(format_summary(result))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
-import yaml
 from tqdm import tqdm
 
 from . import metrics
@@ -45,6 +44,7 @@ def build(cfg: Config, echo=print, dtype=np.float32):
             rng=np.random.default_rng([cfg.seed, INIT_STREAM]), dtype=dtype, where=f"{cfg.source}: model.layers",
         )
         loss = build_loss(cfg.loss, data.task, where=f"{cfg.source}: loss")
+        cfg.model.layers = model.config()  # resolved: every layer's arguments, in_features inferred
     except MemoryError as e:
         raise ConfigError(f"{cfg.source}: not enough memory for this data and model ({e})") from None
     return data, model, loss, build_optimizer(cfg.optimizer, model)
@@ -94,7 +94,7 @@ def fit(cfg: Config, *, overwrite=False, echo=print):
     state = RunState(epoch_rng=np.random.default_rng([cfg.seed, SHUFFLE_STREAM]).bit_generator.state)
 
     def populate(directory):
-        atomic_write_text(directory / "config.yaml", _yaml(cfg))
+        atomic_write_text(directory / "config.yaml", cfg.to_yaml())
         save_run_checkpoint(directory / "last.npz", cfg, model, optimizer, asdict(state))  # resumable at once
 
     run_dir = create_run_dir(cfg.output, populate)
@@ -132,7 +132,7 @@ def resume(run_dir, overrides=(), echo=print):
         optimizer.load_state_dict(with_prefix(arrays, "optim/"))
     except CheckpointError as e:
         raise CheckpointError(f"{path}: {e}") from None
-    atomic_write_text(run_dir / "config.yaml", _yaml(cfg))  # the overrides are part of the run now
+    atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())  # the overrides are part of the run now
     echo(f"resuming {cfg.name} in {run_dir} at epoch {state.epoch + 1}, step {state.step + 1}")
     old_epochs = meta["config"].get("train", {}).get("epochs")
     if cfg.optimizer.schedule == "cosine" and old_epochs != cfg.train.epochs:
@@ -274,10 +274,6 @@ def load_weights(model, arrays, path, cfg):
         model.load_state_dict(with_prefix(arrays, "model/"))
     except CheckpointError as e:
         raise CheckpointError(f"{path} does not match the model in {cfg.source}: {e}") from None
-
-
-def _yaml(cfg):
-    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
 
 
 def _write_metrics(path, history):
