@@ -170,5 +170,43 @@ def summary(target, overrides, batch, as_json):
         click.echo(format_summary(result))
 
 
+@main.command()
+@click.argument("target", type=click.Path(exists=True), metavar="CONFIG_OR_RUN")
+@set_option
+@click.option("--batch", type=click.IntRange(min=1), default=8, show_default=True, help="Training examples in the step.")
+@click.option("--dot", "dot_file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Also draw the step as a graph: FILE.dot, or FILE.svg/.png/.pdf when Graphviz's dot is installed.")
+@click.option("--units", is_flag=True, help="With --dot: one node per unit (small models, every layer <= 16 units).")
+@json_option
+@reports_errors
+def trace(target, overrides, batch, dot_file, units, as_json):
+    """One training step on a real batch, layer by layer: each forward equation with its shapes and
+    output statistics, then the backward pass from the loss down with gradient norms and
+    update/weight ratios, and warnings for dead units, vanishing or exploding gradients.
+
+    CONFIG starts from its seeded initial weights; a RUN directory from its last.npz. Nothing is updated.
+    """
+    from .trace import format_trace, trace_step
+
+    if units and not dot_file:
+        raise click.UsageError("--units draws the graph one node per unit: give --dot FILE too")
+    echo = _echo(as_json)
+    if dot_file:
+        from .tracegraph import check_graph_target
+
+        check_graph_target(dot_file)
+    report, arrays = trace_step(target, overrides, batch, echo=echo)
+    if dot_file:
+        from .tracegraph import write_graph
+
+        echo(write_graph(dot_file, report, arrays, units))
+    if as_json:
+        from .report import json_text
+
+        click.echo(json_text(report))
+    else:
+        click.echo(format_trace(report))
+
+
 if __name__ == "__main__":
     main()
