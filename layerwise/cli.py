@@ -208,5 +208,23 @@ def trace(target, overrides, batch, dot_file, units, as_json):
         click.echo(format_trace(report))
 
 
+@main.command()
+@click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False), metavar="RUN...")
+@json_option
+@reports_errors
+def compare(runs, as_json):
+    """Several runs side by side: the config keys that differ, epochs, best epoch and validation metric,
+    test metrics and training time, one row per run, best validation metric first."""
+    from .compare import compare_runs, format_comparison
+
+    result = compare_runs(runs)
+    if as_json:
+        from .report import json_text
+
+        click.echo(json_text(result))
+    else:
+        click.echo(format_comparison(result))
+
+
 if __name__ == "__main__":
     main()

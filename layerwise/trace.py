@@ -41,9 +41,14 @@ def trace_step(target, overrides=(), batch=8, echo=print):
     x, y = data.train.x[:batch], data.train.y[:batch]
     epoch = min(found.run["epoch"], cfg.train.epochs - 1) if found.run else 0
     lr = learning_rate(cfg.optimizer.schedule, cfg.optimizer.lr, epoch, cfg.train.epochs)
+    weights = found.run["checkpoint"] if found.run else f"initialised from seed {cfg.seed}"
+    return trace_model(model, loss_fn, x, y, lr, name=cfg.name, weights=weights, momentum=cfg.optimizer.momentum)
+
+
+def trace_model(model, loss_fn, x, y, lr, name="model", weights="", momentum=0.0):
+    """trace_step on a model at hand: forward and backward on (x, y), recording every layer."""
     if hasattr(model, "train"):
         model.train()  # Dropout and BatchNorm as in a training step
-
     arrays = {"x": x.copy(), "y": [], "dy": [None] * len(model.layers), "dx": None}
     forward = []
     h = x
@@ -65,10 +70,11 @@ def trace_step(target, overrides=(), batch=8, echo=print):
     arrays["grads"] = {name: g.copy() for name, _, g in model.named_parameters()}
     arrays["params"] = {name: p.copy() for name, p, _ in model.named_parameters()}
     report = {
-        "name": cfg.name,
-        "weights": found.run["checkpoint"] if found.run else f"initialised from seed {cfg.seed}",
+        "name": name,
+        "weights": weights,
         "batch": int(len(x)),
         "lr": lr,
+        "momentum": momentum,
         "input": {"shape": list(x.shape), **_stats(x)},
         "forward": forward,
         "loss": {"name": type(loss_fn).__name__, "formula": _doc(loss_fn), "value": loss},
@@ -149,15 +155,21 @@ def _warnings(report):
         for g in row["grads"]:
             r = g["update_ratio"]
             if r is not None and not RATIO_GOOD / RATIO_FACTOR <= r <= RATIO_GOOD * RATIO_FACTOR:
-                advice = "too small: learning is slow" if r < RATIO_GOOD else "too large: the step may be unstable"
-                out.append(f"{g['name']}: update/weight ratio lr*||g||/||W|| = {r:.2g}, far from ~1e-3 ({advice})")
+                advice = ("small: these weights barely move; usual late in training, else raise optimizer.lr"
+                          if r < RATIO_GOOD else
+                          "large: big steps for these weights; usual at the start, lower optimizer.lr if the loss jumps")
+                out.append(f"{g['name']}: update/weight ratio lr*||g||/||W|| = {r:.2g}, more than 10x from ~1e-3 ({advice})")
     return out
 
 
 def format_trace(t):
     """The trace as a person reads it: forward top to bottom, then backward from the loss down."""
     lines = [f"one training step of {t['name']} on the first {t['batch']} training examples "
-             f"(weights {t['weights']}; lr {t['lr']:.4g}; nothing is updated)", "",
+             f"(weights {t['weights']}; lr {t['lr']:.4g}; nothing is updated)"]
+    if t.get("momentum"):
+        lines.append(f"(update ratios use lr*||g||; with momentum {t['momentum']:g} a steady step is about "
+                     f"{1 / (1 - t['momentum']):.0f}x that)")
+    lines += ["",
              "FORWARD  (output statistics over the batch)",
              f"  input x {_shape(t['input']['shape'])}  {_fmt_stats(t['input'])}"]
     for row in t["forward"]:
