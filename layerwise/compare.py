@@ -39,6 +39,11 @@ def read_run(run_dir):
     if not run_dir.is_dir() or not config_file.is_file():
         raise CheckpointError(f"{run_dir} is not a layerwise run directory (no config.yaml); give run directories")
     cfg = load_config(config_file)
+    if any("in_features" not in layer for layer in cfg.model.layers if layer.get("type") == "linear"):
+        # Written before config.yaml was fully resolved: fill in the layer arguments the same way.
+        from .resolve import build_uninitialised
+
+        build_uninitialised(cfg, echo=lambda *a, **k: None)
     history = _read_metrics(run_dir / "metrics.csv")
     run = {"run": str(run_dir), "config": flatten(cfg.to_dict()), "epochs": len(history), "seconds": None,
            "best_epoch": None, "monitor": None, "best_val": None, "test": {}}
