@@ -187,7 +187,7 @@ def format_trace(t):
         for eq in row["equations"]:
             lines.append(f"      {eq}")
         for g in row["grads"]:
-            ratio = "-" if g["update_ratio"] is None else f"{g['update_ratio']:.2e}"
+            ratio = "n/a (zero weights)" if g["update_ratio"] is None else f"{g['update_ratio']:.2e}"
             lines.append(f"      ||d{g['name'].split('.')[-1]}|| = {g['grad_norm']:.3e}   ||{g['name'].split('.')[-1]}|| = "
                          f"{g['param_norm']:.3e}   lr*||g||/||W|| = {ratio}")
     lines.append(f"  input: ||dL/dx|| = {t['input_grad_norm']:.3e}")
