@@ -143,8 +143,10 @@ def gradcheck(config, overrides, samples, batch, as_json):
 @set_option
 @reports_errors
 def show_config(config, overrides):
-    """Print the fully resolved CONFIG as YAML: every key with its default filled in and every layer's
-    arguments (in_features inferred). A run directory's config.yaml is exactly this text."""
+    """Print the fully resolved config as YAML.
+
+    Every key with its default filled in and every layer's arguments (in_features inferred). A run
+    directory's config.yaml is exactly this text."""
     from .resolve import resolved_yaml
 
     click.echo(resolved_yaml(config, overrides, echo=_echo(True)), nl=False)
@@ -157,8 +159,10 @@ def show_config(config, overrides):
 @json_option
 @reports_errors
 def summary(target, overrides, batch, as_json):
-    """Without training: each layer's output shape, parameters, FLOPs and activation memory, and the
-    totals. For a run directory, also statistics of its trained weights (best.npz)."""
+    """Show each layer's shape, parameters and FLOPs (no training).
+
+    One row per layer (output shape, parameters, forward FLOPs per example, activation memory for a
+    batch), then the totals. For a run directory, also statistics of its trained weights (best.npz)."""
     from .summary import format_summary, summarize
 
     result = summarize(target, overrides, batch, echo=_echo(True))
@@ -180,9 +184,11 @@ def summary(target, overrides, batch, as_json):
 @json_option
 @reports_errors
 def trace(target, overrides, batch, dot_file, units, as_json):
-    """One training step on a real batch, layer by layer: each forward equation with its shapes and
-    output statistics, then the backward pass from the loss down with gradient norms and
-    update/weight ratios, and warnings for dead units, vanishing or exploding gradients.
+    """Trace one training step, layer by layer.
+
+    On a real batch: each forward equation with its shapes and output statistics, then the backward
+    pass from the loss down with gradient norms and update/weight ratios, and warnings for dead
+    units, vanishing or exploding gradients.
 
     CONFIG starts from its seeded initial weights; a RUN directory from its last.npz. Nothing is updated.
     """
@@ -213,8 +219,10 @@ def trace(target, overrides, batch, dot_file, units, as_json):
 @json_option
 @reports_errors
 def compare(runs, as_json):
-    """Several runs side by side: the config keys that differ, epochs, best epoch and validation metric,
-    test metrics and training time, one row per run, best validation metric first."""
+    """Compare runs side by side, best validation metric first.
+
+    One row per run: the config keys that differ between the runs, epochs, best epoch and its
+    validation metric, test metrics and training time."""
     from .compare import compare_runs, format_comparison
 
     result = compare_runs(runs)

@@ -26,7 +26,7 @@ def layer_flops(layer, in_features, out_features, first=False):
 def summarize(target, overrides=(), batch=None, echo=print):
     """Rows and totals for a CONFIG (weights from its seed) or a RUN directory (trained weights, with
     per-parameter statistics)."""
-    found = load_target(target, overrides, echo=echo)
+    found = load_target(target, overrides, initialise=False, echo=echo)  # only a run's weights are shown
     cfg, model, optimizer, run = found.cfg, found.model, found.optimizer, found.run
     batch = batch or cfg.train.batch_size
     width = found.features

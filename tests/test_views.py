@@ -20,7 +20,7 @@ from layerwise.report import json_text
 from layerwise.summary import summarize
 from layerwise.trace import trace_model, trace_step
 from layerwise.training import build
-from test_cli import assert_error, assert_ok, run, write
+from test_cli import CONFIGS, MNIST_SLICE, assert_error, assert_ok, needs_mnist, run, write
 
 # 3 features -> 4 ReLU units -> 1 output, on y = x1 + 2 x2 + 3 x3 + 1.
 SMALL = """
@@ -261,3 +261,17 @@ def test_every_json_output_parses(small, small_run, tmp_path):
 def test_json_writes_non_finite_as_null():
     assert json.loads(json_text({"r2": float("nan"), "m": [np.float32(np.inf), 1.5], "c": np.arange(2)})) == \
         {"r2": None, "m": [None, 1.5], "c": [0, 1]}
+
+
+@needs_mnist
+def test_eval_json_for_classification_has_accuracy_and_confusion(tmp_path):
+    config = CONFIGS / "mnist.yaml"
+    slice_ = [a.replace("train.epochs=2", "train.epochs=1") for a in MNIST_SLICE]
+    assert_ok(run("train", config, "-s", f"output={tmp_path / 'run'}", *slice_))
+    result = run("eval", tmp_path / "run", "--json", *slice_[:2])
+    assert_ok(result)
+    doc = json.loads(result.stdout)
+    assert set(doc) == {"loss", "accuracy", "confusion"}
+    counts = np.array(doc["confusion"])
+    assert counts.shape == (10, 10) and counts.sum() == 500  # data.test_limit
+    assert doc["accuracy"] == pytest.approx(np.trace(counts) / 500)
