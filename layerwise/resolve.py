@@ -88,7 +88,8 @@ def load_target(target, overrides=(), which="best", initialise=True, echo=print)
     if not path.is_file() and (target / "last.npz").is_file():
         path = target / "last.npz"
     if not path.is_file():
-        raise CheckpointError(f"{target} holds no {which}.npz or last.npz: is it a layerwise run directory?")
+        names = f"{which}.npz" + (" or last.npz" if which != "last" else "")
+        raise CheckpointError(f"{target} holds no {names}: is it a layerwise run directory?")
     if not (target / "config.yaml").is_file():
         raise CheckpointError(f"{target} holds no config.yaml: is it a layerwise run directory?")
     cfg = load_config(target / "config.yaml", overrides)
