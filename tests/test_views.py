@@ -275,3 +275,9 @@ def test_eval_json_for_classification_has_accuracy_and_confusion(tmp_path):
     counts = np.array(doc["confusion"])
     assert counts.shape == (10, 10) and counts.sum() == 500  # data.test_limit
     assert doc["accuracy"] == pytest.approx(np.trace(counts) / 500)
+
+
+@pytest.mark.parametrize("command", ["summary", "trace"])
+def test_views_refuse_a_directory_that_is_not_a_run(command, tmp_path):
+    assert_error(run(command, tmp_path), 1, str(tmp_path), "is it a layerwise run directory?")
+    assert list(tmp_path.iterdir()) == []
