@@ -43,7 +43,10 @@ def main():
 
     \b
     Exit codes: 0 success; 1 data or checkpoint problem, or gradcheck failed;
-    2 usage or config error; 3 training diverged; 130 interrupted (Ctrl-C).
+    2 usage or config error; 3 training diverged; 4 a file cannot be written
+    or read (disk full, read-only, permission denied); 5 the run directory is
+    in use by another layerwise process; 130 interrupted (Ctrl-C);
+    143 stopped by SIGTERM (last.npz saved in both cases).
     """
 
 
@@ -59,7 +62,8 @@ def main():
 def train(config, overrides, overwrite, resume_dir):
     """Train the model a YAML CONFIG describes; results go to its run directory (the output key).
 
-    Ctrl-C stops after the current step, saves last.npz and prints the command that resumes it.
+    Ctrl-C or SIGTERM stops after the current step, saves last.npz and prints the command that
+    resumes it. The run directory is locked while it trains.
     """
     if (config is None) == (resume_dir is None):
         raise click.UsageError("give either CONFIG or --resume RUN_DIR")
@@ -104,7 +108,7 @@ def evaluate(run, split, checkpoint, overrides, as_json):
         raise click.UsageError("--checkpoint chooses within a run directory; RUN is already a checkpoint file")
     result = evaluate_run(run, split, checkpoint or "best", overrides, echo=_echo(as_json))
     if as_json:
-        from .report import json_text
+        from .fileio import json_text
 
         click.echo(json_text(result))
 
@@ -127,7 +131,7 @@ def gradcheck(config, overrides, samples, batch, as_json):
     rows = check_config(load_config(config, overrides), samples=samples, batch=batch)
     failed = [row["layer"] for row in rows if not row["passed"]]
     if as_json:
-        from .report import json_text
+        from .fileio import json_text
 
         click.echo(json_text({"tolerance": TOLERANCE, "passed": not failed, "rows": rows}))
         sys.exit(1 if failed else 0)
@@ -167,7 +171,7 @@ def summary(target, overrides, batch, as_json):
 
     result = summarize(target, overrides, batch, echo=_echo(True))
     if as_json:
-        from .report import json_text
+        from .fileio import json_text
 
         click.echo(json_text(result))
     else:
@@ -207,7 +211,7 @@ def trace(target, overrides, batch, dot_file, units, as_json):
 
         echo(write_graph(dot_file, report, arrays, units))
     if as_json:
-        from .report import json_text
+        from .fileio import json_text
 
         click.echo(json_text(report))
     else:
@@ -227,7 +231,7 @@ def compare(runs, as_json):
 
     result = compare_runs(runs)
     if as_json:
-        from .report import json_text
+        from .fileio import json_text
 
         click.echo(json_text(result))
     else:

@@ -33,25 +33,3 @@ def format_confusion(counts):
     for i in range(n):
         lines.append(f"{i:>9}" + "".join(f"{c:>{width}}" for c in counts[i]))
     return "\n".join(lines)
-
-
-def json_text(obj, indent=1):
-    """JSON for --json output: NaN and infinity become null (Python's json would write the invalid
-    tokens NaN and Infinity), NumPy arrays and scalars become lists and numbers."""
-    import json
-
-    return json.dumps(_plain(obj), indent=indent, allow_nan=False)
-
-
-def _plain(obj):
-    import math
-
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if hasattr(obj, "tolist"):  # NumPy arrays and scalars
-        return _plain(obj.tolist())
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj

@@ -16,7 +16,7 @@ import yaml
 from layerwise.checkpoint import load_run_checkpoint, with_prefix
 from layerwise.config import load_config
 from layerwise.registry import build_loss, build_model
-from layerwise.report import json_text
+from layerwise.fileio import json_text
 from layerwise.summary import summarize
 from layerwise.trace import trace_model, trace_step
 from layerwise.training import build
