@@ -57,10 +57,12 @@ CHECKPOINT_VERSION = 1
 
 
 def save_run_checkpoint(path, cfg, model, optimizer, state):
-    """Weights, optimizer state, the run state (epoch, step, RNG) and the resolved config, atomically."""
+    """Weights and buffers, optimizer state, the run state (epoch, step, RNG), the random layers' RNG
+    states and the resolved config, atomically."""
     arrays = {f"model/{k}": v for k, v in model.state_dict().items()}
     arrays.update({f"optim/{k}": v for k, v in optimizer.state_dict().items()})
-    meta = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "config": cfg.to_dict(), "state": state}
+    meta = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "config": cfg.to_dict(), "state": state,
+            "layer_rng": model.rng_state()}  # Dropout's mask streams, so a resumed run draws the same masks
     save_checkpoint(path, arrays, meta)
 
 

@@ -1,6 +1,7 @@
 """Name -> class tables, and building a model, loss and optimizer from config values."""
 
 import inspect
+import math
 
 import numpy as np
 
@@ -58,6 +59,11 @@ def _check_kwargs(cls, kwargs, key):
             valid = ", ".join(cls.ARGS) or "none"
             raise ConfigError(f"{key}.{name}: unknown argument for {cls.name}{did_you_mean(name, cls.ARGS)}; valid: {valid}")
         typ = cls.ARGS[name]
+        if typ is float:  # an integer is a number too (`p: 0`), a bool or inf/nan is not
+            if not _finite_number(value):
+                raise ConfigError(f"{key}.{name}: expected a finite number, received {value!r}")
+            kwargs[name] = float(value)
+            continue
         if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
             raise ConfigError(f"{key}.{name}: expected {typ.__name__}, received {value!r}")
         if typ is int and value < 1:
@@ -67,6 +73,15 @@ def _check_kwargs(cls, kwargs, key):
     for name in required:
         if name not in kwargs:
             raise ConfigError(f"{key}.{name}: required for a {cls.name} layer")
+
+
+def _finite_number(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        return False
 
 
 def build_loss(name, task, where="loss"):

@@ -29,8 +29,9 @@ from .registry import build_loss, build_model, build_optimizer
 from .report import epoch_line, format_metrics
 from .rundir import check_run_dir, create_run_dir
 
-# Independent random streams from one seed: the data (regression), the weight init, the shuffling.
-DATA_STREAM, INIT_STREAM, SHUFFLE_STREAM = 0, 1, 2
+# Independent random streams from one seed: the data (regression), the weight init, the shuffling,
+# and the random layers (Dropout i draws from [seed, LAYER_STREAM, i]).
+DATA_STREAM, INIT_STREAM, SHUFFLE_STREAM, LAYER_STREAM = 0, 1, 2, 3
 
 # What `--resume -s ...` may change: anything else would change the run halfway through.
 RESUME_OVERRIDES = ("train.epochs", "train.eval_batch_size", "data.root")
@@ -44,6 +45,7 @@ def build(cfg: Config, echo=print, dtype=np.float32):
             cfg.model.layers, data.num_features, data.num_outputs,
             rng=np.random.default_rng([cfg.seed, INIT_STREAM]), dtype=dtype, where=f"{cfg.source}: model.layers",
         )
+        model.seed_random([cfg.seed, LAYER_STREAM])
         loss = build_loss(cfg.loss, data.task, where=f"{cfg.source}: loss")
     except MemoryError as e:
         raise ConfigError(f"{cfg.source}: not enough memory for this data and model ({e})") from None
@@ -129,6 +131,7 @@ def resume(run_dir, overrides=(), echo=print):
     data, model, loss_fn, optimizer = build(cfg, echo)
     load_weights(model, arrays, path, cfg)
     try:
+        model.load_rng_state(meta.get("layer_rng", {}))
         optimizer.load_state_dict(with_prefix(arrays, "optim/"))
     except CheckpointError as e:
         raise CheckpointError(f"{path}: {e}") from None
@@ -151,6 +154,7 @@ def _run(cfg, run_dir, data, model, loss_fn, optimizer, state, echo):
             epoch_start = time.perf_counter()
             optimizer.lr = learning_rate(cfg.optimizer.schedule, cfg.optimizer.lr, state.epoch, epochs)
             rng.bit_generator.state = state.epoch_rng
+            model.train()
             finished = _train_epoch(model, loss_fn, optimizer, batches, state, epochs, sigint, run_dir)
             # A non-finite gradient with a finite loss shows up in the weights: never save those.
             if not all(np.isfinite(p).all() for _, p, _ in model.named_parameters()):
