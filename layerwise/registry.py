@@ -84,14 +84,26 @@ def _finite_number(value):
         return False
 
 
-def build_loss(name, task, where="loss"):
-    if name not in LOSSES:
-        raise ConfigError(f"{where}: unknown loss {name!r}{did_you_mean(name, LOSSES)}; valid: {', '.join(LOSSES)}")
+def build_loss(spec, task, where="loss"):
+    """A loss from its name (`mse`) or a mapping with its arguments (`{type: huber, delta: 2.0}`)."""
+    if isinstance(spec, dict):
+        if not isinstance(spec.get("type"), str):
+            raise ConfigError(f"{where}: expected a loss name or a mapping with a 'type' key, received {spec!r}")
+        name, kwargs = spec["type"], {k: v for k, v in spec.items() if k != "type"}
+        type_where = f"{where}.type"
+    else:
+        name, kwargs, type_where = spec, {}, where
+    if not isinstance(name, str) or name not in LOSSES:
+        raise ConfigError(f"{type_where}: unknown loss {name!r}{did_you_mean(name, LOSSES)}; valid: {', '.join(LOSSES)}")
     cls = LOSSES[name]
     if cls.task != task:
         fits = [n for n, c in LOSSES.items() if c.task == task]
         raise ConfigError(f"{where}: {name} is a {cls.task} loss but the data is a {task} task; use {', '.join(fits)}")
-    return cls()
+    _check_kwargs(cls, kwargs, where)
+    try:
+        return cls(**kwargs)
+    except ConfigError as e:  # a value the loss itself refuses, e.g. delta <= 0
+        raise ConfigError(f"{where}.{e}") from None
 
 
 def build_optimizer(opt_cfg, model):
