@@ -21,19 +21,23 @@ class ReLU(Layer):
     def __init__(self):
         super().__init__()
         self._y = None
+        self._positive = None
         self._dx = None
 
     def forward(self, x):
         self._y = _buffer(self._y, x.shape, x.dtype)
+        self._positive = _buffer(self._positive, x.shape, np.bool_)
         np.maximum(x, 0, out=self._y)
+        np.greater(self._y, 0, out=self._positive)  # y > 0 exactly where x > 0
         return self._y
 
     def backward(self, dout, input_grad=True):
         if not input_grad:
             return None
-        self._dx = _buffer(self._dx, dout.shape, dout.dtype)
-        np.multiply(dout, self._y > 0, out=self._dx)  # dx = dout * 1[x > 0]  (y > 0 exactly where x > 0)
-        return self._dx
+        dx = self._dx = _buffer(self._dx, dout.shape, dout.dtype)
+        dx[...] = 0
+        np.copyto(dx, dout, where=self._positive)  # dx = dout * 1[x > 0]
+        return dx
 
 
 class Sigmoid(Layer):

@@ -42,7 +42,8 @@ class Dropout(Layer):
             keep = self._keep = _buffer(self._keep, x.shape, np.bool_)
             self.rng.random(out=mask, dtype=x.dtype)  # u ~ U[0, 1), drawn straight into the buffer
             np.greater_equal(mask, self.p, out=keep)
-            np.multiply(keep, 1 / (1 - self.p), out=mask)
+            np.copyto(mask, keep)  # 1.0 where kept (a bool * float multiply would allocate a cast buffer)
+            mask *= 1 / (1 - self.p)
         y = self._y = _buffer(self._y, x.shape, x.dtype)
         np.multiply(x, self._mask, out=y)
         return y
