@@ -300,7 +300,7 @@ def _check_loss(loss, source):
     if isinstance(loss, str) or (isinstance(loss, dict) and isinstance(loss.get("type"), str)):
         return
     raise ConfigError(
-        f"{source}: loss: expected a loss name (softmax_cross_entropy) or a mapping like "
+        f"{source}: loss: expected a loss name (softmax_cross_entropy) or a mapping with a 'type' key like "
         f"{{type: huber, delta: 1.0}}, received {loss!r}"
     )
 
