@@ -26,17 +26,17 @@ class ReLU(Layer):
 
     def forward(self, x):
         self._y = _buffer(self._y, x.shape, x.dtype)
-        self._positive = _buffer(self._positive, x.shape, np.bool_)
         np.maximum(x, 0, out=self._y)
-        np.greater(self._y, 0, out=self._positive)  # y > 0 exactly where x > 0
         return self._y
 
     def backward(self, dout, input_grad=True):
         if not input_grad:
             return None
+        pos = self._positive = _buffer(self._positive, dout.shape, np.bool_)
         dx = self._dx = _buffer(self._dx, dout.shape, dout.dtype)
-        dx[...] = 0
-        np.copyto(dx, dout, where=self._positive)  # dx = dout * 1[x > 0]
+        np.greater(self._y, 0, out=pos)  # y > 0 exactly where x > 0
+        np.copyto(dx, pos)  # 1.0 / 0.0: as fast as a cast multiply and needs no cast buffer
+        dx *= dout  # dx = dout * 1[x > 0]
         return dx
 
 
@@ -104,7 +104,8 @@ class Tanh(Layer):
 class LeakyReLU(Layer):
     """y = x if x > 0 else negative_slope * x
 
-    Shape: any -> same. negative_slope 0.01 by default (PyTorch's).
+    Shape: any -> same. negative_slope 0.01 by default (PyTorch's). Computed exactly as
+    max(x, slope * x) for slope <= 1 (min for slope > 1).
     """
 
     name = "leaky_relu"
@@ -113,32 +114,36 @@ class LeakyReLU(Layer):
     def __init__(self, negative_slope=0.01):
         super().__init__()
         self.negative_slope = float(negative_slope)
-        self._positive = None
+        self._below = None  # bool 1[x <= 0], then the float mask
+        self._neg = None
         self._y = None
         self._dx = None
 
     def forward(self, x):
-        pos = self._positive = _buffer(self._positive, x.shape, np.bool_)
+        below = self._below = _buffer(self._below, x.shape, np.bool_)
+        neg = self._neg = _buffer(self._neg, x.shape, x.dtype)
         y = self._y = _buffer(self._y, x.shape, x.dtype)
-        np.greater(x, 0, out=pos)
         np.multiply(x, self.negative_slope, out=y)
-        np.copyto(y, x, where=pos)
+        (np.maximum if self.negative_slope <= 1 else np.minimum)(x, y, out=y)
+        np.less_equal(x, 0, out=below)
+        np.copyto(neg, below)  # 1.0 where x <= 0 (a float mask: masked copies are slow in NumPy)
         return y
 
     def backward(self, dout, input_grad=True):
         if not input_grad:
             return None
         dx = self._dx = _buffer(self._dx, dout.shape, dout.dtype)
-        np.multiply(dout, self.negative_slope, out=dx)
-        np.copyto(dx, dout, where=self._positive)  # dx = dout * (1 if x > 0 else negative_slope)
+        np.multiply(self._neg, self.negative_slope - 1, out=dx)
+        dx += 1
+        dx *= dout  # dx = dout * (1 if x > 0 else negative_slope)
         return dx
 
 
 class ELU(Layer):
     """y = x if x > 0 else alpha * (exp(x) - 1)
 
-    Shape: any -> same. alpha 1.0 by default. exp(x) - 1 is computed as expm1(min(x, 0)), exact near 0
-    and never overflowing.
+    Shape: any -> same. alpha 1.0 by default. Computed as alpha * expm1(min(x, 0)) + max(x, 0): exact
+    on both sides (one term is 0), expm1 exact near 0, exp never overflowing.
     """
 
     name = "elu"
@@ -147,26 +152,31 @@ class ELU(Layer):
     def __init__(self, alpha=1.0):
         super().__init__()
         self.alpha = float(alpha)
-        self._positive = None
+        self._below = None
+        self._neg = None
         self._y = None
         self._dx = None
 
     def forward(self, x):
-        pos = self._positive = _buffer(self._positive, x.shape, np.bool_)
+        below = self._below = _buffer(self._below, x.shape, np.bool_)
+        neg = self._neg = _buffer(self._neg, x.shape, x.dtype)
         y = self._y = _buffer(self._y, x.shape, x.dtype)
-        np.greater(x, 0, out=pos)
         np.minimum(x, 0, out=y)
         np.expm1(y, out=y)
         y *= self.alpha
-        np.copyto(y, x, where=pos)
+        np.maximum(x, 0, out=neg)  # neg as scratch first
+        y += neg
+        np.less_equal(x, 0, out=below)
+        np.copyto(neg, below)  # 1.0 where x <= 0
         return y
 
     def backward(self, dout, input_grad=True):
         if not input_grad:
             return None
         dx = self._dx = _buffer(self._dx, dout.shape, dout.dtype)
-        np.add(self._y, self.alpha, out=dx)  # for x <= 0: dy/dx = alpha * exp(x) = y + alpha
-        np.copyto(dx, 1, where=self._positive)
+        np.add(self._y, self.alpha - 1, out=dx)  # for x <= 0: dy/dx = alpha * exp(x) = y + alpha
+        dx *= self._neg
+        dx += 1
         dx *= dout  # dx = dout * (1 if x > 0 else y + alpha)
         return dx
 
