@@ -49,6 +49,12 @@ class Layer:
         """Width of the output for an input of `in_features` (elementwise layers keep it)."""
         return in_features
 
+    @classmethod
+    def sizes(cls, in_features, **kwargs):
+        """(output width, number of parameters) of the layer these arguments build, without building
+        it: what the registry checks against the memory available before allocating anything."""
+        return in_features, 0
+
     def config(self):
         """Constructor arguments, so `build([layer.config()])` rebuilds the same layer."""
         return {"type": self.name, **{k: getattr(self, k) for k in self.ARGS}}

@@ -36,6 +36,10 @@ class BatchNorm(Layer):
         self._dx = None
         self._batch_stats = True  # whether the last forward normalised with the batch's statistics
 
+    @classmethod
+    def sizes(cls, in_features, **kwargs):
+        return in_features, 4 * in_features  # gamma, beta and the two running statistics
+
     def reset_parameters(self, rng):
         """gamma = 1, beta = 0, running statistics back to mean 0, variance 1 (`rng` is not used)."""
         self.params["gamma"][...] = 1

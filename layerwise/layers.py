@@ -79,6 +79,10 @@ class Linear(Layer):
     def output_features(self, in_features):
         return self.out_features
 
+    @classmethod
+    def sizes(cls, in_features, out_features, bias=True, **kwargs):
+        return out_features, in_features * out_features + (out_features if bias else 0)
+
     def config(self):
         return {
             "type": self.name,

@@ -90,8 +90,8 @@ class Sequential:
         for key, layer in own.items():
             try:
                 layer.set_rng_state(states[key])
-            except (TypeError, ValueError, KeyError) as e:
-                raise CheckpointError(f"random-layer state of layer {key} is malformed ({e})") from None
+            except (TypeError, ValueError, KeyError, OverflowError) as e:
+                raise CheckpointError(f"random-layer state of layer {key} is malformed ({str(e)[:80]})") from None
 
     def predict(self, x, batch_size=4096):
         """Outputs for all rows of x in evaluation mode, computed in batches (a copy, safe to keep)."""

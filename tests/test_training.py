@@ -130,10 +130,9 @@ def test_resume_refuses_a_malformed_dropout_rng_state(tmp_path):
     saved, meta = load_checkpoint(path)
     for bad, fragment in [({}, "expected layers ['2'], found []"), ({"2": {"state": 1}}, "layer 2 is malformed")]:
         meta["layer_rng"] = bad
-        meta["config"]["train"]["epochs"] = 2
         save_checkpoint(path, saved, meta)
         with pytest.raises(CheckpointError, match=fragment.replace("[", r"\[").replace("]", r"\]")):
-            resume(tmp_path / "run", echo=quiet)
+            resume(tmp_path / "run", ["train.epochs=2"], echo=quiet)
 
 
 def test_ctrl_c_through_the_cli_exits_130_and_prints_the_resume_command(tmp_path, monkeypatch):
@@ -357,7 +356,9 @@ def test_run_files_get_the_usual_modes_and_tilde_expands(tmp_path, monkeypatch):
     finally:
         os.umask(old)
     run_dir = tmp_path / "home" / "runs" / "mlp"
-    assert sorted(p.name for p in run_dir.iterdir()) == ["best.npz", "config.yaml", "last.npz", "metrics.csv", "test.json"]
+    assert sorted(p.name for p in run_dir.iterdir()) == [
+        ".layerwise.lock", "best.npz", "config.yaml", "last.npz", "metrics.csv", "test.json"
+    ]
     assert (run_dir.stat().st_mode & 0o777) == 0o755
     for path in run_dir.iterdir():
         assert (path.stat().st_mode & 0o777) == 0o644, path.name
