@@ -122,6 +122,22 @@ def test_resume_with_dropout_and_batchnorm_is_bit_identical(tmp_path, monkeypatc
     assert resumed["test"] == straight["test"]
 
 
+def test_eval_uses_the_saved_batchnorm_running_statistics(tmp_path):
+    from layerwise.evaluate import evaluate_run
+
+    config = tmp_path / "mlp.yaml"
+    config.write_text(MLP_DROPOUT_BATCHNORM % {"n": 600, "epochs": 2})
+    trained = fit(load_config(config, [f"output={tmp_path / 'run'}"]), echo=quiet)
+    result = evaluate_run(tmp_path / "run", echo=quiet)
+    assert result["mse"] == trained["test"]["mse"]  # eval: the same model, evaluation mode, same numbers
+    path = tmp_path / "run" / "best.npz"
+    saved, meta = load_checkpoint(path)
+    assert not np.array_equal(saved["model/1.running_mean"], 0)
+    saved["model/1.running_mean"] = np.zeros_like(saved["model/1.running_mean"])
+    save_checkpoint(path, saved, meta)
+    assert evaluate_run(tmp_path / "run", echo=quiet)["mse"] != result["mse"]  # they are really used
+
+
 def test_resume_refuses_a_malformed_dropout_rng_state(tmp_path):
     config = tmp_path / "mlp.yaml"
     config.write_text(MLP_DROPOUT_BATCHNORM % {"n": 600, "epochs": 1})
