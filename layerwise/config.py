@@ -65,6 +65,7 @@ class CsvData:
     val_fraction: float = _spec(0.1, above=0, doc="share of the rows held out for validation")
     test_fraction: float = _spec(0.2, above=0, doc="share of the rows held out for the test (without test_path)")
     standardize: bool = _spec(True, doc="(x - mean) / std per encoded column, from the training rows")
+    standardize_target: bool = _spec(False, doc="regression: train on (y - mean) / std of the training rows")
     missing: str = _spec("error", choices=("error", "drop"), doc="a missing or unparsable cell: error, or drop its row")
 
 
@@ -75,6 +76,7 @@ class NpzData:
     val_fraction: float = _spec(0.1, above=0)
     test_fraction: float = _spec(0.2, above=0, doc="used when the file has no x_test/y_test")
     standardize: bool = _spec(True, doc="(x - mean) / std per input column, from the training rows")
+    standardize_target: bool = _spec(False, doc="regression: train on (y - mean) / std of the training rows")
 
 
 DATASETS = {"mnist": MnistData, "regression": RegressionData, "csv": CsvData, "npz": NpzData}

@@ -7,6 +7,7 @@ import numpy as np
 
 from ..errors import DataError
 from .datasets import Dataset, Split, split_rows
+from .tabular import scale_targets
 
 
 def _read(path):
@@ -65,6 +66,12 @@ def load_npz(cfg, task, seed, source, echo=print):
     else:
         prep["mean"] = prep["std"] = None
 
+    prep["target_mean"] = prep["target_std"] = None
+    if task == "regression" and cfg.standardize_target:
+        y_train = _targets(prep, classes, y[train_rows], path, "y")
+        prep["target_mean"] = y_train.mean(axis=0, dtype=np.float64).tolist()
+        prep["target_std"] = np.where((s := y_train.std(axis=0, dtype=np.float64)) > 0, s, 1.0).tolist()
+
     def split(xs, ys, name):
         return Split(array_inputs(prep, xs), _targets(prep, classes, ys, path, name))
 
@@ -118,7 +125,7 @@ def _targets(prep, classes, y, path, name):
         y = y.reshape(len(y), -1).astype(np.float32)
         if not np.isfinite(y).all():
             raise DataError(f"data.path: {path}: {name} holds NaN or infinite values")
-        return y
+        return scale_targets(prep, y)
     labels = _labels(y, path, name)
     pos = np.minimum(np.searchsorted(classes, labels), len(classes) - 1)
     unknown = classes[pos] != labels

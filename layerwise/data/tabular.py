@@ -3,7 +3,10 @@ encoding applied to a new CSV at predict time (`table_inputs`).
 
 Everything the encoding needs is the `preprocessing` dict the Dataset carries into the checkpoint:
 {"kind": "table", "features": [...], "numeric": [...], "categories": {col: [...]}, "columns": [...],
- "mean": [...] | None, "std": [...] | None, "task", "class_names": [...] | None, "target_names": [...]}
+ "mean": [...] | None, "std": [...] | None, "task", "class_names": [...] | None, "target_names": [...],
+ "target_mean": [...] | None, "target_std": [...] | None}
+With target_mean set (data.standardize_target), the model learned (y - target_mean) / target_std:
+its outputs are turned back into the target's units by `unscale_outputs`.
 """
 
 import numpy as np
@@ -60,6 +63,12 @@ def load_csv(cfg, task, seed, source, echo=print):
         _standardize(prep, x_train)
     else:
         prep["mean"] = prep["std"] = None
+
+    prep["target_mean"] = prep["target_std"] = None
+    if task == "regression" and cfg.standardize_target:
+        y = _targets(prep, train, "training")
+        prep["target_mean"] = y.mean(axis=0, dtype=np.float64).tolist()
+        prep["target_std"] = np.where((s := y.std(axis=0, dtype=np.float64)) > 0, s, 1.0).tolist()
 
     def split(part, name):
         x = x_train if part is train else _standardize(prep, _encode(prep, part, name))
@@ -189,7 +198,8 @@ def _sorted_classes(column):
 def _targets(prep, table, name):
     targets = prep["target_names"]
     if prep["task"] == "regression":
-        return np.stack([table[t].numbers for t in targets], axis=1).astype(np.float32)
+        y = np.stack([table[t].numbers for t in targets], axis=1).astype(np.float32)
+        return scale_targets(prep, y)
     classes = np.asarray(prep["class_names"])
     return _indices(table, targets[0], _labels(table[targets[0]]), classes, name, "class")
 
@@ -208,6 +218,22 @@ def _indices(table, column, values, known, part, what):
             f"occurs in the training rows; known: {shown}"
         )
     return order[pos].astype(np.int64)
+
+
+def scale_targets(prep, y):
+    """Regression targets as the model learns them: (y - target_mean) / target_std when the run
+    standardised its targets (data.standardize_target), else unchanged."""
+    if prep.get("target_mean") is not None:
+        y -= np.asarray(prep["target_mean"], dtype=np.float32)
+        y *= 1 / np.asarray(prep["target_std"], dtype=np.float32)
+    return y
+
+
+def unscale_outputs(prep, outputs):
+    """Model outputs back in the target's units: outputs * target_std + target_mean (when standardised)."""
+    if prep.get("target_mean") is not None:
+        return outputs * np.asarray(prep["target_std"], dtype=np.float32) + np.asarray(prep["target_mean"], dtype=np.float32)
+    return outputs
 
 
 def _encode(prep, table, part):
