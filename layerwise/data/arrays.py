@@ -61,7 +61,8 @@ def load_npz(cfg, task, seed, source, echo=print):
         x_test, y_test = x[test_rows], y[test_rows]
     x_train = x[train_rows]
     if cfg.standardize:
-        mean, std = x_train.mean(axis=0, dtype=np.float64), x_train.std(axis=0, dtype=np.float64)
+        flat = x_train.reshape(len(x_train), -1)
+        mean, std = flat.mean(axis=0, dtype=np.float64), flat.std(axis=0, dtype=np.float64)
         prep["mean"], prep["std"] = mean.tolist(), np.where(std > 0, std, 1.0).tolist()
     else:
         prep["mean"] = prep["std"] = None
