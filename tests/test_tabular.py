@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from layerwise.cli import main
 from layerwise.config import CsvData, NpzData, load_config
+from layerwise.data.csvfile import read_csv
 from layerwise.data.datasets import load_dataset, split_rows
 from layerwise.data.tabular import table_inputs, unscale_outputs
 from layerwise.errors import DataError
@@ -121,9 +122,10 @@ def test_table_inputs_reencodes_columns_in_any_order(tmp_path):
         table_inputs(prep, tmp_path / "short.csv")
 
 
-def test_quoted_cells_and_blank_lines(tmp_path):
-    text = 'name,x,label\n"Smith, J",1,a\n\n"Doe, K",2,b\n' + "".join(f"p{i},{i},{'ab'[i % 2]}\n" for i in range(20))
+def test_quoted_cells_blank_lines_and_bom(tmp_path):
+    text = '\ufeffname,x,label\n"Smith, J",1,a\n\n"Doe, K",2,b\n' + "".join(f"p{i},{i},{'ab'[i % 2]}\n" for i in range(20))
     data = load_dataset(csv_data(write(tmp_path / "q.csv", text), features=["x"]), seed=0, echo=quiet)
+    assert read_csv(tmp_path / "q.csv").names == ["name", "x", "label"]  # the byte-order mark is not in the first name
     assert data.preprocessing["class_names"] == ["a", "b"] and len(data.train) + len(data.val) + len(data.test) == 22
     bad = text.replace("p7,7,", "p7,seven,")
     with pytest.raises(DataError, match=r"q.csv, line 12, column 'x': 'seven' is not a number"):
