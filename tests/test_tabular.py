@@ -241,3 +241,40 @@ def test_bad_csv(tmp_path, monkeypatch, text, overrides, code, fragments):
     for fragment in fragments:
         assert fragment in errors[0], f"{fragment!r} not in {errors[0]!r}"
     assert snapshot(tmp_path) == before
+
+
+def npz_file(path, **arrays):
+    np.savez(path, **arrays)
+
+
+X = np.arange(40, dtype=np.float32).reshape(20, 2)
+NPZ_ERRORS = [
+    ("no-y", lambda p: npz_file(p, x=X), [], ["a.npz has no array 'y'", "holds x"]),
+    ("rows-differ", lambda p: npz_file(p, x=X, y=np.arange(19)), [], ["y has shape (19,)", "20 rows"]),
+    ("pickled", lambda p: npz_file(p, x=np.array([object()] * 20, dtype=object), y=np.arange(20)), [], ["pickled"]),
+    ("not-an-npz", lambda p: p.write_text("x,y\n1,2\n"), [], ["not an .npz archive"]),
+    ("text-x", lambda p: npz_file(p, x=np.array([["a", "b"]] * 20), y=np.arange(20)), [], ["x must be a numeric array"]),
+    ("nan-x", lambda p: npz_file(p, x=np.full((20, 2), np.nan), y=np.arange(20)), [], ["NaN or infinite"]),
+    ("float-labels", lambda p: npz_file(p, x=X, y=np.linspace(0, 1, 20)), [], ["one class label per row", "loss: mse"]),
+    ("one-class", lambda p: npz_file(p, x=X, y=np.zeros(20, int)), [], ["only one class"]),
+    ("x-test-alone", lambda p: npz_file(p, x=X, y=np.arange(20) % 2, x_test=X), [], ["only one of x_test and y_test"]),
+    ("unknown-test-class", lambda p: npz_file(p, x=X, y=np.arange(20) % 2, x_test=X[:2], y_test=np.array([0, 5])), [],
+     ["y_test holds class '5'"]),
+]
+
+
+@pytest.mark.parametrize("make,overrides,fragments", [c[1:] for c in NPZ_ERRORS], ids=[c[0] for c in NPZ_ERRORS])
+def test_bad_npz(tmp_path, monkeypatch, make, overrides, fragments):
+    monkeypatch.chdir(tmp_path)
+    make(tmp_path / "a.npz")
+    write(tmp_path / "exp.yaml", yaml.safe_dump({"data": {"dataset": "npz", "path": "a.npz"}, "model": MLP, "train": {"epochs": 1}}))
+    before = snapshot(tmp_path)
+    result = CliRunner().invoke(main, ["train", "exp.yaml"] + [a for o in overrides for a in ("-s", o)])
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if line.lower().startswith("error:")]
+    assert len(errors) == 1, result.output
+    for fragment in fragments:
+        assert fragment in errors[0], f"{fragment!r} not in {errors[0]!r}"
+    assert snapshot(tmp_path) == before

@@ -131,7 +131,7 @@ def _targets(prep, classes, y, path, name):
     pos = np.minimum(np.searchsorted(classes, labels), len(classes) - 1)
     unknown = classes[pos] != labels
     if unknown.any():
-        raise DataError(f"data.path: {path}: {name} holds class {labels[np.argmax(unknown)]!r}, which y (the training rows) never has")
+        raise DataError(f"data.path: {path}: {name} holds class {str(labels[np.argmax(unknown)])!r}, which y (the training rows) never has")
     return pos.astype(np.int64)
 
 
