@@ -36,12 +36,15 @@ def generate(path, rows, cols=20, chunk=100_000):
 
 
 def timed(fn, repeat):
-    times = []
+    """Median wall seconds, the wall seconds of each run, the result, and the median CPU seconds of this
+    process (less sensitive than wall time to other processes on a busy machine)."""
+    times, cpu = [], []
     for _ in range(repeat):
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         result = fn()
         times.append(time.perf_counter() - started)
-    return statistics.median(times), times, result
+        cpu.append(time.process_time() - started_cpu)
+    return statistics.median(times), times, result, statistics.median(cpu)
 
 
 def main():
@@ -58,15 +61,15 @@ def main():
     print(f"file      {path}: {args.rows:,} rows x 20 columns, {size:.0f} MB")
     print(f"machine   {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} (other processes slow every figure)")
 
-    read, runs, table = timed(lambda: read_csv(path), args.repeat)
+    read, runs, table, cpu = timed(lambda: read_csv(path), args.repeat)
     assert len(table) == args.rows
-    print(f"read      {read:6.2f} s  ({size / read:.0f} MB/s)  runs: {', '.join(f'{t:.2f}' for t in runs)}")
+    print(f"read      {read:6.2f} s  ({size / read:.0f} MB/s; CPU {cpu:.2f} s)  runs: {', '.join(f'{t:.2f}' for t in runs)}")
     cfg = CsvData(path=str(path), target="y")
-    whole, runs, data = timed(lambda: load_dataset(cfg, seed=0, echo=lambda *_: None, loss="mse"), args.repeat)
-    print(f"dataset   {whole:6.2f} s  (read + split + standardise: {len(data.train):,} / {len(data.val):,} / "
+    whole, runs, data, cpu = timed(lambda: load_dataset(cfg, seed=0, echo=lambda *_: None, loss="mse"), args.repeat)
+    print(f"dataset   {whole:6.2f} s  (CPU {cpu:.2f} s; read + split + standardise: {len(data.train):,} / {len(data.val):,} / "
           f"{len(data.test):,} rows)  runs: {', '.join(f'{t:.2f}' for t in runs)}")
-    raw, runs, _ = timed(lambda: np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.float32), args.repeat)
-    print(f"loadtxt   {raw:6.2f} s  (plain np.loadtxt into float32, for scale)  runs: {', '.join(f'{t:.2f}' for t in runs)}")
+    raw, runs, _, cpu = timed(lambda: np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.float32), args.repeat)
+    print(f"loadtxt   {raw:6.2f} s  (CPU {cpu:.2f} s; plain np.loadtxt into float32, for scale)  runs: {', '.join(f'{t:.2f}' for t in runs)}")
 
 
 if __name__ == "__main__":
