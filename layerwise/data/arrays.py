@@ -12,9 +12,13 @@ from .tabular import scale_targets
 
 def _read(path):
     path = Path(path)
-    if not path.exists():
+    try:
+        exists, is_file = path.exists(), path.is_file()
+    except OSError as e:  # e.g. a name too long
+        raise DataError(f"data.path: cannot open {path}: {e.strerror}") from None
+    if not exists:
         raise DataError(f"data.path: {path} does not exist")
-    if not path.is_file():
+    if not is_file:
         raise DataError(f"data.path: {path} is not a file")
     if not zipfile.is_zipfile(path):
         raise DataError(f"data.path: {path} is not an .npz archive (corrupt, truncated, or another format?)")

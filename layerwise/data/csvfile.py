@@ -73,9 +73,13 @@ def read_csv(path, where="data.path", text=False):
     """Read `path` into a Table (with `text`, every column keeps its cells as text too). Every problem
     with the file is a DataError naming it."""
     path = Path(path)
-    if not path.exists():
+    try:
+        exists, is_file = path.exists(), path.is_file()
+    except OSError as e:  # e.g. a name too long
+        raise DataError(f"{where}: cannot open {path}: {e.strerror}") from None
+    if not exists:
         raise DataError(f"{where}: {path} does not exist")
-    if not path.is_file():
+    if not is_file:
         raise DataError(f"{where}: {path} is not a file")
     try:
         names = _header(path)
