@@ -281,3 +281,18 @@ def test_bad_npz(tmp_path, monkeypatch, make, overrides, fragments):
     for fragment in fragments:
         assert fragment in errors[0], f"{fragment!r} not in {errors[0]!r}"
     assert snapshot(tmp_path) == before
+
+
+def test_stored_preprocessing_scores_a_test_file_alone(tmp_path):
+    write(tmp_path / "t.csv", table())
+    write(tmp_path / "test.csv", table(n=12, seed=1))
+    cfg = csv_data(tmp_path / "t.csv", test_path=str(tmp_path / "test.csv"))
+    trained = load_dataset(cfg, seed=0, echo=quiet)
+    prep = json.loads(json.dumps(trained.preprocessing))
+    (tmp_path / "t.csv").unlink()  # the training file is not needed to score the test file
+    alone = load_dataset(cfg, seed=0, echo=quiet, splits=("test",), preprocessing=prep)
+    assert alone.train is None and alone.sources == [str(tmp_path / "test.csv")]
+    assert np.array_equal(alone.test.x, trained.test.x) and np.array_equal(alone.test.y, trained.test.y)
+    write(tmp_path / "t.csv", table(seed=5))  # other training rows, the stored encoding still applies
+    again = load_dataset(cfg, seed=0, echo=quiet, preprocessing=prep)
+    assert again.preprocessing is prep and np.array_equal(again.test.x, trained.test.x)

@@ -42,9 +42,15 @@ class Dataset:
         return max(min(train_cfg.batch_size, len(self.train)), min(train_cfg.eval_batch_size, largest))
 
 
-def load_dataset(data_cfg, seed=0, source="<config>", echo=print, loss="softmax_cross_entropy"):
+SPLITS = ("train", "val", "test")
+
+
+def load_dataset(data_cfg, seed=0, source="<config>", echo=print, loss="softmax_cross_entropy", splits=SPLITS,
+                 preprocessing=None):
     """Build the dataset a config's `data` section describes; for csv and npz data the task follows
-    the loss (class labels for a classification loss, numbers for mse)."""
+    the loss (class labels for a classification loss, numbers for mse). For csv data, `preprocessing`
+    (a checkpoint's) replaces what the training rows would give, and a test split alone (`splits`) from
+    a separate data.test_path reads only that file."""
     if data_cfg.dataset == "mnist":
         return _mnist(data_cfg, source, echo)
     if data_cfg.dataset in ("csv", "npz"):
@@ -54,7 +60,7 @@ def load_dataset(data_cfg, seed=0, source="<config>", echo=print, loss="softmax_
         if data_cfg.dataset == "csv":
             from .tabular import load_csv
 
-            return load_csv(data_cfg, task, seed, source, echo)
+            return load_csv(data_cfg, task, seed, source, echo, splits, preprocessing)
         from .arrays import load_npz
 
         return load_npz(data_cfg, task, seed, source, echo)

@@ -16,14 +16,26 @@ from .csvfile import MISSING, read_csv
 from .datasets import Dataset, Split, split_rows
 
 
-def load_csv(cfg, task, seed, source, echo=print):
-    """The Dataset `cfg` (a config's CsvData) describes; `task` follows the loss."""
+def load_csv(cfg, task, seed, source, echo=print, splits=("train", "val", "test"), preprocessing=None):
+    """The Dataset `cfg` (a config's CsvData) describes; `task` follows the loss.
+
+    `preprocessing` (a checkpoint's) is used instead of what the training rows would give; with it, a
+    test split alone (`splits`) from a separate data.test_path reads only that file.
+    """
     targets = [cfg.target] if isinstance(cfg.target, str) else list(cfg.target)
     if task == "classification" and len(targets) > 1:
         raise ConfigError(
             f"{source}: data.target: classification predicts one column, received {targets}; "
             f"several targets need loss: mse (multi-output regression)"
         )
+    if preprocessing is not None and cfg.test_path is not None and set(splits) == {"test"}:
+        x, y = table_inputs(preprocessing, cfg.test_path)
+        if y is None:
+            raise DataError(f"data.test_path: {cfg.test_path} has no target column {', '.join(map(repr, targets))}")
+        classes = preprocessing["class_names"]
+        return Dataset(train=None, val=None, test=Split(x, y), task=task,
+                       num_outputs=len(classes) if classes is not None else len(targets),
+                       preprocessing=preprocessing, sources=[str(cfg.test_path)])
     table = read_csv(cfg.path, "data.path")
     features = _columns(cfg, table, targets, source)
     kinds = _kinds(table, features, targets, task)
@@ -42,6 +54,33 @@ def load_csv(cfg, task, seed, source, echo=print):
         test = _complete_rows(test, _kinds(test, features, targets, task, numeric), cfg.missing, echo)
     train, val = table.take(train_rows), table.take(val_rows)
 
+    if preprocessing is not None:
+        prep = preprocessing
+        x_train = _standardize(prep, _encode(prep, train, "training"))
+    else:
+        prep, x_train = _fit_preprocessing(cfg, task, features, targets, table, train)
+
+    def split(part, name):
+        x = x_train if part is train else _standardize(prep, _encode(prep, part, name))
+        return Split(x, _targets(prep, part, name))
+
+    data = Dataset(
+        train=split(train, "training"), val=split(val, "validation"), test=split(test, "test"),
+        task=task, num_outputs=len(prep["class_names"]) if task == "classification" else len(targets),
+    )
+    data.preprocessing = prep
+    data.sources = [str(table.path)] + ([str(test.path)] if cfg.test_path is not None else [])
+    n_cat = len(prep["categories"])
+    echo(
+        f"read {table.path.name}: {len(features)} feature columns"
+        + (f" ({n_cat} categorical, one-hot encoded: {len(prep['columns'])} inputs)" if n_cat else "")
+        + (f", {len(prep['class_names'])} classes" if task == "classification" else f", target {', '.join(targets)}")
+    )
+    return data
+
+
+def _fit_preprocessing(cfg, task, features, targets, table, train):
+    """The encoding the training rows give (categories, mean/std, classes) and the encoded training inputs."""
     prep = {"kind": "table", "task": task, "features": features, "target_names": targets}
     prep["numeric"] = [f for f in features if table[f].numeric]
     prep["categories"] = {f: np.unique(train[f].text).tolist() for f in features if not train[f].numeric}
@@ -69,24 +108,7 @@ def load_csv(cfg, task, seed, source, echo=print):
         y = _targets(prep, train, "training")
         prep["target_mean"] = y.mean(axis=0, dtype=np.float64).tolist()
         prep["target_std"] = np.where((s := y.std(axis=0, dtype=np.float64)) > 0, s, 1.0).tolist()
-
-    def split(part, name):
-        x = x_train if part is train else _standardize(prep, _encode(prep, part, name))
-        return Split(x, _targets(prep, part, name))
-
-    data = Dataset(
-        train=split(train, "training"), val=split(val, "validation"), test=split(test, "test"),
-        task=task, num_outputs=len(prep["class_names"]) if task == "classification" else len(targets),
-    )
-    data.preprocessing = prep
-    data.sources = [str(table.path)] + ([str(test.path)] if cfg.test_path is not None else [])
-    n_cat = len(prep["categories"])
-    echo(
-        f"read {table.path.name}: {len(features)} feature columns"
-        + (f" ({n_cat} categorical, one-hot encoded: {len(prep['columns'])} inputs)" if n_cat else "")
-        + (f", {len(prep['class_names'])} classes" if task == "classification" else f", target {', '.join(targets)}")
-    )
-    return data
+    return prep, x_train
 
 
 def table_inputs(preprocessing, path):
