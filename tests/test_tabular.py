@@ -296,3 +296,15 @@ def test_stored_preprocessing_scores_a_test_file_alone(tmp_path):
     write(tmp_path / "t.csv", table(seed=5))  # other training rows, the stored encoding still applies
     again = load_dataset(cfg, seed=0, echo=quiet, preprocessing=prep)
     assert again.preprocessing is prep and np.array_equal(again.test.x, trained.test.x)
+
+
+def test_table_inputs_gives_regression_targets_in_their_units(tmp_path):
+    write(tmp_path / "t.csv", table())
+    data = load_dataset(CsvData(path=str(tmp_path / "t.csv"), target="y", standardize_target=True), seed=0,
+                        echo=quiet, loss="mse")
+    write(tmp_path / "new.csv", "a,b,color,label,y\n1,2,red,yes,7.5\n")
+    x, y = table_inputs(data.preprocessing, tmp_path / "new.csv")
+    assert y.tolist() == [[7.5]] and x.shape == (1, 6)
+    cfg = CsvData(path=str(tmp_path / "t.csv"), target="y", standardize_target=True, test_path=str(tmp_path / "new.csv"))
+    alone = load_dataset(cfg, seed=0, echo=quiet, loss="mse", splits=("test",), preprocessing=data.preprocessing)
+    assert np.allclose(unscale_outputs(data.preprocessing, alone.test.y), [[7.5]])  # scaled as the model learned

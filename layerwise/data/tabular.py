@@ -32,6 +32,8 @@ def load_csv(cfg, task, seed, source, echo=print, splits=("train", "val", "test"
         x, y = table_inputs(preprocessing, cfg.test_path)
         if y is None:
             raise DataError(f"data.test_path: {cfg.test_path} has no target column {', '.join(map(repr, targets))}")
+        if task == "regression":
+            y = scale_targets(preprocessing, y)  # the units the model learned, as the loss sees them
         classes = preprocessing["class_names"]
         return Dataset(train=None, val=None, test=Split(x, y), task=task,
                        num_outputs=len(classes) if classes is not None else len(targets),
@@ -114,7 +116,8 @@ def _fit_preprocessing(cfg, task, features, targets, table, train):
 def table_inputs(preprocessing, path):
     """(x float32 (N, D), y or None) from a CSV with the model's feature columns (any order, any extra
     columns), encoded exactly as in training. y is returned when every target column is present:
-    class indices (int64) or float32 (N, M) targets."""
+    class indices (int64), or float32 (N, M) targets in the target's own units (never standardised:
+    compare them with `unscale_outputs` of the model's outputs)."""
     prep = preprocessing
     features, targets = prep["features"], prep["target_names"]
     table = read_csv(path, "input", text=bool(prep["categories"]) or prep["class_names"] is not None)
@@ -128,7 +131,9 @@ def table_inputs(preprocessing, path):
     kinds = _kinds(table, features, targets if has_y else [], prep["task"], prep["numeric"])
     table = _complete_rows(table, kinds, "error", None, predict=True)
     x = _standardize(prep, _encode(prep, table, "input"))
-    return x, (_targets(prep, table, "input") if has_y else None)
+    if not has_y:
+        return x, None
+    return x, _targets(prep, table, "input", scaled=False)
 
 
 # --- columns and rows -------------------------------------------------------------------------
@@ -217,11 +222,12 @@ def _sorted_classes(column):
     return labels.tolist()
 
 
-def _targets(prep, table, name):
+def _targets(prep, table, name, scaled=True):
+    """Class indices, or float32 (N, M) targets (scaled as the model learns them unless `scaled` is false)."""
     targets = prep["target_names"]
     if prep["task"] == "regression":
         y = np.stack([table[t].numbers for t in targets], axis=1).astype(np.float32)
-        return scale_targets(prep, y)
+        return scale_targets(prep, y) if scaled else y
     classes = np.asarray(prep["class_names"])
     return _indices(table, targets[0], _labels(table[targets[0]]), classes, name, "class")
 
