@@ -304,7 +304,7 @@ def test_table_inputs_gives_regression_targets_in_their_units(tmp_path):
                         echo=quiet, loss="mse")
     write(tmp_path / "new.csv", "a,b,color,label,y\n1,2,red,yes,7.5\n")
     x, y = table_inputs(data.preprocessing, tmp_path / "new.csv")
-    assert y.tolist() == [[7.5]] and x.shape == (1, 6)
+    assert y.tolist() == [[7.5]] and x.shape == (1, 7)  # a, b, color (3 categories), label (2)
     cfg = CsvData(path=str(tmp_path / "t.csv"), target="y", standardize_target=True, test_path=str(tmp_path / "new.csv"))
     alone = load_dataset(cfg, seed=0, echo=quiet, loss="mse", splits=("test",), preprocessing=data.preprocessing)
     assert np.allclose(unscale_outputs(data.preprocessing, alone.test.y), [[7.5]])  # scaled as the model learned
