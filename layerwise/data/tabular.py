@@ -240,10 +240,13 @@ def _indices(table, column, values, known, part, what):
     found = known[order][pos] == values
     if not found.all():
         row = int(np.argmax(~found))
-        shown = ", ".join(map(repr, known[:10])) + (", ..." if len(known) > 10 else "")
+        shown = ", ".join(map(repr, known[:10].tolist())) + (", ..." if len(known) > 10 else "")
+        hint = ""
+        if what == "category" and part != "input":
+            hint = " (a column of rare or unique values, such as a name or an id, is best left out with data.features)"
         raise DataError(
             f"{table.path}, line {table.line(row)}, column {column!r}: {what} {str(values[row])!r} ({part} rows) never "
-            f"occurs in the training rows; known: {shown}"
+            f"occurs in the training rows; known: {shown}{hint}"
         )
     return order[pos].astype(np.int64)
 
