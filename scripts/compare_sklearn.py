@@ -11,7 +11,10 @@ the mean over --sklearn-seeds seeds.
 The tables come from PyPI packages that ship them (palmerpenguins, ISLP), fetched with
 `pip download --no-deps` into --data-dir (default /tmp/layerwise-tabular-data) and never committed.
 
-    python scripts/compare_sklearn.py [--only penguins,carseats] [--sklearn-seeds 3]
+    python scripts/compare_sklearn.py [--only penguins,carseats] [--sklearn-seeds 3] [--splits 3]
+
+--splits N repeats each comparison with `-s seed=1..N-1` as well (other splits and inits; sklearn on
+the same rows each time) and prints the averages, to show how much one 80-row test set can swing.
 """
 
 import argparse
@@ -59,8 +62,9 @@ def fetch(package, member, data_dir):
     return out
 
 
-def run_layerwise(config, path, target, workdir):
+def run_layerwise(config, path, target, workdir, seed=None):
     cmd = [sys.executable, "-m", "layerwise", "train", str(config), "-s", f"data.path={path}", "-s", f"data.target={target}"]
+    cmd += ["-s", f"seed={seed}"] if seed is not None else []
     env = dict(os.environ, PYTHONPATH=str(REPO))
     started = time.perf_counter()
     proc = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True)
@@ -70,7 +74,7 @@ def run_layerwise(config, path, target, workdir):
     return test, time.perf_counter() - started, proc.stdout
 
 
-def run_sklearn(config, path, target, task, seeds):
+def run_sklearn(config, path, target, task, seeds, seed=None):
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.metrics import r2_score
     from sklearn.neural_network import MLPClassifier, MLPRegressor
@@ -79,7 +83,7 @@ def run_sklearn(config, path, target, task, seeds):
     from layerwise.data.datasets import load_dataset
     from layerwise.training import DATA_STREAM
 
-    cfg = load_config(config, [f"data.path={path}", f"data.target={target}"])
+    cfg = load_config(config, [f"data.path={path}", f"data.target={target}"] + ([f"seed={seed}"] if seed is not None else []))
     data = load_dataset(cfg.data, seed=[cfg.seed, DATA_STREAM], source=cfg.source, echo=lambda *_: None, loss=cfg.loss)
     x = np.concatenate([data.train.x, data.val.x])
     y = np.concatenate([data.train.y, data.val.y])
@@ -102,6 +106,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default=",".join(DATASETS), help="comma-separated dataset names")
     parser.add_argument("--sklearn-seeds", type=int, default=3)
+    parser.add_argument("--splits", type=int, default=1,
+                        help="with N > 1, also repeat the whole comparison with -s seed=1..N-1 (other splits, other inits) and average")
     parser.add_argument("--data-dir", type=Path, default=Path(tempfile.gettempdir()) / "layerwise-tabular-data")
     args = parser.parse_args()
     args.data_dir.mkdir(parents=True, exist_ok=True)
@@ -122,6 +128,15 @@ def main():
         verdict = "match or beat" if (lw - sk[metric]) * better >= -1e-9 else "BEHIND"
         rows.append(f"{line}  [{verdict}]  ({seconds:.1f}s)")
         print(rows[-1], f"\n          {about}", flush=True)
+        if args.splits > 1:
+            lws, sks = [lw], [sk[metric]]
+            for seed in range(1, args.splits):
+                with tempfile.TemporaryDirectory() as workdir:
+                    lws.append(run_layerwise(config, path, target, workdir, seed)[0][f"test_{metric}"])
+                sks.append(run_sklearn(config, path, target, task, args.sklearn_seeds, seed)[0][metric])
+            print(f"          over {args.splits} splits (seed 0..{args.splits - 1}): layerwise {np.mean(lws):.4f} "
+                  f"({', '.join(f'{v:.4f}' for v in lws)})  sklearn {np.mean(sks):.4f} ({', '.join(f'{v:.4f}' for v in sks)})",
+                  flush=True)
     print("\ncolumns: dataset, task, train/val/test rows, the test metric of layerwise's best.npz and sklearn's mean "
           f"over {args.sklearn_seeds} seeds (each seed in brackets)")
 
