@@ -161,6 +161,12 @@ def test_paths_in_a_config_are_relative_to_its_directory(tmp_path, monkeypatch):
     cfg = load_config("../exp/c.yaml")
     assert cfg.data.path == str(tmp_path / "exp" / "data" / "t.csv")
     assert load_config("../exp/c.yaml", ["data.path=mine.csv"]).data.path == str(tmp_path / "elsewhere" / "mine.csv")
+    write(tmp_path / "exp" / "more.yaml", "data: {dataset: csv, path: /abs/t.csv, target: label, test_path: data/test.csv}\n")
+    more = load_config("../exp/more.yaml")
+    assert (more.data.path, more.data.test_path) == ("/abs/t.csv", str(tmp_path / "exp" / "data" / "test.csv"))
+    write(tmp_path / "exp" / "m.yaml", "data: {dataset: mnist, root: digits}\n")
+    assert load_config("../exp/m.yaml").data.root == str(tmp_path / "exp" / "digits")
+    assert load_config("../exp/m.yaml", ["data.root=here"]).data.root == str(tmp_path / "elsewhere" / "here")
     result = CliRunner().invoke(main, ["train", "../exp/c.yaml"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "elsewhere" / "out" / "best.npz").is_file()  # output stays relative to the cwd
