@@ -18,7 +18,7 @@ from layerwise.config import CsvData, NpzData, load_config
 from layerwise.data.csvfile import read_csv
 from layerwise.data.datasets import load_dataset, split_rows
 from layerwise.data.tabular import table_inputs, unscale_outputs
-from layerwise.errors import DataError
+from layerwise.errors import ConfigError, DataError
 
 MLP = {"layers": [{"type": "linear", "out_features": 8}, {"type": "relu"}, {"type": "linear"}]}
 
@@ -314,3 +314,14 @@ def test_table_inputs_gives_regression_targets_in_their_units(tmp_path):
     cfg = CsvData(path=str(tmp_path / "t.csv"), target="y", standardize_target=True, test_path=str(tmp_path / "new.csv"))
     alone = load_dataset(cfg, seed=0, echo=quiet, loss="mse", splits=("test",), preprocessing=data.preprocessing)
     assert np.allclose(unscale_outputs(data.preprocessing, alone.test.y), [[7.5]])  # scaled as the model learned
+
+
+def test_a_one_hot_too_big_for_memory_is_refused(tmp_path, monkeypatch):
+    import layerwise.memory
+
+    monkeypatch.setattr(layerwise.memory, "available_bytes", lambda: 1000)
+    with pytest.raises(ConfigError) as info:
+        load_dataset(csv_data(write(tmp_path / "t.csv", table())), seed=0, echo=quiet)
+    message = str(info.value)
+    assert "60 rows one-hot encoded into 6 inputs (column 'color' has 3 categories)" in message
+    assert "data.features" in message

@@ -12,6 +12,7 @@ its outputs are turned back into the target's units by `unscale_outputs`.
 import numpy as np
 
 from ..errors import ConfigError, DataError, did_you_mean
+from ..memory import check_fits
 from .csvfile import MISSING, read_csv
 from .datasets import Dataset, Split, split_rows
 
@@ -96,6 +97,13 @@ def _fit_preprocessing(cfg, task, features, targets, table, train):
     else:
         prep["class_names"] = None
     prep["columns"] = [c for f in features for c in ([f] if f in prep["numeric"] else [f"{f}={v}" for v in prep["categories"][f]])]
+    widest = max(prep["categories"], key=lambda f: len(prep["categories"][f]), default=None)
+    check_fits(
+        4 * len(table) * len(prep["columns"]),
+        f"data.path: {len(table):,} rows one-hot encoded into {len(prep['columns']):,} inputs"
+        + (f" (column {widest!r} has {len(prep['categories'][widest]):,} categories)" if widest else ""),
+        "leave out columns of unique values (names, ids) with data.features",
+    )
     x_train = _encode(prep, train, "training")
     if cfg.standardize:
         # Statistics from the training rows only, applied to every split (and stored for predict).
