@@ -218,6 +218,8 @@ CSV_ERRORS = [
     ("ragged-row", lines("x,z,label", *GOOD[:2], "1,2", *GOOD[2:]), [], 1, ["line 4", "2 cells", "3 columns"]),
     ("text-regression-target", lines("x,z,label", *GOOD), ["loss=mse"], 1,
      ["column 'label'", "not a number", "softmax_cross_entropy"]),
+    ("fractional-labels", lines("x,label", *[f"{i},{i / 7:.3f}" for i in range(20)]), [], 1,
+     ["line 3, column 'label'", "0.143 is not a class label", "loss: mse"]),
     ("no-path", None, ["data.path=null"], 2, ["data.path", "required"]),
     ("no-such-file", None, ["data.path=nope.csv"], 1, ["data.path", "nope.csv", "does not exist"]),
     ("too-few-rows", lines("x,label", "1,a", "2,b", "3,a", "4,b"), [], 1, ["leave no validation rows"]),

@@ -43,7 +43,17 @@ def load_csv(cfg, task, seed, source, echo=print, splits=("train", "val", "test"
     features = _columns(cfg, table, targets, source)
     kinds = _kinds(table, features, targets, task)
     table = _complete_rows(table, kinds, cfg.missing, echo)
-    labels = _labels(table[targets[0]]) if task == "classification" else None
+    labels = None
+    if task == "classification":
+        column = table[targets[0]]
+        fractional = column.numeric & (column.numbers != np.round(column.numbers))
+        if column.numeric and fractional.any():
+            row = int(np.argmax(fractional))
+            raise DataError(
+                f"{table.path}, line {table.line(row)}, column {targets[0]!r}: {column.cell(row)} is not a class label "
+                f"(labels are text or integers); to predict numbers use loss: mse (configs/tabular_regression.yaml)"
+            )
+        labels = _labels(column)
     if cfg.test_path is None:
         train_rows, val_rows, test_rows = split_rows(
             len(table), cfg.val_fraction, cfg.test_fraction, labels, seed, table.path
