@@ -89,7 +89,7 @@ def split_rows(n, val_fraction, test_fraction, labels, seed, path):
                             (test, "test", "test_fraction")):
         if len(rows) == 0 and (what != "test" or test_fraction > 0):
             raise DataError(
-                f"{path}: {n} rows leave no {what} rows (data.val_fraction {val_fraction}, data.test_fraction "
+                f"{path}: {n:,} row{'s leave' if n != 1 else ' leaves'} no {what} rows (data.val_fraction {val_fraction}, data.test_fraction "
                 f"{test_fraction}); more rows are needed, or other fractions"
             )
     return np.sort(train), np.sort(val), np.sort(test)
