@@ -115,7 +115,7 @@ class Config:
     output: typing.Optional[str] = _spec(None, doc="run directory; default runs/<name>")
     data: typing.Union[MnistData, RegressionData, CsvData, NpzData] = field(default_factory=MnistData)
     model: ModelConfig = field(default_factory=ModelConfig)
-    loss: str = _spec("softmax_cross_entropy")
+    loss: object = _spec("softmax_cross_entropy", doc="a loss name, or {type: name, **arguments}")
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     source: str = field(default="<config>", repr=False)  # the file it came from, for messages
@@ -125,6 +125,10 @@ class Config:
         d = dataclasses.asdict(self)
         d.pop("source")
         return d
+
+    def to_yaml(self):
+        """The resolved config as YAML: what `layerwise config` prints and a run's config.yaml holds."""
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
 # --- loading -----------------------------------------------------------------------------------
@@ -196,6 +200,7 @@ def config_from_dict(raw, source="<config>"):
         # Absolute from here on, so a run's config.yaml names the same files from any directory.
         if isinstance(getattr(cfg.data, key, None), str):
             setattr(cfg.data, key, os.path.abspath(os.path.expanduser(getattr(cfg.data, key))))
+    _check_loss(cfg.loss, source)
     _check_optimizer(cfg.optimizer, source)
     _check_regression(cfg.data, source)
     _check_files(cfg.data, source)
@@ -331,6 +336,16 @@ def _check_value(value, typ, rule, key, source):
     if rule.get("above") is not None and not value > rule["above"]:
         fail(f"a value > {rule['above']}")
     return value
+
+
+def _check_loss(loss, source):
+    """The loss is a name or a mapping with a string 'type'; names and arguments are checked by the registry."""
+    if isinstance(loss, str) or (isinstance(loss, dict) and isinstance(loss.get("type"), str)):
+        return
+    raise ConfigError(
+        f"{source}: loss: expected a loss name (softmax_cross_entropy) or a mapping with a 'type' key like "
+        f"{{type: huber, delta: 1.0}}, received {loss!r}"
+    )
 
 
 def _check_optimizer(opt, source):

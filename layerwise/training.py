@@ -14,7 +14,6 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-import yaml
 from tqdm import tqdm
 
 from . import metrics
@@ -31,8 +30,9 @@ from .report import epoch_line, format_metrics
 from .rundir import check_run_dir, create_run_dir, lock_run_dir
 from .runstate import RunState
 
-# Independent random streams from one seed: the data (regression), the weight init, the shuffling.
-DATA_STREAM, INIT_STREAM, SHUFFLE_STREAM = 0, 1, 2
+# Independent random streams from one seed: the data (regression), the weight init, the shuffling,
+# and the random layers (Dropout i draws from [seed, LAYER_STREAM, i]).
+DATA_STREAM, INIT_STREAM, SHUFFLE_STREAM, LAYER_STREAM = 0, 1, 2, 3
 
 # What `--resume -s ...` may change: anything else would change the run halfway through.
 RESUME_OVERRIDES = ("train.epochs", "train.eval_batch_size", "data.root")
@@ -47,7 +47,9 @@ def build(cfg: Config, echo=print, dtype=np.float32):
             rng=np.random.default_rng([cfg.seed, INIT_STREAM]), dtype=dtype, where=f"{cfg.source}: model.layers",
             rows=data.batch_rows(cfg.train),
         )
+        model.seed_random([cfg.seed, LAYER_STREAM])
         loss = build_loss(cfg.loss, data.task, where=f"{cfg.source}: loss")
+        cfg.model.layers = model.config()  # resolved: every layer's arguments, in_features inferred
     except MemoryError as e:
         raise ConfigError(f"{cfg.source}: not enough memory for this data and model ({e})") from None
     return data, model, loss, build_optimizer(cfg.optimizer, model)
@@ -65,7 +67,7 @@ def fit(cfg: Config, *, overwrite=False, echo=print):
 
     def populate(directory):
         save_run_checkpoint(directory / "last.npz", cfg, model, optimizer, asdict(state))  # resumable at once
-        atomic_write_text(directory / "config.yaml", _yaml(cfg))
+        atomic_write_text(directory / "config.yaml", cfg.to_yaml())
 
     with create_run_dir(cfg.output, populate, overwrite) as lock:  # held until the run ends: no other process trains into it meanwhile
         run_dir = lock.directory
@@ -93,7 +95,7 @@ def resume(run_dir, overrides=(), echo=print):
         # Everything was read and checked; only now is anything written.
         lock.write_pid()
         remove_stale_temps(run_dir)  # left by a save that was killed
-        atomic_write_text(run_dir / "config.yaml", _yaml(cfg))  # the overrides are part of the run now
+        atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())  # the overrides are part of the run now
         echo(f"resuming {cfg.name} in {run_dir} at epoch {state.epoch + 1}, step {state.step + 1}")
         old_epochs = meta["config"].get("train", {}).get("epochs")
         if cfg.optimizer.schedule == "cosine" and old_epochs != cfg.train.epochs:
@@ -119,6 +121,10 @@ def load_for_resume(run_dir, overrides=(), echo=print):
         )
     data, model, loss_fn, optimizer = build(cfg, echo)
     load_run_arrays(path, model, optimizer, against="the model and optimizer its config describes")
+    try:
+        model.load_rng_state(meta.get("layer_rng", {}))  # Dropout's mask streams
+    except CheckpointError as e:
+        raise CheckpointError(f"{path}: {e}") from None
     state.check_against(data, cfg.train.batch_size, path)
     return meta, cfg, state, (data, model, loss_fn, optimizer)
 
@@ -159,6 +165,7 @@ def _train(cfg, run_dir, data, model, loss_fn, optimizer, state, echo):
             epoch_start = time.perf_counter()
             optimizer.lr = learning_rate(cfg.optimizer.schedule, cfg.optimizer.lr, state.epoch, epochs)
             rng.bit_generator.state = state.epoch_rng
+            model.train()
             finished = _train_epoch(model, loss_fn, optimizer, batches, state, epochs, stop, run_dir)
             # A non-finite gradient with a finite loss shows up in the weights: never save those.
             if not all(np.isfinite(p).all() for _, p, _ in model.named_parameters()):
@@ -270,10 +277,6 @@ class _StopOnSignals:
     def __exit__(self, *exc):
         for signum, previous in self._previous.items():
             signal.signal(signum, previous)
-
-
-def _yaml(cfg):
-    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
 
 
 def _write_metrics(path, history):

@@ -56,7 +56,8 @@ def load_dataset(data_cfg, seed=0, source="<config>", echo=print, loss="softmax_
     if data_cfg.dataset in ("csv", "npz"):
         from ..losses import LOSSES
 
-        task = LOSSES[loss].task if loss in LOSSES else "classification"  # an unknown loss is reported later
+        name = loss.get("type") if isinstance(loss, dict) else loss  # a name, or {type: huber, delta: 2.0}
+        task = LOSSES[name].task if isinstance(name, str) and name in LOSSES else "classification"  # else reported later
         if data_cfg.dataset == "csv":
             from .tabular import load_csv
 
