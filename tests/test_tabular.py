@@ -87,6 +87,9 @@ def test_regression_targets_and_gz(tmp_path):
                         seed=0, echo=quiet, loss="mse")
     assert data.task == "regression" and data.num_outputs == 2 and data.train.y.shape[1] == 2
     assert data.preprocessing["target_names"] == ["y", "a"] and data.preprocessing["class_names"] is None
+    huber = load_dataset(CsvData(path=str(tmp_path / "t.csv.gz"), target="y"), seed=0, echo=quiet,
+                         loss={"type": "huber", "delta": 2.0})  # a loss given as a mapping: its type sets the task
+    assert huber.task == "regression"
     scaled = load_dataset(CsvData(path=str(tmp_path / "t.csv.gz"), target="y", standardize_target=True),
                           seed=0, echo=quiet, loss="mse")
     assert abs(scaled.train.y.mean()) < 1e-5 and abs(scaled.train.y.std() - 1) < 1e-4
