@@ -65,12 +65,52 @@ class ModelConfig:
 
 @dataclass
 class OptimizerConfig:
-    type: str = _spec("sgd", choices=("sgd",))
-    lr: float = _spec(0.01, above=0)
-    momentum: float = _spec(0.0, minimum=0)
-    nesterov: bool = _spec(False)
-    weight_decay: float = _spec(0.0, minimum=0)
-    schedule: str = _spec("constant", choices=("constant", "cosine"))
+    """Keys left out (None) take the defaults of OPTIMIZER_KEYS / SCHEDULE_KEYS for the chosen type and
+    schedule; a key the chosen type or schedule does not use is an error, not silently ignored."""
+
+    type: str = _spec("sgd", choices=("sgd", "adam", "adamw", "rmsprop"))
+    lr: typing.Optional[float] = _spec(None, above=0, doc="learning rate")
+    momentum: typing.Optional[float] = _spec(None, minimum=0)
+    nesterov: typing.Optional[bool] = _spec(None)
+    weight_decay: typing.Optional[float] = _spec(None, minimum=0)
+    beta1: typing.Optional[float] = _spec(None, minimum=0)
+    beta2: typing.Optional[float] = _spec(None, minimum=0)
+    eps: typing.Optional[float] = _spec(None, above=0)
+    alpha: typing.Optional[float] = _spec(None, minimum=0)
+    centered: typing.Optional[bool] = _spec(None)
+    clip_norm: typing.Optional[float] = _spec(None, above=0, doc="clip the gradients' global L2 norm to this")
+    schedule: str = _spec("constant", choices=("constant", "cosine", "step", "exponential", "plateau"))
+    warmup_epochs: int = _spec(0, minimum=0, doc="linear warmup, per step, over the first N epochs")
+    step_size: typing.Optional[int] = _spec(None, minimum=1)
+    gamma: typing.Optional[float] = _spec(None, above=0)
+    factor: typing.Optional[float] = _spec(None, above=0)
+    patience: typing.Optional[int] = _spec(None, minimum=0)
+    threshold: typing.Optional[float] = _spec(None, minimum=0)
+    min_lr: typing.Optional[float] = _spec(None, minimum=0)
+
+
+# The keys each optimizer type uses and their defaults (PyTorch's), beyond lr, clip_norm and schedule.
+OPTIMIZER_KEYS = {
+    "sgd": {"lr": 0.01, "momentum": 0.0, "nesterov": False, "weight_decay": 0.0},
+    "adam": {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0},
+    "adamw": {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.01},
+    "rmsprop": {"lr": 0.01, "alpha": 0.99, "eps": 1e-8, "momentum": 0.0, "centered": False, "weight_decay": 0.0},
+}
+# The keys each schedule uses and their defaults; a REQUIRED one must be given.
+REQUIRED = object()
+SCHEDULE_KEYS = {
+    "constant": {},
+    "cosine": {},
+    "step": {"step_size": REQUIRED, "gamma": 0.1},
+    "exponential": {"gamma": REQUIRED},
+    "plateau": {"factor": 0.1, "patience": 10, "threshold": 1e-4, "min_lr": 0.0},
+}
+
+
+@dataclass
+class EarlyStoppingConfig:
+    patience: int = _spec(5, minimum=1, doc="epochs in a row without improvement before stopping")
+    min_delta: float = _spec(0.0, minimum=0, doc="an improvement must beat the best by more than this")
 
 
 @dataclass
@@ -78,6 +118,7 @@ class TrainConfig:
     epochs: int = _spec(10, minimum=1)
     batch_size: int = _spec(128, minimum=1)
     eval_batch_size: int = _spec(5000, minimum=1)
+    early_stopping: typing.Optional[EarlyStoppingConfig] = _spec(None, doc="stop when validation stops improving")
 
 
 @dataclass
@@ -96,6 +137,8 @@ class Config:
         """The resolved config as plain data (what config.yaml in a run directory holds)."""
         d = dataclasses.asdict(self)
         d.pop("source")
+        # keys the optimizer type and schedule do not use stay out of config.yaml
+        d["optimizer"] = {k: v for k, v in d["optimizer"].items() if v is not None}
         return d
 
 
@@ -182,6 +225,7 @@ def config_from_dict(raw, source="<config>"):
     if isinstance(cfg.data, MnistData) and cfg.data.root is not None:
         cfg.data.root = os.path.expanduser(cfg.data.root)
     _check_optimizer(cfg.optimizer, source)
+    _check_schedule(cfg.optimizer, cfg.train, source)
     _check_regression(cfg.data, source)
     return cfg
 
@@ -243,6 +287,8 @@ def _build(cls, raw, prefix, source, choose=None):
             continue
         key = prefix + name
         typ = (choose or {}).get(name, hints[name])
+        if typing.get_origin(typ) in (typing.Union, types.UnionType) and raw[name] is not None:
+            typ = next((a for a in typing.get_args(typ) if dataclasses.is_dataclass(a)), typ)  # Optional[section]
         if dataclasses.is_dataclass(typ):
             values[name] = _build(typ, raw[name], key + ".", source)
         else:
@@ -295,10 +341,46 @@ def _check_value(value, typ, rule, key, source):
 
 
 def _check_optimizer(opt, source):
-    if not opt.momentum < 1:
-        raise ConfigError(f"{source}: optimizer.momentum: expected a value below 1 (0.9 is usual), received {opt.momentum}")
+    """Refuse keys the optimizer type does not use, fill the ones left out with its defaults."""
+    uses = OPTIMIZER_KEYS[opt.type]
+    for key in ("momentum", "nesterov", "weight_decay", "beta1", "beta2", "eps", "alpha", "centered"):
+        if getattr(opt, key) is not None and key not in uses:
+            users = [t for t, keys in OPTIMIZER_KEYS.items() if key in keys]
+            raise ConfigError(
+                f"{source}: optimizer.{key}: not used by optimizer.type {opt.type} (only by {', '.join(users)}); "
+                f"remove it or change the type"
+            )
+    for key, default in uses.items():
+        if getattr(opt, key) is None:
+            setattr(opt, key, default)
+    for key in ("momentum", "beta1", "beta2", "alpha"):
+        value = getattr(opt, key)
+        if value is not None and not value < 1:
+            raise ConfigError(f"{source}: optimizer.{key}: expected a value below 1, received {value}")
     if opt.nesterov and opt.momentum == 0:
         raise ConfigError(f"{source}: optimizer.nesterov: Nesterov momentum needs optimizer.momentum > 0")
+
+
+def _check_schedule(opt, train, source):
+    uses = SCHEDULE_KEYS[opt.schedule]
+    for key in ("step_size", "gamma", "factor", "patience", "threshold", "min_lr"):
+        if getattr(opt, key) is not None and key not in uses:
+            users = [s for s, keys in SCHEDULE_KEYS.items() if key in keys]
+            raise ConfigError(
+                f"{source}: optimizer.{key}: not used by optimizer.schedule {opt.schedule} "
+                f"(only by {', '.join(users)}); remove it or change the schedule"
+            )
+    for key, default in uses.items():
+        if getattr(opt, key) is None:
+            if default is REQUIRED:
+                raise ConfigError(f"{source}: optimizer.{key}: required by optimizer.schedule {opt.schedule}")
+            setattr(opt, key, default)
+    if opt.factor is not None and not opt.factor < 1:
+        raise ConfigError(f"{source}: optimizer.factor: expected a value below 1 (the rate is multiplied by it), received {opt.factor}")
+    if opt.warmup_epochs > train.epochs:
+        raise ConfigError(
+            f"{source}: optimizer.warmup_epochs: expected at most train.epochs ({train.epochs}), received {opt.warmup_epochs}"
+        )
 
 
 def _check_regression(data, source):

@@ -24,9 +24,9 @@ from .data.datasets import Batches, load_dataset
 from .evaluate import evaluate
 from .errors import CheckpointError, ConfigError, TrainingDiverged, TrainingInterrupted
 from .fileio import atomic_write_text
-from .optim import learning_rate
 from .registry import build_loss, build_model, build_optimizer
 from .report import epoch_line, format_metrics
+from .schedules import EarlyStopping, build_schedule
 from .rundir import check_run_dir, create_run_dir
 
 # Independent random streams from one seed: the data (regression), the weight init, the shuffling.
@@ -61,17 +61,27 @@ class RunState:
     seen: int = 0  # examples so far in `epoch`
     history: list = field(default_factory=list)  # metrics.csv rows
     best: dict = None  # {"epoch", "metric", "value"} of the best epoch so far
+    # Added after the first checkpoint format: a checkpoint without them starts them fresh.
+    schedule: dict = None  # the learning-rate schedule's state (only plateau keeps any); None: fresh
+    early_stopping: dict = None  # EarlyStopping's state; None: fresh (or not used)
+    stopped: dict = None  # {"epoch", "best_epoch"} once early stopping ended the run
+    grad_norm_sum: float = 0.0  # sum of the pre-clipping gradient norms so far in `epoch` (clip_norm)
+    grad_norm_max: float = 0.0  # their maximum
+
+    CORE = ("epoch", "step", "epoch_rng", "loss_sum", "seen", "history", "best")
 
     @classmethod
     def from_meta(cls, meta, path):
         """The state a checkpoint stored; anything malformed is a CheckpointError, not a crash later."""
         valid = (
             isinstance(meta, dict)
-            and set(meta) == {f.name for f in fields(cls)}
+            and set(cls.CORE) <= set(meta) <= {f.name for f in fields(cls)}
             and all(isinstance(meta[k], int) and meta[k] >= 0 for k in ("epoch", "step", "seen"))
             and isinstance(meta["loss_sum"], (int, float))
             and isinstance(meta["history"], list)
             and (meta["best"] is None or isinstance(meta["best"], dict))
+            and all(meta.get(k) is None or isinstance(meta[k], dict) for k in ("schedule", "early_stopping", "stopped"))
+            and all(isinstance(meta.get(k, 0.0), (int, float)) for k in ("grad_norm_sum", "grad_norm_max"))
         )
         if valid:
             try:
@@ -122,6 +132,11 @@ def resume(run_dir, overrides=(), echo=print):
     raw["output"] = str(run_dir)  # keep writing where the checkpoint is, even if the run was moved
     cfg = config_from_dict(raw, str(path))
     state = RunState.from_meta(meta["state"], path)
+    if state.stopped:
+        raise ConfigError(
+            f"{run_dir} already stopped early after epoch {state.stopped['epoch']} (best epoch "
+            f"{state.stopped['best_epoch']}, in best.npz); start a new run to train further"
+        )
     if state.epoch >= cfg.train.epochs:
         raise ConfigError(
             f"{run_dir} already finished {state.epoch} epochs; raise train.epochs with -s train.epochs=N to go on"
@@ -146,12 +161,13 @@ def _run(cfg, run_dir, data, model, loss_fn, optimizer, state, echo):
     rng = np.random.default_rng()  # its state is set from `state` at every epoch start
     batches = Batches(data.train, cfg.train.batch_size, rng)
     epochs = cfg.train.epochs
+    higher_is_better = metrics.MONITOR[data.task][1]
+    control = _Control(cfg, len(batches), higher_is_better, state, run_dir / "last.npz")
     with _StopOnSigint() as sigint:
-        while state.epoch < epochs:
+        while state.epoch < epochs and not state.stopped:
             epoch_start = time.perf_counter()
-            optimizer.lr = learning_rate(cfg.optimizer.schedule, cfg.optimizer.lr, state.epoch, epochs)
             rng.bit_generator.state = state.epoch_rng
-            finished = _train_epoch(model, loss_fn, optimizer, batches, state, epochs, sigint, run_dir)
+            finished = _train_epoch(model, loss_fn, optimizer, batches, state, epochs, sigint, run_dir, control.schedule)
             # A non-finite gradient with a finite loss shows up in the weights: never save those.
             if not all(np.isfinite(p).all() for _, p, _ in model.named_parameters()):
                 raise TrainingDiverged(
@@ -165,7 +181,7 @@ def _run(cfg, run_dir, data, model, loss_fn, optimizer, state, echo):
                     f"Resume with: layerwise train --resume {run_dir}"
                 )
             state.epoch_rng = rng.bit_generator.state
-            _end_epoch(cfg, run_dir, data, model, loss_fn, optimizer, state, epoch_start, echo)
+            _end_epoch(cfg, run_dir, data, model, loss_fn, optimizer, state, epoch_start, echo, control)
 
     best_arrays, _ = load_run_checkpoint(run_dir / "best.npz")
     model.load_state_dict(with_prefix(best_arrays, "model/"))
@@ -182,14 +198,45 @@ def _run(cfg, run_dir, data, model, loss_fn, optimizer, state, echo):
     return {"run_dir": run_dir, "history": state.history, "test": test, "best": best}
 
 
-def _end_epoch(cfg, run_dir, data, model, loss_fn, optimizer, state, epoch_start, echo):
-    """Validate, record the epoch, save `best` if it improved and `last` always, print its line."""
+class _Control:
+    """The run's learning-rate schedule and early stopping, restored from the run state."""
+
+    def __init__(self, cfg, steps_per_epoch, higher_is_better, state, path):
+        self.schedule = build_schedule(cfg.optimizer, cfg.train.epochs, steps_per_epoch, higher_is_better)
+        es = cfg.train.early_stopping
+        self.early = es and EarlyStopping(es.patience, es.min_delta, higher_is_better)
+        try:
+            if state.schedule is not None:
+                self.schedule.load_state_dict(state.schedule)
+            if self.early and state.early_stopping is not None:
+                self.early.load_state_dict(state.early_stopping)
+        except CheckpointError as e:
+            raise CheckpointError(f"{path}: {e}") from None
+
+    def end_epoch(self, state, value):
+        """Tell the schedule and early stopping the epoch's validation metric; True: stop the run."""
+        self.schedule.end_epoch(value)
+        state.schedule = self.schedule.state_dict()
+        if not self.early:
+            return False
+        stop = self.early.update(value)
+        state.early_stopping = self.early.state_dict()
+        return stop
+
+
+def _end_epoch(cfg, run_dir, data, model, loss_fn, optimizer, state, epoch_start, echo, control):
+    """Validate, record the epoch, save `best` if it improved and `last` always, print its line;
+    then let the schedule and early stopping see the validation metric."""
     monitor, higher_is_better = metrics.MONITOR[data.task]
     val = evaluate(model, loss_fn, data.val, data.task, cfg.train.eval_batch_size)
+    clipped = {}
+    if cfg.optimizer.clip_norm is not None:  # the gradients' global norm before clipping
+        clipped = {"grad_norm_mean": state.grad_norm_sum / max(state.step, 1), "grad_norm_max": state.grad_norm_max}
     row = {
         "epoch": state.epoch + 1,
         "lr": optimizer.lr,
         "train_loss": state.loss_sum / state.seen,
+        **clipped,
         **{f"val_{k}": v for k, v in val.items() if k != "confusion"},
         "seconds": time.perf_counter() - epoch_start,
     }
@@ -199,12 +246,22 @@ def _end_epoch(cfg, run_dir, data, model, loss_fn, optimizer, state, epoch_start
     improved = best is None or (val[monitor] >= best["value"] if higher_is_better else val[monitor] <= best["value"])
     if improved:
         state.best = {"epoch": state.epoch + 1, "metric": monitor, "value": val[monitor]}
+    stop = control.end_epoch(state, val[monitor])
+    if stop:
+        state.stopped = {"epoch": state.epoch + 1, "best_epoch": state.best["epoch"]}
     state.epoch, state.step, state.loss_sum, state.seen = state.epoch + 1, 0, 0.0, 0
+    state.grad_norm_sum = state.grad_norm_max = 0.0
     if improved:
         save_run_checkpoint(run_dir / "best.npz", cfg, model, optimizer, asdict(state))
     save_run_checkpoint(run_dir / "last.npz", cfg, model, optimizer, asdict(state))
     _write_metrics(run_dir / "metrics.csv", state.history)
     echo(epoch_line(row, cfg.train.epochs) + ("  (best)" if improved else ""))
+    if stop:
+        es = cfg.train.early_stopping
+        echo(
+            f"early stopping: val {monitor} has not improved by more than {es.min_delta:g} for {es.patience} "
+            f"epochs; stopped after epoch {state.epoch} of {cfg.train.epochs}, best epoch {state.best['epoch']}"
+        )
 
 
 def train_step(model, loss_fn, optimizer, x, y):
@@ -217,8 +274,10 @@ def train_step(model, loss_fn, optimizer, x, y):
     return loss
 
 
-def _train_epoch(model, loss_fn, optimizer, batches, state, epochs, sigint, run_dir):
+def _train_epoch(model, loss_fn, optimizer, batches, state, epochs, sigint, run_dir, schedule):
     """Steps through the rest of `state.epoch`, updating `state`; False if Ctrl-C stopped it early."""
+    first = state.epoch * len(batches)  # global index of the epoch's first step (for warmup)
+    clipping = optimizer.clip_norm is not None
     bar = tqdm(
         batches.epoch(skip=state.step), desc=f"epoch {state.epoch + 1}/{epochs}", total=len(batches),
         initial=state.step, leave=False, disable=None, unit="step",
@@ -226,6 +285,7 @@ def _train_epoch(model, loss_fn, optimizer, batches, state, epochs, sigint, run_
     # Overflow shows up as a non-finite loss, reported below with advice; no RuntimeWarnings too.
     with bar, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         for x, y in bar:
+            optimizer.lr = schedule.lr(state.epoch, first + state.step)
             loss = train_step(model, loss_fn, optimizer, x, y)
             if not math.isfinite(loss):
                 raise TrainingDiverged(
@@ -235,6 +295,9 @@ def _train_epoch(model, loss_fn, optimizer, batches, state, epochs, sigint, run_
             state.step += 1
             state.loss_sum += loss * len(x)
             state.seen += len(x)
+            if clipping:
+                state.grad_norm_sum += optimizer.grad_norm
+                state.grad_norm_max = max(state.grad_norm_max, optimizer.grad_norm)
             if state.step % 20 == 0:
                 bar.set_postfix(loss=f"{state.loss_sum / state.seen:.4f}", refresh=False)
             if sigint.requested:

@@ -5,7 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from layerwise.optim import SGD, learning_rate
+from layerwise.optim import SGD
+from layerwise.schedules import Cosine
 
 
 def one_param(value=1.0, grad=0.5):
@@ -83,10 +84,10 @@ def test_state_dict_round_trip():
 
 
 def test_cosine_schedule():
-    assert learning_rate("constant", 0.1, 5, 10) == 0.1
-    assert learning_rate("cosine", 0.1, 0, 10) == 0.1
-    assert learning_rate("cosine", 0.1, 5, 10) == pytest.approx(0.05)
-    assert learning_rate("cosine", 0.1, 9, 10) == pytest.approx(0.05 * (1 + math.cos(math.pi * 0.9)))
+    cos = Cosine(0.1, epochs=10)
+    assert cos.epoch_lr(0) == 0.1
+    assert cos.epoch_lr(5) == pytest.approx(0.05)
+    assert cos.epoch_lr(9) == pytest.approx(0.05 * (1 + math.cos(math.pi * 0.9)))
 
 
 @pytest.mark.parametrize("nesterov,weight_decay", [(False, 0.0), (True, 1e-3)])
