@@ -73,7 +73,7 @@ class Optimizer:
         expected = self.state_dict()
         extra = sorted(set(state) - set(expected))
         if extra:
-            raise CheckpointError(f"optimizer state {extra[0]}: not part of a {self.name} optimizer's state")
+            raise CheckpointError(f"optimizer state {extra[0]}: not part of the {self.name} optimizer's state")
         for key, want in expected.items():
             saved = state.get(key)
             if saved is None or saved.shape != want.shape or saved.dtype != want.dtype:
