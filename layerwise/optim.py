@@ -19,7 +19,8 @@ class Optimizer:
     """What every optimizer shares: lr, optional global-norm gradient clipping, state and blocks.
 
     Subclasses name their per-parameter buffers in `buffer_names()` and implement `_update()`.
-    `steps` counts the updates taken (a 0-d int64 array, saved as "step" when STEP is true).
+    `steps` counts the updates taken (an int64 array of shape (1,): checkpoints store arrays of at
+    least one dimension), saved as "step" when STEP is true.
     """
 
     name = ""
@@ -29,7 +30,7 @@ class Optimizer:
         self.lr = float(lr)
         self.clip_norm = None if clip_norm is None else float(clip_norm)
         self.params = list(named_parameters)
-        self.steps = np.zeros((), np.int64)
+        self.steps = np.zeros(1, np.int64)
         self.grad_norm = None  # global L2 norm of the gradients before clipping, at the last step
         self.buffers = {kind: {name: np.zeros_like(p) for name, p, _ in self.params} for kind in self.buffer_names()}
         kinds = self.block_layout()
@@ -45,7 +46,7 @@ class Optimizer:
     def step(self):
         if self.clip_norm is not None:
             self._clip()
-        self.steps += 1  # in place: a 0-d array, no new object
+        self.steps += 1  # in place, no new array
         self._update()
 
     def _clip(self):
@@ -80,8 +81,8 @@ class Optimizer:
                 found = "missing" if saved is None else f"{saved.dtype} {saved.shape}, expected {want.dtype} {want.shape}"
                 raise CheckpointError(f"optimizer state {key}: {found}")
         if self.STEP:
-            if state["step"] < 0:
-                raise CheckpointError(f"optimizer state step: expected a count >= 0, received {int(state['step'])}")
+            if state["step"][0] < 0:
+                raise CheckpointError(f"optimizer state step: expected a count >= 0, received {state['step'][0]}")
             self.steps[...] = state["step"]
         for kind, bufs in self.buffers.items():
             for name, v in bufs.items():
@@ -155,7 +156,7 @@ class Adam(Optimizer):
         return ("exp_avg", "exp_avg_sq")
 
     def _update(self):
-        (b1, b2), lr, wd, eps, t = self.betas, self.lr, self.weight_decay, self.eps, int(self.steps)
+        (b1, b2), lr, wd, eps, t = self.betas, self.lr, self.weight_decay, self.eps, int(self.steps[0])
         step_size = lr / (1 - b1**t)  # lr / (1 - beta1^t): m_hat's correction folded into the step
         bc2_sqrt = math.sqrt(1 - b2**t)  # sqrt(v_hat) = sqrt(v) / sqrt(1 - beta2^t)
         decay = 1 - lr * wd

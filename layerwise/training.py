@@ -203,6 +203,7 @@ class _Control:
 
     def __init__(self, cfg, steps_per_epoch, higher_is_better, state, path):
         self.schedule = build_schedule(cfg.optimizer, cfg.train.epochs, steps_per_epoch, higher_is_better)
+        self.steps_per_epoch = steps_per_epoch
         es = cfg.train.early_stopping
         self.early = es and EarlyStopping(es.patience, es.min_delta, higher_is_better)
         try:
@@ -212,6 +213,10 @@ class _Control:
                 self.early.load_state_dict(state.early_stopping)
         except CheckpointError as e:
             raise CheckpointError(f"{path}: {e}") from None
+
+    def last_lr(self, epoch):
+        """The rate of the epoch's last step (what metrics.csv reports)."""
+        return self.schedule.lr(epoch, (epoch + 1) * self.steps_per_epoch - 1)
 
     def end_epoch(self, state, value):
         """Tell the schedule and early stopping the epoch's validation metric; True: stop the run."""
@@ -234,7 +239,7 @@ def _end_epoch(cfg, run_dir, data, model, loss_fn, optimizer, state, epoch_start
         clipped = {"grad_norm_mean": state.grad_norm_sum / max(state.step, 1), "grad_norm_max": state.grad_norm_max}
     row = {
         "epoch": state.epoch + 1,
-        "lr": optimizer.lr,
+        "lr": control.last_lr(state.epoch),
         "train_loss": state.loss_sum / state.seen,
         **clipped,
         **{f"val_{k}": v for k, v in val.items() if k != "confusion"},
@@ -260,7 +265,7 @@ def _end_epoch(cfg, run_dir, data, model, loss_fn, optimizer, state, epoch_start
         es = cfg.train.early_stopping
         echo(
             f"early stopping: val {monitor} has not improved by more than {es.min_delta:g} for {es.patience} "
-            f"epochs; stopped after epoch {state.epoch} of {cfg.train.epochs}, best epoch {state.best['epoch']}"
+            f"epoch{'s' if es.patience != 1 else ''}; stopped after epoch {state.epoch} of {cfg.train.epochs}, best epoch {state.best['epoch']}"
         )
 
 

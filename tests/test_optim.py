@@ -284,4 +284,4 @@ def test_load_state_dict_names_what_is_wrong():
     with pytest.raises(CheckpointError, match="velocity/0: not part of the adam optimizer"):
         Adam(params).load_state_dict({**state, "velocity/0": state["exp_avg/0"]})
     with pytest.raises(CheckpointError, match="step: expected a count >= 0"):
-        Adam(params).load_state_dict({**state, "step": np.array(-1, np.int64)})
+        Adam(params).load_state_dict({**state, "step": np.array([-1], np.int64)})

@@ -59,8 +59,8 @@ def assert_same_arrays(a, b):
 
 
 def interrupt_after(monkeypatch, steps):
-    """Deliver a real SIGINT to this process after `steps` optimizer steps."""
-    from layerwise.optim import SGD
+    """Deliver a real SIGINT to this process after `steps` optimizer steps (of any optimizer)."""
+    from layerwise.optim import Optimizer as SGD
 
     real_step = SGD.step
     count = {"n": 0}
@@ -95,6 +95,66 @@ def test_interrupted_then_resumed_run_is_bit_identical(tmp_path, monkeypatch, st
         assert_same_arrays(arrays(tmp_path / "straight" / name), arrays(tmp_path / "split" / name))
     assert [r["train_loss"] for r in resumed["history"]] == [r["train_loss"] for r in straight["history"]]
     assert resumed["test"] == straight["test"]
+
+
+ADAM = """
+seed: 3
+data: {dataset: regression, n_samples: 600, weights: [1, -2, 3], bias: 0.5, val_size: 100, test_size: 100}
+model:
+  layers:
+    - {type: linear, out_features: 32}
+    - {type: tanh}
+    - {type: linear, out_features: 1}
+loss: mse
+optimizer: {type: adam, lr: 0.03, weight_decay: 0.001, clip_norm: 2.0, warmup_epochs: 1,
+            schedule: plateau, patience: 0, factor: 0.5, threshold: 0.2}
+train: {epochs: 12, batch_size: 16, early_stopping: {patience: 1}}
+"""
+
+
+# Straight, this run warms up over epoch 1, the plateau halves lr after epochs 4 and 5, and early
+# stopping ends it after epoch 7 (best epoch 6). Interrupt in the warmup, mid epoch 5 (after a
+# reduction) and at the last step of epoch 7 (the resumed run makes the stopping decision).
+@pytest.mark.parametrize("stop_after", [10, 110, 175])
+def test_adam_plateau_early_stopping_resume_bit_identically(tmp_path, monkeypatch, stop_after):
+    config = tmp_path / "adam.yaml"
+    config.write_text(ADAM)
+    lines = []
+    straight = fit(load_config(config, [f"output={tmp_path / 'straight'}"]), echo=lines.append)
+    assert "early stopping: val mse has not improved by more than 0 for 1 epoch; stopped after epoch 7 of 12, best epoch 6" in lines
+    assert [r["lr"] for r in straight["history"]] == [0.03] * 4 + [0.015] + [0.0075] * 2
+    assert straight["best"]["epoch"] == 6
+    assert load_checkpoint(tmp_path / "straight" / "best.npz")[1]["state"]["epoch"] == 6  # best.npz is epoch 6's
+
+    interrupt_after(monkeypatch, stop_after)
+    with pytest.raises(TrainingInterrupted):
+        fit(load_config(config, [f"output={tmp_path / 'split'}"]), echo=quiet)
+    monkeypatch.undo()
+    resumed = resume(tmp_path / "split", echo=quiet)
+    for name in ("last.npz", "best.npz"):
+        assert_same_arrays(arrays(tmp_path / "straight" / name), arrays(tmp_path / "split" / name))
+    assert "optim/step" in arrays(tmp_path / "split" / "last.npz")
+    drop = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+    assert drop(resumed["history"]) == drop(straight["history"])  # lr, losses, grad norms, val metrics
+    assert resumed["test"] == straight["test"]
+
+
+def test_early_stopped_run_reports_it_and_refuses_to_resume(tmp_path):
+    config = tmp_path / "adam.yaml"
+    config.write_text(ADAM)
+    result = CliRunner().invoke(main, ["train", str(config), "-s", f"output={tmp_path / 'run'}"])
+    assert result.exit_code == 0, result.output
+    assert "stopped after epoch 7 of 12, best epoch 6" in result.output
+    header = (tmp_path / "run" / "metrics.csv").read_text().splitlines()[0]
+    assert "grad_norm_mean,grad_norm_max" in header  # clip_norm is set: the norms before clipping
+    test = (tmp_path / "run" / "test.json").read_text()
+    assert '"epoch": 6' in test
+    before = (tmp_path / "run" / "last.npz").read_bytes()
+    result = CliRunner().invoke(main, ["train", "--resume", str(tmp_path / "run"), "-s", "train.epochs=20"])
+    assert result.exit_code == 2
+    assert result.output.count("error:") == 1 and "Traceback" not in result.output
+    assert "already stopped early after epoch 7 (best epoch 6" in result.output
+    assert (tmp_path / "run" / "last.npz").read_bytes() == before
 
 
 def test_ctrl_c_through_the_cli_exits_130_and_prints_the_resume_command(tmp_path, monkeypatch):
