@@ -5,6 +5,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigError
+from ..memory import check_fits
 
 
 @dataclass
@@ -31,6 +32,11 @@ class Dataset:
     def split(self, name):
         return {"train": self.train, "val": self.val, "test": self.test}[name]
 
+    def batch_rows(self, train_cfg):
+        """The most examples one forward pass sees: a training batch or an evaluation batch."""
+        largest = max(len(self.train), len(self.val), len(self.test))
+        return max(min(train_cfg.batch_size, len(self.train)), min(train_cfg.eval_batch_size, largest))
+
 
 def load_dataset(data_cfg, seed=0, source="<config>", echo=print):
     """Build the dataset a config's `data` section describes."""
@@ -56,31 +62,45 @@ def _mnist(cfg, source, echo):
     # The validation split is the last val_size training images (as Keras's validation_split takes
     # the tail), so choosing a model never looks at the test set.
     n_train = len(train_x) - cfg.val_size
+    check_fits(4 * (train_x.size + test_x.size), f"{source}: data: {len(train_x) + len(test_x):,} images "
+               f"as float32", "use data.train_limit / data.test_limit")
     return Dataset(
-        train=Split(_pixels(train_x[:n_train], cfg), train_y[:n_train].astype(np.int64)),
-        val=Split(_pixels(train_x[n_train:], cfg), train_y[n_train:].astype(np.int64)),
-        test=Split(_pixels(test_x, cfg), test_y.astype(np.int64)),
+        train=Split(_pixels(train_x[:n_train], cfg, source), train_y[:n_train].astype(np.int64)),
+        val=Split(_pixels(train_x[n_train:], cfg, source), train_y[n_train:].astype(np.int64)),
+        test=Split(_pixels(test_x, cfg, source), test_y.astype(np.int64)),
         task="classification",
         num_outputs=10,
     )
 
 
-def _pixels(images, cfg):
+def _pixels(images, cfg, source):
     """uint8 (N, H, W) -> float32 (N, H*W), scaled and normalised in place (no float64 temporaries)."""
     x = images.reshape(len(images), -1).astype(np.float32)
-    if cfg.scale:
-        x *= np.float32(1 / 255)
-    if cfg.normalize:
-        x -= np.float32(cfg.mean)
-        x *= np.float32(1 / cfg.std)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        if cfg.scale:
+            x *= np.float32(1 / 255)
+        if cfg.normalize:
+            x -= np.float32(cfg.mean)
+            x *= np.float32(1 / cfg.std)
+    # Else the first loss is NaN and the run is blamed on the learning rate.
+    if not np.isfinite(x).all():
+        key = "data.mean" if abs(cfg.mean) > float(np.finfo(np.float32).max) else "data.std"
+        raise ConfigError(
+            f"{source}: {key}: normalising the pixels as (x - {cfg.mean:g}) / {cfg.std:g} overflows float32 "
+            f"(the data become infinite or NaN); data.mean and data.std must be the data's own (MNIST: 0.1307 "
+            f"and 0.3081), or set data.normalize: false"
+        )
     return x
 
 
 def _regression(cfg, seed, source):
     """y = X @ w + b + noise, with X ~ N(0, 1) or U(low, high) per feature; seeded by the run's seed."""
+    n, d = cfg.n_samples, len(cfg.weights)
+    # float64 draws of X, y and the noise, then their float32 copies (and a standardised one).
+    check_fits(n * (d + 2) * 16, f"{source}: data.n_samples: {n:,} samples of {d:,} features",
+               "use fewer data.n_samples (or data.weights)")
     rng = np.random.default_rng(seed)
     w = np.asarray(cfg.weights, dtype=np.float64)
-    n, d = cfg.n_samples, len(w)
     if cfg.inputs == "uniform":
         x = rng.uniform(cfg.low, cfg.high, size=(n, d))
     else:

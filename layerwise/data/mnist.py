@@ -6,6 +6,7 @@ are only checked structurally, so tiny hand-made datasets work; cached and downl
 also match SHA256, which is taken over the decompressed bytes so a recompressed copy still passes.
 """
 
+import errno
 import gzip
 import hashlib
 import http.client
@@ -56,15 +57,37 @@ def load_mnist(root=None, *, mirrors=MIRRORS, cache_dir=None, sha256=SHA256, ech
         explicit, origin = os.environ["LAYERWISE_DATA"], "$LAYERWISE_DATA"
     arrays, sources = {}, {}
     for key, name in FILES.items():
-        if explicit is not None:
-            path = find_in(explicit, name, origin)
-            arrays[key], sources[key] = read_idx(path), str(path)
-        else:
-            cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-            arrays[key], sources[key] = cached_or_downloaded(
-                name, cache, mirrors, sha256[name], echo)
+        # Any OSError of a path here (a directory we may not list, a name too long, a cache we may not
+        # read) is the data's problem, reported as one line naming the path and where it came from.
+        try:
+            if explicit is not None:
+                path = find_in(explicit, name, origin)
+                arrays[key], sources[key] = read_idx(path), str(path)
+            else:
+                cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+                origin = "the MNIST cache"
+                arrays[key], sources[key] = cached_or_downloaded(
+                    name, cache, mirrors, sha256[name], echo)
+        except OSError as e:
+            raise DataError(path_error(e, origin)) from None
     check_splits(arrays, sources)
     return arrays
+
+
+def path_error(e: OSError, origin: str) -> str:
+    """One line for an OSError of a data path: which path, what went wrong, what to do."""
+    reason = {
+        errno.EACCES: "permission denied (check its permissions with ls -ld)",
+        errno.EPERM: "operation not permitted (check its permissions with ls -ld)",
+        errno.ENAMETOOLONG: "name too long (file systems allow 255 bytes per name, 4096 per path)",
+        errno.ELOOP: "too many levels of symbolic links",
+    }.get(e.errno, (e.strerror or str(e)).lower())
+    path = str(e.filename) if e.filename is not None else "a file"
+    if len(path) > 120:
+        path = f"{path[:40]}...{path[-60:]} ({len(path)} characters)"
+    fix = "set data.root or $LAYERWISE_DATA to a readable copy of MNIST" if origin == "the MNIST cache" \
+        else f"fix {origin}"
+    return f"{origin}: cannot use {path}: {reason}; {fix}"
 
 
 def default_cache_dir() -> Path:
@@ -172,6 +195,9 @@ def check_splits(arrays: dict, sources: dict) -> None:
         if images.ndim != 3:
             raise DataError(f"{image_src}: images must be 3-D (N, H, W), got shape {images.shape}; "
                             "is this an image file?")
+        if len(images) == 0 or 0 in images.shape[1:]:
+            raise DataError(f"{image_src}: holds no pixels (shape {images.shape}: {len(images)} images of "
+                            f"{'x'.join(map(str, images.shape[1:]))}); is this the right file? re-download it")
         if labels.ndim != 1:
             raise DataError(f"{label_src}: labels must be 1-D (N,), got shape {labels.shape}; "
                             "is this a label file?")
