@@ -338,7 +338,7 @@ def _check_optimizer(opt, source):
             users = [t for t, keys in OPTIMIZER_KEYS.items() if key in keys]
             raise ConfigError(
                 f"{source}: optimizer.{key}: not used by optimizer.type {opt.type} (only by {', '.join(users)}); "
-                f"remove it or change the type"
+                f"remove it (on the command line: -s optimizer.{key}=null) or change the type"
             )
     for key, default in uses.items():
         if getattr(opt, key) is None:
@@ -358,7 +358,7 @@ def _check_schedule(opt, train, source):
             users = [s for s, keys in SCHEDULE_KEYS.items() if key in keys]
             raise ConfigError(
                 f"{source}: optimizer.{key}: not used by optimizer.schedule {opt.schedule} "
-                f"(only by {', '.join(users)}); remove it or change the schedule"
+                f"(only by {', '.join(users)}); remove it (on the command line: -s optimizer.{key}=null) or change the schedule"
             )
     for key, default in uses.items():
         if getattr(opt, key) is None:
