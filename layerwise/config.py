@@ -16,6 +16,7 @@ from pathlib import Path
 
 import yaml
 
+from .configoptim import check_optimizer, check_schedule
 from .configyaml import MAX_CHARS, MAX_DEPTH, ConfigRefused, check_tree, parse_yaml, shorten
 from .errors import ConfigError, did_you_mean
 
@@ -66,8 +67,8 @@ class ModelConfig:
 
 @dataclass
 class OptimizerConfig:
-    """Keys left out (None) take the defaults of OPTIMIZER_KEYS / SCHEDULE_KEYS for the chosen type and
-    schedule; a key the chosen type or schedule does not use is an error, not silently ignored."""
+    """Keys left out (None) take the defaults of configoptim.OPTIMIZER_KEYS / SCHEDULE_KEYS for the
+    chosen type and schedule; a key the chosen type or schedule does not use is an error, not silently ignored."""
 
     type: str = _spec("sgd", choices=("sgd", "adam", "adamw", "rmsprop"))
     lr: typing.Optional[float] = _spec(None, above=0, doc="learning rate")
@@ -88,24 +89,6 @@ class OptimizerConfig:
     patience: typing.Optional[int] = _spec(None, minimum=0)
     threshold: typing.Optional[float] = _spec(None, minimum=0)
     min_lr: typing.Optional[float] = _spec(None, minimum=0)
-
-
-# The keys each optimizer type uses and their defaults (PyTorch's), beyond lr, clip_norm and schedule.
-OPTIMIZER_KEYS = {
-    "sgd": {"lr": 0.01, "momentum": 0.0, "nesterov": False, "weight_decay": 0.0},
-    "adam": {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0},
-    "adamw": {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.01},
-    "rmsprop": {"lr": 0.01, "alpha": 0.99, "eps": 1e-8, "momentum": 0.0, "centered": False, "weight_decay": 0.0},
-}
-# The keys each schedule uses and their defaults; a REQUIRED one must be given.
-REQUIRED = object()
-SCHEDULE_KEYS = {
-    "constant": {},
-    "cosine": {},
-    "step": {"step_size": REQUIRED, "gamma": 0.1},
-    "exponential": {"gamma": REQUIRED},
-    "plateau": {"factor": 0.1, "patience": 10, "threshold": 1e-4, "min_lr": 0.0},
-}
 
 
 @dataclass
@@ -197,8 +180,8 @@ def config_from_dict(raw, source="<config>"):
     cfg.output = os.path.expanduser(cfg.output)
     if isinstance(cfg.data, MnistData) and cfg.data.root is not None:
         cfg.data.root = os.path.expanduser(cfg.data.root)
-    _check_optimizer(cfg.optimizer, source)
-    _check_schedule(cfg.optimizer, cfg.train, source)
+    check_optimizer(cfg.optimizer, source)
+    check_schedule(cfg.optimizer, cfg.train, source)
     _check_regression(cfg.data, source)
     return cfg
 
@@ -328,49 +311,6 @@ def _check_value(value, typ, rule, key, source):
     if rule.get("above") is not None and not value > rule["above"]:
         fail(f"a value > {rule['above']}")
     return value
-
-
-def _check_optimizer(opt, source):
-    """Refuse keys the optimizer type does not use, fill the ones left out with its defaults."""
-    uses = OPTIMIZER_KEYS[opt.type]
-    for key in ("momentum", "nesterov", "weight_decay", "beta1", "beta2", "eps", "alpha", "centered"):
-        if getattr(opt, key) is not None and key not in uses:
-            users = [t for t, keys in OPTIMIZER_KEYS.items() if key in keys]
-            raise ConfigError(
-                f"{source}: optimizer.{key}: not used by optimizer.type {opt.type} (only by {', '.join(users)}); "
-                f"remove it (on the command line: -s optimizer.{key}=null) or change the type"
-            )
-    for key, default in uses.items():
-        if getattr(opt, key) is None:
-            setattr(opt, key, default)
-    for key in ("momentum", "beta1", "beta2", "alpha"):
-        value = getattr(opt, key)
-        if value is not None and not value < 1:
-            raise ConfigError(f"{source}: optimizer.{key}: expected a value below 1, received {value}")
-    if opt.nesterov and opt.momentum == 0:
-        raise ConfigError(f"{source}: optimizer.nesterov: Nesterov momentum needs optimizer.momentum > 0")
-
-
-def _check_schedule(opt, train, source):
-    uses = SCHEDULE_KEYS[opt.schedule]
-    for key in ("step_size", "gamma", "factor", "patience", "threshold", "min_lr"):
-        if getattr(opt, key) is not None and key not in uses:
-            users = [s for s, keys in SCHEDULE_KEYS.items() if key in keys]
-            raise ConfigError(
-                f"{source}: optimizer.{key}: not used by optimizer.schedule {opt.schedule} "
-                f"(only by {', '.join(users)}); remove it (on the command line: -s optimizer.{key}=null) or change the schedule"
-            )
-    for key, default in uses.items():
-        if getattr(opt, key) is None:
-            if default is REQUIRED:
-                raise ConfigError(f"{source}: optimizer.{key}: required by optimizer.schedule {opt.schedule}")
-            setattr(opt, key, default)
-    if opt.factor is not None and not opt.factor < 1:
-        raise ConfigError(f"{source}: optimizer.factor: expected a value below 1 (the rate is multiplied by it), received {opt.factor}")
-    if opt.warmup_epochs > train.epochs:
-        raise ConfigError(
-            f"{source}: optimizer.warmup_epochs: expected at most train.epochs ({train.epochs}), received {opt.warmup_epochs}"
-        )
 
 
 def _check_regression(data, source):
