@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from . import metrics
-from .checkpoint import load_run_checkpoint
+from .checkpoint import load_run_arrays, load_run_meta
 from .config import apply_overrides, config_from_dict, load_config
 from .errors import CheckpointError
 from .report import format_confusion, format_metrics
@@ -43,10 +43,11 @@ def load_run(target, which="best", overrides=()):
     A run directory's config.yaml is used when present (so a user's edits to it are honoured and
     checked against the weights); a bare checkpoint brings its own config.
     """
-    from .training import RunState, build, load_weights
+    from .runstate import RunState
+    from .training import build
 
     path = resolve_checkpoint(target, which)
-    arrays, meta = load_run_checkpoint(path)
+    meta = load_run_meta(path)
     state = RunState.from_meta(meta["state"], path)
     config_file = path.parent / "config.yaml"
     if config_file.is_file():
@@ -54,7 +55,7 @@ def load_run(target, which="best", overrides=()):
     else:
         cfg = config_from_dict(apply_overrides(meta["config"], overrides, str(path)), str(path))
     data, model, loss, _ = build(cfg)
-    load_weights(model, arrays, path, cfg)
+    load_run_arrays(path, model, against=f"the model in {cfg.source}")
     return cfg, data, model, loss, state
 
 
@@ -73,4 +74,5 @@ def evaluate_run(target, split="test", which="best", overrides=(), echo=print):
 
 
 def _is_linear_regression(model, data):
-    return data.task == "regression" and len(model.layers) == 1 and model.layers[0].params["W"].shape[1] == 1
+    params = model.layers[0].params
+    return data.task == "regression" and len(model.layers) == 1 and "W" in params and params["W"].shape[1] == 1
