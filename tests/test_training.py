@@ -157,6 +157,30 @@ def test_early_stopped_run_reports_it_and_refuses_to_resume(tmp_path):
     assert (tmp_path / "run" / "last.npz").read_bytes() == before
 
 
+@pytest.mark.parametrize("field,value,fragment", [
+    ("schedule", {"lr": -1.0, "best": None, "bad_epochs": 0}, "plateau schedule state"),
+    ("early_stopping", {"best": "high", "bad_epochs": 0}, "early-stopping state"),
+    ("stopped", {"epoch": 99, "best_epoch": 1}, "stopped is"),
+    ("grad_norm_max", float("nan"), "grad_norm_max"),
+])
+def test_a_forged_schedule_or_early_stopping_state_is_refused_before_anything_is_written(tmp_path, monkeypatch, field, value, fragment):
+    config = tmp_path / "adam.yaml"
+    config.write_text(ADAM)
+    interrupt_after(monkeypatch, 60)  # mid epoch 3
+    with pytest.raises(TrainingInterrupted):
+        fit(load_config(config, [f"output={tmp_path / 'run'}"]), echo=quiet)
+    monkeypatch.undo()
+    last = tmp_path / "run" / "last.npz"
+    saved, meta = load_checkpoint(last)
+    assert meta["state"]["schedule"]["lr"] == 0.03 and meta["state"]["early_stopping"]["bad_epochs"] == 0
+    meta["state"][field] = value
+    save_checkpoint(last, saved, meta)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()}
+    with pytest.raises(CheckpointError, match=fragment):
+        resume(tmp_path / "run", echo=quiet)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()} == before
+
+
 def test_ctrl_c_through_the_cli_exits_130_and_prints_the_resume_command(tmp_path, monkeypatch):
     config = write_config(tmp_path)
     interrupt_after(monkeypatch, 5)
