@@ -125,6 +125,10 @@ class Config:
         d["optimizer"] = {k: v for k, v in d["optimizer"].items() if v is not None}
         return d
 
+    def to_yaml(self):
+        """The resolved config as YAML: what `layerwise config` prints and a run's config.yaml holds."""
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
 
 # --- loading -----------------------------------------------------------------------------------
 
