@@ -420,3 +420,15 @@ def test_a_non_finite_gradient_with_a_finite_loss_is_never_saved(tmp_path, monke
     for array in arrays(tmp_path / "run" / "last.npz").values():
         assert np.all(np.isfinite(array))
     assert load_checkpoint(tmp_path / "run" / "last.npz")[1]["state"]["epoch"] == 1
+
+
+def test_trace_uses_the_runs_schedule_state(tmp_path):
+    from layerwise.trace import trace_step
+
+    config = tmp_path / "adam.yaml"
+    config.write_text(ADAM)
+    fit(load_config(config, [f"output={tmp_path / 'run'}"]), echo=quiet)
+    # after epoch 7 the plateau halved 0.0075 once more (0.3481 is no 20% improvement on 0.3443)
+    assert trace_step(tmp_path / "run", echo=quiet)[0]["lr"] == 0.00375
+    # a fresh config traces the first warmup step: 0.03 / 25
+    assert trace_step(config, echo=quiet)[0]["lr"] == pytest.approx(0.03 / 25)
