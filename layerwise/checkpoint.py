@@ -290,8 +290,10 @@ def expected_arrays(model, optimizer=None):
 
 
 def save_run_checkpoint(path, cfg, model, optimizer, state):
-    """Weights, optimizer state, the run state (epoch, step, RNG) and the resolved config, atomically."""
-    meta = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "config": cfg.to_dict(), "state": state}
+    """Weights and buffers, optimizer state, the run state (epoch, step, RNG), the random layers' RNG
+    states and the resolved config, atomically."""
+    meta = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "config": cfg.to_dict(), "state": state,
+            "layer_rng": model.rng_state()}  # Dropout's mask streams, so a resumed run draws the same masks
     save_checkpoint(path, expected_arrays(model, optimizer), meta)
 
 

@@ -12,6 +12,7 @@ weight decay), trained on MNIST's first 55,000 training images (val_size 5000, a
   numpy-mlp  scripts/numpy_baseline.py: a minimal hand-written NumPy loop of the same model, for scale
   lw-adam    layerwise as above with Adam (lr 0.001, betas 0.9/0.999) instead of SGD: the cost of
              Adam's update (4 buffers per parameter instead of 2)
+  dropout+batchnorm  layerwise with BatchNorm before and Dropout (p 0.2) after each hidden ReLU
   update     layerwise's SGD.step alone, 430 times (the cost beyond the floor no trainer can skip)
   torch-mm   the floor's 8 products through torch.mm (PyTorch's own BLAS), to show what PyTorch's
              epoch is made of
@@ -61,9 +62,13 @@ def blas_pools():
     return [{k: pool.get(k) for k in keys} for pool in threadpool_info()]
 
 
-def layer_specs(hidden):
-    return [{"type": "linear", "out_features": hidden, "init": "he"}, {"type": "relu"},
-            {"type": "linear", "out_features": hidden // 2, "init": "he"}, {"type": "relu"},
+def layer_specs(hidden, variant=None):
+    """The benchmark model; variant "dropout+batchnorm" puts batchnorm before and dropout (p 0.2)
+    after each hidden ReLU: 784-512-BN-ReLU-Drop-256-BN-ReLU-Drop-10."""
+    extra = [{"type": "batchnorm"}] if variant == "dropout+batchnorm" else []
+    after = [{"type": "dropout", "p": 0.2}] if variant == "dropout+batchnorm" else []
+    return [{"type": "linear", "out_features": hidden, "init": "he"}, *extra, {"type": "relu"}, *after,
+            {"type": "linear", "out_features": hidden // 2, "init": "he"}, *extra, {"type": "relu"}, *after,
             {"type": "linear", "out_features": 10, "init": "he"}]
 
 
@@ -77,11 +82,13 @@ def load_data(spec):
     return data, Split(data.train.x[:n], data.train.y[:n])
 
 
-def lw_model(hidden):
+def lw_model(hidden, variant=None):
     import numpy as np
     from layerwise.registry import build_model
 
-    return build_model(layer_specs(hidden), 784, 10, rng=np.random.default_rng(SEED))
+    model = build_model(layer_specs(hidden, variant), 784, 10, rng=np.random.default_rng(SEED))
+    model.seed_random([SEED])
+    return model
 
 
 def child_info(spec):
@@ -201,7 +208,7 @@ def child_layerwise(spec):
     from layerwise.optim import SGD, Adam
 
     data, train = load_data(spec)
-    model, loss_fn = lw_model(spec["hidden"]), SoftmaxCrossEntropy()
+    model, loss_fn = lw_model(spec["hidden"], spec.get("variant")), SoftmaxCrossEntropy()
     if spec.get("optimizer") == "adam":
         opt = Adam(model.named_parameters(), lr=ADAM_LR)
     else:
@@ -390,6 +397,7 @@ def bench_main(args, has_torch, threads, n_train, out):
     if not last["layerwise"]["order_ok"]:
         print("WARNING: Batches no longer draws one rng.permutation per epoch: pytorch saw a different data order")
     out["budget"] = budget(m, has_torch)
+    bench_layers(args, base, m, out)
 
     # accuracy from the same init and data order
     print(f"\ntest accuracy after {args.epochs} epoch(s), same init and data order (numpy-mlp: its own):")
@@ -401,6 +409,16 @@ def bench_main(args, has_torch, threads, n_train, out):
         print(f"  difference {gap:+.2f} points (different BLAS summation orders: expect a few tenths)")
     out["accuracy"] = {k: v["accuracy"] for k, v in last.items()}
     out["train_loss"] = {k: v["train_loss"] for k, v in last.items() if "train_loss" in v}
+
+
+def bench_layers(args, base, m, out):
+    """Seconds per epoch with Dropout + BatchNorm in the benchmark model, next to the plain one."""
+    times = [med(run_child("layerwise", args, variant="dropout+batchnorm", **base)["times"]) for _ in range(args.repeats)]
+    t = med(times)
+    out["seconds_per_epoch"]["layerwise_dropout_batchnorm"] = t
+    print(f"\nwith Dropout + BatchNorm ({', '.join(s['type'] for s in layer_specs(512, 'dropout+batchnorm'))}):")
+    print(f"  layerwise {t:.3f}s per epoch (median of {args.repeats}: {', '.join(f'{x:.3f}' for x in times)}) "
+          f"= {t / m['layerwise']:.2f}x the plain model's {m['layerwise']:.3f}s, {t / m['mm8']:.2f}x the floor")
 
 
 def budget(m, has_torch):
