@@ -57,7 +57,34 @@ class RegressionData:
     test_size: int = _spec(200, minimum=1)
 
 
-DATASETS = {"mnist": MnistData, "regression": RegressionData}
+@dataclass
+class CsvData:
+    dataset: str = "csv"
+    path: typing.Optional[str] = _spec(None, doc="the .csv or .csv.gz file, with a header row")
+    target: typing.Union[str, typing.List[str], None] = _spec(None, doc="column(s) to predict")
+    features: typing.Optional[typing.List[str]] = _spec(None, doc="input columns; default every other column")
+    test_path: typing.Optional[str] = _spec(None, doc="a separate test file; otherwise test_fraction of path")
+    val_fraction: float = _spec(0.1, above=0, doc="share of the rows held out for validation")
+    test_fraction: float = _spec(0.2, above=0, doc="share of the rows held out for the test (without test_path)")
+    standardize: bool = _spec(True, doc="(x - mean) / std per encoded column, from the training rows")
+    standardize_target: bool = _spec(False, doc="regression: train on (y - mean) / std of the training rows")
+    missing: str = _spec("error", choices=("error", "drop"), doc="a missing or unparsable cell: error, or drop its row")
+
+
+@dataclass
+class NpzData:
+    dataset: str = "npz"
+    path: typing.Optional[str] = _spec(None, doc=".npz with arrays x and y (optional x_test, y_test)")
+    val_fraction: float = _spec(0.1, above=0)
+    test_fraction: float = _spec(0.2, above=0, doc="used when the file has no x_test/y_test")
+    standardize: bool = _spec(True, doc="(x - mean) / std per input column, from the training rows")
+    standardize_target: bool = _spec(False, doc="regression: train on (y - mean) / std of the training rows")
+
+
+DATASETS = {"mnist": MnistData, "regression": RegressionData, "csv": CsvData, "npz": NpzData}
+
+# Data paths a config file may give relative to its own directory (see load_config).
+PATH_KEYS = ("root", "path", "test_path")
 
 
 @dataclass
@@ -110,7 +137,7 @@ class Config:
     name: str = ""
     seed: int = _spec(0, minimum=0)
     output: typing.Optional[str] = _spec(None, doc="run directory; default runs/<name>")
-    data: typing.Union[MnistData, RegressionData] = field(default_factory=MnistData)
+    data: typing.Union[MnistData, RegressionData, CsvData, NpzData] = field(default_factory=MnistData)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: object = _spec("softmax_cross_entropy", doc="a loss name, or {type: name, **arguments}")
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
@@ -162,7 +189,20 @@ def load_config(path, overrides=()):
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of keys at the top level, received {_kind(raw)}")
     raw.setdefault("name", path.stem)
+    _relative_to(raw, path.parent)
     return config_from_dict(apply_overrides(raw, overrides, str(path)), str(path))
+
+
+def _relative_to(raw, directory):
+    """Data paths written in a config file are relative to that file's directory (so a config works
+    from any working directory); -s values, applied after this, stay relative to the working directory."""
+    data = raw.get("data")
+    if not isinstance(data, dict):
+        return
+    for key in PATH_KEYS:
+        value = data.get(key)
+        if isinstance(value, str) and value and not os.path.isabs(os.path.expanduser(value)):
+            data[key] = os.path.join(directory, value)
 
 
 def config_from_dict(raw, source="<config>"):
@@ -182,12 +222,15 @@ def config_from_dict(raw, source="<config>"):
     if cfg.output is None:
         cfg.output = str(Path("runs") / cfg.name)
     cfg.output = os.path.expanduser(cfg.output)
-    if isinstance(cfg.data, MnistData) and cfg.data.root is not None:
-        cfg.data.root = os.path.expanduser(cfg.data.root)
+    for key in PATH_KEYS:
+        # Absolute from here on, so a run's config.yaml names the same files from any directory.
+        if isinstance(getattr(cfg.data, key, None), str):
+            setattr(cfg.data, key, os.path.abspath(os.path.expanduser(getattr(cfg.data, key))))
     _check_loss(cfg.loss, source)
     check_optimizer(cfg.optimizer, source)
     check_schedule(cfg.optimizer, cfg.train, source)
     _check_regression(cfg.data, source)
+    _check_files(cfg.data, source)
     return cfg
 
 
@@ -283,6 +326,12 @@ def _check_value(value, typ, rule, key, source):
         args = [a for a in typing.get_args(typ) if a is not type(None)]
         if value is None:
             return None
+        if len(args) > 1:  # e.g. a column name or a list of them
+            if isinstance(value, list) and any(typing.get_origin(a) in (list, typing.List) for a in args):
+                return _check_value(value, next(a for a in args if typing.get_origin(a) in (list, typing.List)), rule, key, source)
+            if isinstance(value, str) and str in args:
+                return _check_value(value, str, rule, key, source)
+            fail("a string or a list of strings")
         return _check_value(value, args[0], rule, key, source)
     if origin in (list, typing.List):
         if not isinstance(value, list):
@@ -355,6 +404,33 @@ def _check_regression(data, source):
             f"{source}: data.n_samples: {data.n_samples} leaves no training samples after "
             f"val_size={data.val_size} and test_size={data.test_size}"
         )
+
+
+def _check_files(data, source):
+    if not isinstance(data, (CsvData, NpzData)):
+        return
+    if data.path is None:
+        example = "data.csv -s data.target=label" if isinstance(data, CsvData) else "arrays.npz"
+        raise ConfigError(f"{source}: data.path: required for data.dataset: {data.dataset}; e.g. -s data.path={example}")
+    if data.val_fraction + (data.test_fraction if getattr(data, "test_path", None) is None else 0) >= 1:
+        raise ConfigError(
+            f"{source}: data.val_fraction: {data.val_fraction} + data.test_fraction {data.test_fraction} leave no "
+            f"training rows; expected a sum below 1"
+        )
+    if isinstance(data, CsvData):
+        if data.target is None or data.target == [] or data.target == "":
+            raise ConfigError(f"{source}: data.target: required: the column (or list of columns) to predict, e.g. -s data.target=label")
+        targets = [data.target] if isinstance(data.target, str) else data.target
+        if len(set(targets)) != len(targets):
+            raise ConfigError(f"{source}: data.target: a column is named twice in {targets}")
+        if data.features is not None:
+            if not data.features:
+                raise ConfigError(f"{source}: data.features: expected at least one column, received []")
+            both = [name for name in data.features if name in targets]
+            if both:
+                raise ConfigError(f"{source}: data.features: {both[0]!r} is also the target; a column is either input or target")
+            if len(set(data.features)) != len(data.features):
+                raise ConfigError(f"{source}: data.features: a column is named twice in {data.features}")
 
 
 def _kind(value):

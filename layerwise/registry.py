@@ -35,6 +35,8 @@ def build_model(specs, in_features, out_features=None, *, rng=None, dtype=np.flo
             raise ConfigError(f"{key}.type: unknown layer {kind!r}{did_you_mean(kind, LAYERS)}; valid: {', '.join(LAYERS)}")
         cls = LAYERS[kind]
         kwargs = {k: v for k, v in spec.items() if k != "type"}
+        if i == len(specs) - 1 and "out_features" in cls.ARGS and "out_features" not in kwargs and out_features is not None:
+            kwargs["out_features"] = out_features  # the last layer's width may be left to the task
         _check_kwargs(cls, kwargs, key)
         if "in_features" in cls.ARGS:
             given = kwargs.setdefault("in_features", width)

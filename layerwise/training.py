@@ -41,7 +41,7 @@ RESUME_OVERRIDES = ("train.epochs", "train.eval_batch_size", "data.root")
 def build(cfg: Config, echo=print, dtype=np.float32):
     """Data, model (initialised from cfg.seed), loss and optimizer for a config."""
     try:
-        data = load_dataset(cfg.data, seed=[cfg.seed, DATA_STREAM], source=cfg.source, echo=echo)
+        data = load_dataset(cfg.data, seed=[cfg.seed, DATA_STREAM], source=cfg.source, echo=echo, loss=cfg.loss)
         model = build_model(
             cfg.model.layers, data.num_features, data.num_outputs,
             rng=np.random.default_rng([cfg.seed, INIT_STREAM]), dtype=dtype, where=f"{cfg.source}: model.layers",

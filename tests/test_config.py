@@ -317,10 +317,17 @@ def test_last_layer_width_must_match_the_task():
     assert "gives 2 outputs" in message and "needs 1" in message
 
 
+def test_last_layer_width_defaults_to_the_task():
+    from layerwise.registry import build_model
+
+    model = build_model([{"type": "linear", "out_features": 4}, {"type": "relu"}, {"type": "linear"}], 3, 7)
+    assert model.layers[-1].params["W"].shape == (4, 7)
+
+
 @pytest.mark.parametrize("specs, fragment", [
     ([], "non-empty list"),
     ([{"out_features": 10}], "'type' key"),
-    ([{"type": "linear"}], "model.layers[0].out_features: required"),
+    ([{"type": "linear"}, {"type": "relu"}, {"type": "linear", "out_features": 10}], "model.layers[0].out_features: required"),
     ([{"type": "linear", "out_features": 0}], "positive integer"),
     ([{"type": "linear", "out_features": 10, "init": "zeros"}], "unknown init 'zeros'"),
 ])

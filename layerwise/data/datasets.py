@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..memory import check_fits
 
 
@@ -24,6 +24,10 @@ class Dataset:
     test: Split
     task: str  # "classification" or "regression"
     num_outputs: int  # classes, or target width
+    # How raw inputs become the model's inputs and outputs become labels (JSON-able; kept in checkpoints):
+    # {"kind": "image" | "table" | "array", "class_names": [...] | None, "target_names": [...] | None, ...}
+    preprocessing: dict = None
+    sources: list = None  # the data files it was read from (for the fingerprint)
 
     @property
     def num_features(self):
@@ -38,11 +42,58 @@ class Dataset:
         return max(min(train_cfg.batch_size, len(self.train)), min(train_cfg.eval_batch_size, largest))
 
 
-def load_dataset(data_cfg, seed=0, source="<config>", echo=print):
-    """Build the dataset a config's `data` section describes."""
+SPLITS = ("train", "val", "test")
+
+
+def load_dataset(data_cfg, seed=0, source="<config>", echo=print, loss="softmax_cross_entropy", splits=SPLITS,
+                 preprocessing=None):
+    """Build the dataset a config's `data` section describes; for csv and npz data the task follows
+    the loss (class labels for a classification loss, numbers for mse). For csv data, `preprocessing`
+    (a checkpoint's) replaces what the training rows would give, and a test split alone (`splits`) from
+    a separate data.test_path reads only that file."""
     if data_cfg.dataset == "mnist":
         return _mnist(data_cfg, source, echo)
+    if data_cfg.dataset in ("csv", "npz"):
+        from ..losses import LOSSES
+
+        name = loss.get("type") if isinstance(loss, dict) else loss  # a name, or {type: huber, delta: 2.0}
+        task = LOSSES[name].task if isinstance(name, str) and name in LOSSES else "classification"  # else reported later
+        if data_cfg.dataset == "csv":
+            from .tabular import load_csv
+
+            return load_csv(data_cfg, task, seed, source, echo, splits, preprocessing)
+        from .arrays import load_npz
+
+        return load_npz(data_cfg, task, seed, source, echo)
     return _regression(data_cfg, seed, source)
+
+
+def split_rows(n, val_fraction, test_fraction, labels, seed, path):
+    """Seeded (train, val, test) row indices, each sorted; stratified by class when `labels` (one per
+    row) are given: every class is split in the same proportions (rounded per class)."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(n)
+    if labels is None:
+        group = np.zeros(n, dtype=np.int64)
+    else:
+        group = np.unique(labels, return_inverse=True)[1].reshape(-1)
+        order = order[np.argsort(group[order], kind="stable")]  # by class, random within each class
+    counts = np.bincount(group)
+    start = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    g = group[order]
+    rank = np.arange(n) - start[g]  # position of each row within its class
+    n_test = np.round(counts * test_fraction).astype(np.int64)[g]
+    n_val = np.round(counts * val_fraction).astype(np.int64)[g]
+    test, val = order[rank < n_test], order[(rank >= n_test) & (rank < n_test + n_val)]
+    train = order[rank >= n_test + n_val]
+    for rows, what, key in ((train, "training", "val_fraction"), (val, "validation", "val_fraction"),
+                            (test, "test", "test_fraction")):
+        if len(rows) == 0 and (what != "test" or test_fraction > 0):
+            raise DataError(
+                f"{path}: {n:,} row{'s leave' if n != 1 else ' leaves'} no {what} rows (data.val_fraction {val_fraction}, data.test_fraction "
+                f"{test_fraction}); more rows are needed, or other fractions"
+            )
+    return np.sort(train), np.sort(val), np.sort(test)
 
 
 def _mnist(cfg, source, echo):
