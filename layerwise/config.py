@@ -16,6 +16,7 @@ from pathlib import Path
 
 import yaml
 
+from .configoptim import check_optimizer, check_schedule
 from .configyaml import MAX_CHARS, MAX_DEPTH, ConfigRefused, check_tree, parse_yaml, shorten
 from .errors import ConfigError, did_you_mean
 
@@ -93,12 +94,34 @@ class ModelConfig:
 
 @dataclass
 class OptimizerConfig:
-    type: str = _spec("sgd", choices=("sgd",))
-    lr: float = _spec(0.01, above=0)
-    momentum: float = _spec(0.0, minimum=0)
-    nesterov: bool = _spec(False)
-    weight_decay: float = _spec(0.0, minimum=0)
-    schedule: str = _spec("constant", choices=("constant", "cosine"))
+    """Keys left out (None) take the defaults of configoptim.OPTIMIZER_KEYS / SCHEDULE_KEYS for the
+    chosen type and schedule; a key the chosen type or schedule does not use is an error, not silently ignored."""
+
+    type: str = _spec("sgd", choices=("sgd", "adam", "adamw", "rmsprop"))
+    lr: typing.Optional[float] = _spec(None, above=0, doc="learning rate")
+    momentum: typing.Optional[float] = _spec(None, minimum=0)
+    nesterov: typing.Optional[bool] = _spec(None)
+    weight_decay: typing.Optional[float] = _spec(None, minimum=0)
+    beta1: typing.Optional[float] = _spec(None, minimum=0)
+    beta2: typing.Optional[float] = _spec(None, minimum=0)
+    eps: typing.Optional[float] = _spec(None, above=0)
+    alpha: typing.Optional[float] = _spec(None, minimum=0)
+    centered: typing.Optional[bool] = _spec(None)
+    clip_norm: typing.Optional[float] = _spec(None, above=0, doc="clip the gradients' global L2 norm to this")
+    schedule: str = _spec("constant", choices=("constant", "cosine", "step", "exponential", "plateau"))
+    warmup_epochs: int = _spec(0, minimum=0, doc="linear warmup, per step, over the first N epochs")
+    step_size: typing.Optional[int] = _spec(None, minimum=1)
+    gamma: typing.Optional[float] = _spec(None, above=0)
+    factor: typing.Optional[float] = _spec(None, above=0)
+    patience: typing.Optional[int] = _spec(None, minimum=0)
+    threshold: typing.Optional[float] = _spec(None, minimum=0)
+    min_lr: typing.Optional[float] = _spec(None, minimum=0)
+
+
+@dataclass
+class EarlyStoppingConfig:
+    patience: int = _spec(5, minimum=1, doc="epochs in a row without improvement before stopping")
+    min_delta: float = _spec(0.0, minimum=0, doc="an improvement must beat the best by more than this")
 
 
 @dataclass
@@ -106,6 +129,7 @@ class TrainConfig:
     epochs: int = _spec(10, minimum=1)
     batch_size: int = _spec(128, minimum=1)
     eval_batch_size: int = _spec(5000, minimum=1)
+    early_stopping: typing.Optional[EarlyStoppingConfig] = _spec(None, doc="stop when validation stops improving")
 
 
 @dataclass
@@ -124,6 +148,8 @@ class Config:
         """The resolved config as plain data (what config.yaml in a run directory holds)."""
         d = dataclasses.asdict(self)
         d.pop("source")
+        # keys the optimizer type and schedule do not use stay out of config.yaml
+        d["optimizer"] = {k: v for k, v in d["optimizer"].items() if v is not None}
         return d
 
     def to_yaml(self):
@@ -201,7 +227,8 @@ def config_from_dict(raw, source="<config>"):
         if isinstance(getattr(cfg.data, key, None), str):
             setattr(cfg.data, key, os.path.abspath(os.path.expanduser(getattr(cfg.data, key))))
     _check_loss(cfg.loss, source)
-    _check_optimizer(cfg.optimizer, source)
+    check_optimizer(cfg.optimizer, source)
+    check_schedule(cfg.optimizer, cfg.train, source)
     _check_regression(cfg.data, source)
     _check_files(cfg.data, source)
     return cfg
@@ -281,6 +308,8 @@ def _build(cls, raw, prefix, source, choose=None):
             continue
         key = prefix + name
         typ = (choose or {}).get(name, hints[name])
+        if typing.get_origin(typ) in (typing.Union, types.UnionType) and raw[name] is not None:
+            typ = next((a for a in typing.get_args(typ) if dataclasses.is_dataclass(a)), typ)  # Optional[section]
         if dataclasses.is_dataclass(typ):
             values[name] = _build(typ, raw[name], key + ".", source)
         else:
@@ -346,13 +375,6 @@ def _check_loss(loss, source):
         f"{source}: loss: expected a loss name (softmax_cross_entropy) or a mapping with a 'type' key like "
         f"{{type: huber, delta: 1.0}}, received {loss!r}"
     )
-
-
-def _check_optimizer(opt, source):
-    if not opt.momentum < 1:
-        raise ConfigError(f"{source}: optimizer.momentum: expected a value below 1 (0.9 is usual), received {opt.momentum}")
-    if opt.nesterov and opt.momentum == 0:
-        raise ConfigError(f"{source}: optimizer.nesterov: Nesterov momentum needs optimizer.momentum > 0")
 
 
 def _check_regression(data, source):

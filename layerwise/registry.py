@@ -123,7 +123,10 @@ def build_loss(spec, task, where="loss"):
 
 
 def build_optimizer(opt_cfg, model):
+    """The optimizer a validated config asks for (config.py has filled the type's defaults)."""
     cls = OPTIMIZERS[opt_cfg.type]
     accepted = inspect.signature(cls).parameters
-    kwargs = {k: getattr(opt_cfg, k) for k in ("lr", "momentum", "nesterov", "weight_decay") if k in accepted}
+    kwargs = {k: getattr(opt_cfg, k) for k in accepted if k not in ("named_parameters", "betas")}
+    if "betas" in accepted:
+        kwargs["betas"] = (opt_cfg.beta1, opt_cfg.beta2)
     return cls(model.named_parameters(), **kwargs)

@@ -100,5 +100,6 @@ def load_target(target, overrides=(), which="best", initialise=True, echo=print)
     except CheckpointError as e:
         raise CheckpointError(f"{path} does not match the model in {cfg.source}: {e}") from None
     epoch = meta["state"].get("epoch", 0) if isinstance(meta.get("state"), dict) else 0
-    found.run = {"checkpoint": str(path), "epoch": epoch}
+    schedule = meta["state"].get("schedule") if isinstance(meta.get("state"), dict) else None
+    found.run = {"checkpoint": str(path), "epoch": epoch, "schedule": schedule}
     return found

@@ -28,6 +28,15 @@ class RunState:
     seen: int = 0  # examples so far in `epoch`
     history: list = field(default_factory=list)  # metrics.csv rows
     best: typing.Optional[dict] = None  # {"epoch", "metric", "value"} of the best epoch so far
+    # Checked by the schedule's / EarlyStopping's load_state_dict (training._Control):
+    schedule: typing.Optional[dict] = None  # the learning-rate schedule's state (only plateau keeps any)
+    early_stopping: typing.Optional[dict] = None  # EarlyStopping's state; None: fresh (or not used)
+    stopped: typing.Optional[dict] = None  # {"epoch", "best_epoch"} once early stopping ended the run
+    grad_norm_sum: float = 0.0  # sum of the pre-clipping gradient norms so far in `epoch` (clip_norm)
+    grad_norm_max: float = 0.0  # their maximum
+
+    # Fields added after checkpoint format 1 first shipped: a checkpoint without them starts them fresh.
+    ADDED = ("schedule", "early_stopping", "stopped", "grad_norm_sum", "grad_norm_max")
 
     @classmethod
     def from_meta(cls, meta, path):
@@ -35,6 +44,7 @@ class RunState:
         if not isinstance(meta, dict):
             raise _malformed(path, "it is not a mapping")
         names = {f.name for f in fields(cls)}
+        meta = {**{f.name: f.default for f in fields(cls) if f.name in cls.ADDED}, **meta}
         if set(meta) != names:
             odd = sorted(map(str, set(meta) ^ names))
             raise _malformed(path, f"fields {', '.join(odd)[:120]} missing or unexpected")
@@ -69,6 +79,13 @@ class RunState:
             )
             if not ok:
                 raise _malformed(path, f"best is {_short(self.best)}")
+        if self.stopped is not None:
+            ok = (
+                set(self.stopped) == {"epoch", "best_epoch"} and self.stopped["epoch"] == self.epoch
+                and self.best is not None and self.stopped["best_epoch"] == self.best["epoch"]
+            )
+            if not ok:
+                raise _malformed(path, f"stopped is {_short(self.stopped)} after {self.epoch} epochs")
 
     def check_against(self, data, batch_size, path):
         """The state fits this run's training data and batch size (and task)."""

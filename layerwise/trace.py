@@ -32,7 +32,9 @@ def trace_step(target, overrides=(), batch=8, echo=print):
     input, each layer's output and every gradient, for drawing the graph.
     """
     from .data.datasets import load_dataset
-    from .optim import learning_rate
+    from .errors import CheckpointError
+    from .metrics import MONITOR
+    from .schedules import build_schedule
     from .training import DATA_STREAM
 
     found = load_target(target, overrides, which="last", echo=echo)
@@ -40,9 +42,17 @@ def trace_step(target, overrides=(), batch=8, echo=print):
     data = load_dataset(cfg.data, seed=[cfg.seed, DATA_STREAM], source=cfg.source, echo=echo)
     x, y = data.train.x[:batch], data.train.y[:batch]
     epoch = min(found.run["epoch"], cfg.train.epochs - 1) if found.run else 0
-    lr = learning_rate(cfg.optimizer.schedule, cfg.optimizer.lr, epoch, cfg.train.epochs)
+    # the rate the run's next step uses: its schedule (and plateau state, warmup) at the epoch's first step
+    steps = -(-len(data.train) // cfg.train.batch_size)
+    schedule = build_schedule(cfg.optimizer, cfg.train.epochs, steps, MONITOR[data.task][1])
+    if found.run and found.run.get("schedule"):
+        try:
+            schedule.load_state_dict(found.run["schedule"])
+        except CheckpointError:
+            pass  # a malformed schedule state: trace with the schedule's fresh rate
+    lr = schedule.lr(epoch, epoch * steps)
     weights = found.run["checkpoint"] if found.run else f"initialised from seed {cfg.seed}"
-    return trace_model(model, loss_fn, x, y, lr, name=cfg.name, weights=weights, momentum=cfg.optimizer.momentum)
+    return trace_model(model, loss_fn, x, y, lr, name=cfg.name, weights=weights, momentum=cfg.optimizer.momentum or 0.0)
 
 
 def trace_model(model, loss_fn, x, y, lr, name="model", weights="", momentum=0.0):

@@ -24,11 +24,11 @@ from .data.datasets import Batches, load_dataset
 from .evaluate import evaluate
 from .errors import CheckpointError, ConfigError, StorageError, TrainingDiverged, TrainingInterrupted
 from .fileio import atomic_write_text, remove_stale_temps, write_json
-from .optim import learning_rate
 from .registry import build_loss, build_model, build_optimizer
 from .report import epoch_line, format_metrics
 from .rundir import check_run_dir, create_run_dir, lock_run_dir
 from .runstate import RunState
+from .schedules import EarlyStopping, build_schedule
 
 # Independent random streams from one seed: the data (regression), the weight init, the shuffling,
 # and the random layers (Dropout i draws from [seed, LAYER_STREAM, i]).
@@ -115,6 +115,11 @@ def load_for_resume(run_dir, overrides=(), echo=print):
     raw["output"] = str(run_dir)  # keep writing where the checkpoint is, even if the run was moved
     cfg = config_from_dict(raw, str(path))
     state = RunState.from_meta(meta["state"], path)
+    if state.stopped:
+        raise ConfigError(
+            f"{run_dir} already stopped early after epoch {state.stopped['epoch']} (best epoch "
+            f"{state.stopped['best_epoch']}, in best.npz); start a new run to train further"
+        )
     if state.epoch >= cfg.train.epochs:
         raise ConfigError(
             f"{run_dir} already finished {state.epoch} epochs; raise train.epochs with -s train.epochs=N to go on"
@@ -126,6 +131,7 @@ def load_for_resume(run_dir, overrides=(), echo=print):
     except CheckpointError as e:
         raise CheckpointError(f"{path}: {e}") from None
     state.check_against(data, cfg.train.batch_size, path)
+    _Control(cfg, data, state, path)  # the schedule's and early stopping's state are sound
     return meta, cfg, state, (data, model, loss_fn, optimizer)
 
 
@@ -160,13 +166,13 @@ def _train(cfg, run_dir, data, model, loss_fn, optimizer, state, echo):
     rng = np.random.default_rng()  # its state is set from `state` at every epoch start
     batches = Batches(data.train, cfg.train.batch_size, rng)
     epochs = cfg.train.epochs
+    control = _Control(cfg, data, state, run_dir / "last.npz")
     with _StopOnSignals() as stop:
-        while state.epoch < epochs:
+        while state.epoch < epochs and not state.stopped:
             epoch_start = time.perf_counter()
-            optimizer.lr = learning_rate(cfg.optimizer.schedule, cfg.optimizer.lr, state.epoch, epochs)
             rng.bit_generator.state = state.epoch_rng
             model.train()
-            finished = _train_epoch(model, loss_fn, optimizer, batches, state, epochs, stop, run_dir)
+            finished = _train_epoch(model, loss_fn, optimizer, batches, state, epochs, stop, run_dir, control.schedule)
             # A non-finite gradient with a finite loss shows up in the weights: never save those.
             if not all(np.isfinite(p).all() for _, p, _ in model.named_parameters()):
                 raise TrainingDiverged(
@@ -180,17 +186,55 @@ def _train(cfg, run_dir, data, model, loss_fn, optimizer, state, echo):
                     f"Resume with: layerwise train --resume {run_dir}", 128 + stop.signum
                 )
             state.epoch_rng = rng.bit_generator.state
-            _end_epoch(cfg, run_dir, data, model, loss_fn, optimizer, state, epoch_start, echo)
+            _end_epoch(cfg, run_dir, data, model, loss_fn, optimizer, state, epoch_start, echo, control)
 
 
-def _end_epoch(cfg, run_dir, data, model, loss_fn, optimizer, state, epoch_start, echo):
-    """Validate, record the epoch, save `best` if it improved and `last` always, print its line."""
+class _Control:
+    """The run's learning-rate schedule and early stopping, restored from the run state (whose
+    copies of their state are checked here: a CheckpointError naming `path`)."""
+
+    def __init__(self, cfg, data, state, path):
+        higher_is_better = metrics.MONITOR[data.task][1]
+        self.steps_per_epoch = -(-len(data.train) // cfg.train.batch_size)  # len(Batches)
+        self.schedule = build_schedule(cfg.optimizer, cfg.train.epochs, self.steps_per_epoch, higher_is_better)
+        es = cfg.train.early_stopping
+        self.early = es and EarlyStopping(es.patience, es.min_delta, higher_is_better)
+        try:
+            if state.schedule is not None:
+                self.schedule.load_state_dict(state.schedule)
+            if self.early and state.early_stopping is not None:
+                self.early.load_state_dict(state.early_stopping)
+        except CheckpointError as e:
+            raise CheckpointError(f"{path}: {e}") from None
+
+    def last_lr(self, epoch):
+        """The rate of the epoch's last step (what metrics.csv reports)."""
+        return self.schedule.lr(epoch, (epoch + 1) * self.steps_per_epoch - 1)
+
+    def end_epoch(self, state, value):
+        """Tell the schedule and early stopping the epoch's validation metric; True: stop the run."""
+        self.schedule.end_epoch(value)
+        state.schedule = self.schedule.state_dict()
+        if not self.early:
+            return False
+        stop = self.early.update(value)
+        state.early_stopping = self.early.state_dict()
+        return stop
+
+
+def _end_epoch(cfg, run_dir, data, model, loss_fn, optimizer, state, epoch_start, echo, control):
+    """Validate, record the epoch, save `best` if it improved and `last` always, print its line;
+    then let the schedule and early stopping see the validation metric."""
     monitor, higher_is_better = metrics.MONITOR[data.task]
     val = evaluate(model, loss_fn, data.val, data.task, cfg.train.eval_batch_size)
+    clipped = {}
+    if cfg.optimizer.clip_norm is not None:  # the gradients' global norm before clipping
+        clipped = {"grad_norm_mean": state.grad_norm_sum / max(state.step, 1), "grad_norm_max": state.grad_norm_max}
     row = {
         "epoch": state.epoch + 1,
-        "lr": optimizer.lr,
+        "lr": control.last_lr(state.epoch),
         "train_loss": state.loss_sum / state.seen,
+        **clipped,
         **{f"val_{k}": v for k, v in val.items() if k != "confusion"},
         "seconds": time.perf_counter() - epoch_start,
     }
@@ -200,12 +244,23 @@ def _end_epoch(cfg, run_dir, data, model, loss_fn, optimizer, state, epoch_start
     improved = best is None or (val[monitor] >= best["value"] if higher_is_better else val[monitor] <= best["value"])
     if improved:
         state.best = {"epoch": state.epoch + 1, "metric": monitor, "value": val[monitor]}
+    stop = control.end_epoch(state, val[monitor])
+    if stop:
+        state.stopped = {"epoch": state.epoch + 1, "best_epoch": state.best["epoch"]}
     state.epoch, state.step, state.loss_sum, state.seen = state.epoch + 1, 0, 0.0, 0
+    state.grad_norm_sum = state.grad_norm_max = 0.0
     if improved:
         save_run_checkpoint(run_dir / "best.npz", cfg, model, optimizer, asdict(state))
     save_run_checkpoint(run_dir / "last.npz", cfg, model, optimizer, asdict(state))
     _write_metrics(run_dir / "metrics.csv", state.history)
     echo(epoch_line(row, cfg.train.epochs) + ("  (best)" if improved else ""))
+    if stop:
+        es = cfg.train.early_stopping
+        echo(
+            f"early stopping: val {monitor} has not improved by more than {es.min_delta:g} for {es.patience} "
+            f"epoch{'s' if es.patience != 1 else ''}; stopped after epoch {state.epoch} of {cfg.train.epochs}, "
+            f"best epoch {state.best['epoch']}"
+        )
 
 
 def train_step(model, loss_fn, optimizer, x, y):
@@ -218,8 +273,10 @@ def train_step(model, loss_fn, optimizer, x, y):
     return loss
 
 
-def _train_epoch(model, loss_fn, optimizer, batches, state, epochs, stop, run_dir):
+def _train_epoch(model, loss_fn, optimizer, batches, state, epochs, stop, run_dir, schedule):
     """Steps through the rest of `state.epoch`, updating `state`; False if Ctrl-C or SIGTERM stopped it."""
+    first = state.epoch * len(batches)  # global index of the epoch's first step (for warmup)
+    clipping = optimizer.clip_norm is not None
     bar = tqdm(
         batches.epoch(skip=state.step), desc=f"epoch {state.epoch + 1}/{epochs}", total=len(batches),
         initial=state.step, leave=False, disable=None, unit="step",
@@ -227,6 +284,7 @@ def _train_epoch(model, loss_fn, optimizer, batches, state, epochs, stop, run_di
     # Overflow shows up as a non-finite loss, reported below with advice; no RuntimeWarnings too.
     with bar, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         for x, y in bar:
+            optimizer.lr = schedule.lr(state.epoch, first + state.step)
             loss = train_step(model, loss_fn, optimizer, x, y)
             if not math.isfinite(loss):
                 raise TrainingDiverged(
@@ -236,6 +294,9 @@ def _train_epoch(model, loss_fn, optimizer, batches, state, epochs, stop, run_di
             state.step += 1
             state.loss_sum += loss * len(x)
             state.seen += len(x)
+            if clipping:
+                state.grad_norm_sum += optimizer.grad_norm
+                state.grad_norm_max = max(state.grad_norm_max, optimizer.grad_norm)
             if state.step % 20 == 0:
                 bar.set_postfix(loss=f"{state.loss_sum / state.seen:.4f}", refresh=False)
             if stop.requested:

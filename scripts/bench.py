@@ -10,6 +10,8 @@ weight decay), trained on MNIST's first 55,000 training images (val_size 5000, a
              runs: forward, loss, backward(input_grad=False), optimizer step
   pytorch    the same model, initial weights, optimizer, thread count and data order (if installed)
   numpy-mlp  scripts/numpy_baseline.py: a minimal hand-written NumPy loop of the same model, for scale
+  lw-adam    layerwise as above with Adam (lr 0.001, betas 0.9/0.999) instead of SGD: the cost of
+             Adam's update (4 buffers per parameter instead of 2)
   dropout+batchnorm  layerwise with BatchNorm before and Dropout (p 0.2) after each hidden ReLU
   update     layerwise's SGD.step alone, 430 times (the cost beyond the floor no trainer can skip)
   torch-mm   the floor's 8 products through torch.mm (PyTorch's own BLAS), to show what PyTorch's
@@ -44,6 +46,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PINNING_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 LR, MOMENTUM, SEED, VAL_SIZE = 0.05, 0.9, 0, 5000
+ADAM_LR = 0.001
 
 
 # --- child side: each function runs in a fresh process and returns a JSON-able dict ----------------
@@ -202,11 +205,14 @@ def child_layerwise(spec):
     import numpy as np
     from layerwise.data.datasets import Batches, Split
     from layerwise.losses import SoftmaxCrossEntropy
-    from layerwise.optim import SGD
+    from layerwise.optim import SGD, Adam
 
     data, train = load_data(spec)
     model, loss_fn = lw_model(spec["hidden"], spec.get("variant")), SoftmaxCrossEntropy()
-    opt = SGD(model.named_parameters(), lr=LR, momentum=MOMENTUM, nesterov=False, weight_decay=0.0)
+    if spec.get("optimizer") == "adam":
+        opt = Adam(model.named_parameters(), lr=ADAM_LR)
+    else:
+        opt = SGD(model.named_parameters(), lr=LR, momentum=MOMENTUM, nesterov=False, weight_decay=0.0)
     if spec.get("warmup"):  # a few untimed steps (scaling runs only: it moves the weights)
         few = Split(train.x[: 3 * spec["batch"]], train.y[: 3 * spec["batch"]])
         lw_epoch(model, loss_fn, opt, Batches(few, spec["batch"]))
@@ -342,7 +348,8 @@ def describe_pools(pools):
 def bench_main(args, has_torch, threads, n_train, out):
     """Floor, layerwise and pytorch in alternating order, then the accuracy both reach."""
     base = dict(hidden=512, batch=128, epochs=args.epochs)
-    runs = {"mm8": [], "mm6": [], "layerwise": [], "numpy": [], "pytorch": [], "update": [], "mm8+update": [], "torch_mm8": []}
+    runs = {"mm8": [], "mm6": [], "layerwise": [], "numpy": [], "pytorch": [], "update": [], "mm8+update": [], "torch_mm8": [],
+            "lw_adam": []}
     last = {}
     for r in range(args.repeats):
         floor = run_child("floor", args, n=n_train, **base)
@@ -352,6 +359,8 @@ def bench_main(args, has_torch, threads, n_train, out):
         runs["mm8+update"].append(med(floor["times"]["mm8+update"]))
         last["layerwise"] = run_child("layerwise", args, **base)
         runs["layerwise"].append(med(last["layerwise"]["times"]))
+        last["lw-adam"] = run_child("layerwise", args, optimizer="adam", **base)
+        runs["lw_adam"].append(med(last["lw-adam"]["times"]))
         last["numpy"] = run_child("numpy", args, **base)
         runs["numpy"].append(med(last["numpy"]["times"]))
         if has_torch:
@@ -380,6 +389,9 @@ def bench_main(args, has_torch, threads, n_train, out):
     print("(floor = the 8 matrix products a step needs, 3 forward + 3 weight grads + 2 input grads, so 1.00x = no "
           f"cost beyond BLAS; the 6-mm line drops the input grads; layerwise spends "
           f"{100 * (1 - m['mm8'] / m['layerwise']):.0f}% of its epoch outside those products)")
+    print(f"layerwise with Adam (lr {ADAM_LR}): {m['lw_adam']:.3f}s per epoch (median; fastest {best['lw_adam']:.3f}s) "
+          f"= {m['lw_adam'] / m['mm8']:.2f}x floor, {m['lw_adam'] / m['layerwise']:.2f}x layerwise with SGD")
+    out["ratios"]["lw_adam/floor"] = m["lw_adam"] / m["mm8"]
     print("(numpy-mlp = scripts/numpy_baseline.py, a minimal hand-written NumPy loop of the same model, for scale)")
     print(f"numpy BLAS in the timed children: {describe_pools(last['layerwise']['pools'])}")
     if not last["layerwise"]["order_ok"]:

@@ -113,6 +113,55 @@ def test_invalid_config_names_file_and_key(tmp_path, text, fragments):
         assert fragment in message
 
 
+@pytest.mark.parametrize("text,fragments", [
+    ("optimizer: {type: sgd, beta1: 0.9}", ["optimizer.beta1", "not used by optimizer.type sgd", "only by adam, adamw"]),
+    ("optimizer: {type: adam, momentum: 0.9}", ["optimizer.momentum", "not used by optimizer.type adam", "sgd, rmsprop"]),
+    ("optimizer: {type: adam, nesterov: true}", ["optimizer.nesterov", "only by sgd"]),
+    ("optimizer: {type: adamw, alpha: 0.9}", ["optimizer.alpha", "only by rmsprop"]),
+    ("optimizer: {type: adam, beta2: 1.0}", ["optimizer.beta2", "below 1", "1.0"]),
+    ("optimizer: {type: adam, beta1: -0.1}", ["optimizer.beta1", ">= 0"]),
+    ("optimizer: {type: adam, eps: 0}", ["optimizer.eps", "> 0"]),
+    ("optimizer: {type: rmsprop, alpha: 1}", ["optimizer.alpha", "below 1"]),
+    ("optimizer: {type: rmsprop, centered: 1}", ["optimizer.centered", "true or false"]),
+    ("optimizer: {type: lamb}", ["optimizer.type", "sgd, adam, adamw, rmsprop", "'lamb'"]),
+    ("optimizer: {clip_norm: 0}", ["optimizer.clip_norm", "> 0"]),
+    ("optimizer: {schedule: step}", ["optimizer.step_size", "required by optimizer.schedule step"]),
+    ("optimizer: {schedule: exponential}", ["optimizer.gamma", "required by optimizer.schedule exponential"]),
+    ("optimizer: {schedule: cosine, gamma: 0.5}", ["optimizer.gamma", "not used by optimizer.schedule cosine",
+                                                    "only by step, exponential"]),
+    ("optimizer: {patience: 3}", ["optimizer.patience", "not used by optimizer.schedule constant", "only by plateau"]),
+    ("optimizer: {schedule: plateau, factor: 1.5}", ["optimizer.factor", "below 1"]),
+    ("optimizer: {schedule: step, step_size: 0}", ["optimizer.step_size", ">= 1"]),
+    ("optimizer: {warmup_epochs: 20}\ntrain: {epochs: 10}", ["optimizer.warmup_epochs", "at most train.epochs (10)"]),
+    ("train: {early_stopping: {patience: 0}}", ["train.early_stopping.patience", ">= 1"]),
+    ("train: {early_stopping: {patience: 2, min_delta: -1}}", ["train.early_stopping.min_delta", ">= 0"]),
+    ("train: {early_stopping: {wait: 2}}", ["train.early_stopping.wait", "unknown key", "patience, min_delta"]),
+    ("train: {early_stopping: 5}", ["train.early_stopping", "expected a mapping"]),
+])
+def test_invalid_optimizer_schedule_and_early_stopping_keys(tmp_path, text, fragments):
+    path = write(tmp_path, text + "\n")
+    message = config_error(path)
+    assert str(path) in message
+    for fragment in fragments:
+        assert fragment in message
+
+
+def test_each_optimizer_type_gets_pytorch_defaults_and_config_yaml_only_its_keys(tmp_path):
+    cfg = load_config(write(tmp_path, "optimizer: {type: adam}\ntrain: {early_stopping: {}}"))
+    o = cfg.optimizer
+    assert (o.lr, o.beta1, o.beta2, o.eps, o.weight_decay) == (0.001, 0.9, 0.999, 1e-8, 0.0)
+    assert o.momentum is None and o.clip_norm is None
+    assert cfg.train.early_stopping.patience == 5 and cfg.train.early_stopping.min_delta == 0.0
+    assert set(cfg.to_dict()["optimizer"]) == {"type", "lr", "beta1", "beta2", "eps", "weight_decay", "schedule", "warmup_epochs"}
+    assert load_config(write(tmp_path, "optimizer: {type: adamw}")).optimizer.weight_decay == 0.01
+    r = load_config(write(tmp_path, "optimizer: {type: rmsprop}")).optimizer
+    assert (r.lr, r.alpha, r.eps, r.momentum, r.centered) == (0.01, 0.99, 1e-8, 0.0, False)
+    s = load_config(write(tmp_path, "optimizer: {schedule: plateau}")).optimizer
+    assert (s.factor, s.patience, s.threshold, s.min_lr) == (0.1, 10, 1e-4, 0.0)
+    assert load_config(write(tmp_path, "optimizer: {schedule: step, step_size: 3}")).optimizer.gamma == 0.1
+    assert load_config(write(tmp_path, "")).train.early_stopping is None
+
+
 def test_yaml_syntax_error_says_where(tmp_path):
     path = write(tmp_path, "seed: 0\noptimizer: {lr: 0.1\ntrain: {epochs: 2}\n")
     message = config_error(path)

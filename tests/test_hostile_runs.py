@@ -885,6 +885,12 @@ def _fuzz_main(run_dir, work, seed):
     import resource
 
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
+    # ru_maxrss survives fork + exec: under a pytest that has imported torch (a cross-check module, at
+    # collection) it would be pytest's peak. VmHWM is this process's own.
+    status = Path("/proc/self/status")
+    if status.is_file():
+        hwm = [line.split()[1] for line in status.read_text().splitlines() if line.startswith("VmHWM:")]
+        peak_mb = int(hwm[0]) / 1024 if hwm else peak_mb
     print(json.dumps({"inputs": FUZZ_BYTES + FUZZ_MEMBERS + FUZZ_META + 3, "outcomes": outcomes, "failures": failures,
                       "peak_mb": peak_mb}))
 

@@ -59,8 +59,8 @@ def assert_same_arrays(a, b):
 
 
 def interrupt_after(monkeypatch, steps):
-    """Deliver a real SIGINT to this process after `steps` optimizer steps."""
-    from layerwise.optim import SGD
+    """Deliver a real SIGINT to this process after `steps` optimizer steps (of any optimizer)."""
+    from layerwise.optim import Optimizer as SGD
 
     real_step = SGD.step
     count = {"n": 0}
@@ -149,6 +149,126 @@ def test_resume_refuses_a_malformed_dropout_rng_state(tmp_path):
         save_checkpoint(path, saved, meta)
         with pytest.raises(CheckpointError, match=fragment.replace("[", r"\[").replace("]", r"\]")):
             resume(tmp_path / "run", ["train.epochs=2"], echo=quiet)
+
+
+ADAM = """
+seed: 3
+data: {dataset: regression, n_samples: 600, weights: [1, -2, 3], bias: 0.5, val_size: 100, test_size: 100}
+model:
+  layers:
+    - {type: linear, out_features: 32}
+    - {type: tanh}
+    - {type: linear, out_features: 1}
+loss: mse
+optimizer: {type: adam, lr: 0.03, weight_decay: 0.001, clip_norm: 2.0, warmup_epochs: 1,
+            schedule: plateau, patience: 0, factor: 0.5, threshold: 0.2}
+train: {epochs: 12, batch_size: 16, early_stopping: {patience: 1}}
+"""
+
+
+# Straight, this run warms up over epoch 1, the plateau halves lr after epochs 4 and 5, and early
+# stopping ends it after epoch 7 (best epoch 6). Interrupt in the warmup, mid epoch 5 (after a
+# reduction) and at the last step of epoch 7 (the resumed run makes the stopping decision).
+@pytest.mark.parametrize("stop_after", [10, 110, 175])
+def test_adam_plateau_early_stopping_resume_bit_identically(tmp_path, monkeypatch, stop_after):
+    config = tmp_path / "adam.yaml"
+    config.write_text(ADAM)
+    lines = []
+    straight = fit(load_config(config, [f"output={tmp_path / 'straight'}"]), echo=lines.append)
+    assert "early stopping: val mse has not improved by more than 0 for 1 epoch; stopped after epoch 7 of 12, best epoch 6" in lines
+    assert [r["lr"] for r in straight["history"]] == [0.03] * 4 + [0.015] + [0.0075] * 2
+    assert straight["best"]["epoch"] == 6
+    assert load_checkpoint(tmp_path / "straight" / "best.npz")[1]["state"]["epoch"] == 6  # best.npz is epoch 6's
+
+    interrupt_after(monkeypatch, stop_after)
+    with pytest.raises(TrainingInterrupted):
+        fit(load_config(config, [f"output={tmp_path / 'split'}"]), echo=quiet)
+    monkeypatch.undo()
+    resumed = resume(tmp_path / "split", echo=quiet)
+    for name in ("last.npz", "best.npz"):
+        assert_same_arrays(arrays(tmp_path / "straight" / name), arrays(tmp_path / "split" / name))
+    assert "optim/step" in arrays(tmp_path / "split" / "last.npz")
+    drop = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+    assert drop(resumed["history"]) == drop(straight["history"])  # lr, losses, grad norms, val metrics
+    assert resumed["test"] == straight["test"]
+
+
+def test_early_stopped_run_reports_it_and_refuses_to_resume(tmp_path):
+    config = tmp_path / "adam.yaml"
+    config.write_text(ADAM)
+    result = CliRunner().invoke(main, ["train", str(config), "-s", f"output={tmp_path / 'run'}"])
+    assert result.exit_code == 0, result.output
+    assert "stopped after epoch 7 of 12, best epoch 6" in result.output
+    header = (tmp_path / "run" / "metrics.csv").read_text().splitlines()[0]
+    assert "grad_norm_mean,grad_norm_max" in header  # clip_norm is set: the norms before clipping
+    test = (tmp_path / "run" / "test.json").read_text()
+    assert '"epoch": 6' in test
+    before = (tmp_path / "run" / "last.npz").read_bytes()
+    result = CliRunner().invoke(main, ["train", "--resume", str(tmp_path / "run"), "-s", "train.epochs=20"])
+    assert result.exit_code == 2
+    assert result.output.count("error:") == 1 and "Traceback" not in result.output
+    assert "already stopped early after epoch 7 (best epoch 6" in result.output
+    assert (tmp_path / "run" / "last.npz").read_bytes() == before
+
+
+@pytest.mark.parametrize("field,value,fragment", [
+    ("schedule", {"lr": -1.0, "best": None, "bad_epochs": 0}, "plateau schedule state"),
+    ("early_stopping", {"best": "high", "bad_epochs": 0}, "early-stopping state"),
+    ("stopped", {"epoch": 99, "best_epoch": 1}, "stopped is"),
+    ("grad_norm_max", float("nan"), "grad_norm_max"),
+])
+def test_a_forged_schedule_or_early_stopping_state_is_refused_before_anything_is_written(tmp_path, monkeypatch, field, value, fragment):
+    config = tmp_path / "adam.yaml"
+    config.write_text(ADAM)
+    interrupt_after(monkeypatch, 60)  # mid epoch 3
+    with pytest.raises(TrainingInterrupted):
+        fit(load_config(config, [f"output={tmp_path / 'run'}"]), echo=quiet)
+    monkeypatch.undo()
+    last = tmp_path / "run" / "last.npz"
+    saved, meta = load_checkpoint(last)
+    assert meta["state"]["schedule"]["lr"] == 0.03 and meta["state"]["early_stopping"]["bad_epochs"] == 0
+    meta["state"][field] = value
+    save_checkpoint(last, saved, meta)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()}
+    with pytest.raises(CheckpointError, match=fragment):
+        resume(tmp_path / "run", echo=quiet)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()} == before
+
+
+ADAM_DBN = ADAM.replace("""    - {type: linear, out_features: 32}
+    - {type: tanh}
+""", """    - {type: linear, out_features: 32}
+    - {type: batchnorm}
+    - {type: tanh}
+    - {type: dropout, p: 0.2}
+""").replace("early_stopping: {patience: 1}", "early_stopping: {patience: 2}")  # dropout's noisier validation
+
+
+@pytest.mark.parametrize("where", ["warmup", "after a reduction", "last step before stopping"])
+def test_adam_plateau_early_stopping_dropout_batchnorm_resume_bit_identically(tmp_path, monkeypatch, where):
+    """As above with Dropout (its mask stream) and BatchNorm (its running statistics) in the model; the
+    interrupt points come from the straight run: epoch 1, the epoch after the first lr reduction, and
+    the last step of the epoch that early stopping ends."""
+    config = tmp_path / "adam.yaml"
+    config.write_text(ADAM_DBN)
+    lines = []
+    straight = fit(load_config(config, [f"output={tmp_path / 'straight'}"]), echo=lines.append)
+    lrs = [r["lr"] for r in straight["history"]]
+    assert any(line.startswith("early stopping:") for line in lines) and len(lrs) < 12
+    assert min(lrs) < 0.03  # the plateau reduced the rate
+    reduced = next(i for i, lr in enumerate(lrs) if lr < 0.03)  # 0-based epoch that trains at a lower rate
+    stop_after = {"warmup": 10, "after a reduction": reduced * STEPS_PER_EPOCH + 12, "last step before stopping": len(lrs) * STEPS_PER_EPOCH}[where]
+
+    interrupt_after(monkeypatch, stop_after)
+    with pytest.raises(TrainingInterrupted):
+        fit(load_config(config, [f"output={tmp_path / 'split'}"]), echo=quiet)
+    monkeypatch.undo()
+    resumed = resume(tmp_path / "split", echo=quiet)
+    for name in ("last.npz", "best.npz"):
+        assert_same_arrays(arrays(tmp_path / "straight" / name), arrays(tmp_path / "split" / name))
+    drop = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+    assert drop(resumed["history"]) == drop(straight["history"])
+    assert resumed["test"] == straight["test"]
 
 
 def test_ctrl_c_through_the_cli_exits_130_and_prints_the_resume_command(tmp_path, monkeypatch):
@@ -419,3 +539,15 @@ def test_a_non_finite_gradient_with_a_finite_loss_is_never_saved(tmp_path, monke
     for array in arrays(tmp_path / "run" / "last.npz").values():
         assert np.all(np.isfinite(array))
     assert load_checkpoint(tmp_path / "run" / "last.npz")[1]["state"]["epoch"] == 1
+
+
+def test_trace_uses_the_runs_schedule_state(tmp_path):
+    from layerwise.trace import trace_step
+
+    config = tmp_path / "adam.yaml"
+    config.write_text(ADAM)
+    fit(load_config(config, [f"output={tmp_path / 'run'}"]), echo=quiet)
+    # after epoch 7 the plateau halved 0.0075 once more (0.3481 is no 20% improvement on 0.3443)
+    assert trace_step(tmp_path / "run", echo=quiet)[0]["lr"] == 0.00375
+    # a fresh config traces the first warmup step: 0.03 / 25
+    assert trace_step(config, echo=quiet)[0]["lr"] == pytest.approx(0.03 / 25)
