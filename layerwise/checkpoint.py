@@ -56,11 +56,17 @@ CHECKPOINT_FORMAT = "layerwise-checkpoint"
 CHECKPOINT_VERSION = 1
 
 
-def save_run_checkpoint(path, cfg, model, optimizer, state):
-    """Weights, optimizer state, the run state (epoch, step, RNG) and the resolved config, atomically."""
+def save_run_checkpoint(path, cfg, model, optimizer, state, data=None):
+    """Weights, optimizer state, the run state (epoch, step, RNG) and the resolved config, atomically;
+    with `data` (a Dataset) also what using the model needs without its training data: the task and
+    sizes ("data"), the preprocessing, and the data's fingerprint."""
     arrays = {f"model/{k}": v for k, v in model.state_dict().items()}
     arrays.update({f"optim/{k}": v for k, v in optimizer.state_dict().items()})
     meta = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "config": cfg.to_dict(), "state": state}
+    if data is not None:
+        meta["data"] = {"task": data.task, "num_features": data.num_features, "num_outputs": data.num_outputs}
+        meta["preprocessing"] = data.preprocessing
+        meta["fingerprint"] = data.fingerprint
     save_checkpoint(path, arrays, meta)
 
 

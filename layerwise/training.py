@@ -20,9 +20,10 @@ from tqdm import tqdm
 from . import metrics
 from .checkpoint import load_run_checkpoint, save_run_checkpoint, with_prefix
 from .config import Config, apply_overrides, config_from_dict
-from .data.datasets import Batches, load_dataset
+from .data.datasets import SPLITS, Batches, load_dataset
+from .data.fingerprint import fingerprint, mismatch
 from .evaluate import evaluate
-from .errors import CheckpointError, ConfigError, TrainingDiverged, TrainingInterrupted
+from .errors import CheckpointError, ConfigError, DataError, TrainingDiverged, TrainingInterrupted
 from .fileio import atomic_write_text
 from .optim import learning_rate
 from .registry import build_loss, build_model, build_optimizer
@@ -36,10 +37,17 @@ DATA_STREAM, INIT_STREAM, SHUFFLE_STREAM = 0, 1, 2
 RESUME_OVERRIDES = ("train.epochs", "train.eval_batch_size", "data.root")
 
 
-def build(cfg: Config, echo=print, dtype=np.float32):
-    """Data, model (initialised from cfg.seed), loss and optimizer for a config."""
+def build(cfg: Config, echo=print, dtype=np.float32, splits=SPLITS, preprocessing=None):
+    """Data, model (initialised from cfg.seed), loss and optimizer for a config.
+
+    `splits` and `preprocessing` are load_dataset's (eval reads only the split it scores). The data's
+    fingerprint is computed here, for every dataset that reads files.
+    """
     try:
-        data = load_dataset(cfg.data, seed=[cfg.seed, DATA_STREAM], source=cfg.source, echo=echo)
+        data = load_dataset(cfg.data, seed=[cfg.seed, DATA_STREAM], source=cfg.source, echo=echo,
+                            splits=splits, preprocessing=preprocessing)
+        if data.fingerprint is None:
+            data.fingerprint = fingerprint(data.sources)
         model = build_model(
             cfg.model.layers, data.num_features, data.num_outputs,
             rng=np.random.default_rng([cfg.seed, INIT_STREAM]), dtype=dtype, where=f"{cfg.source}: model.layers",
@@ -95,11 +103,11 @@ def fit(cfg: Config, *, overwrite=False, echo=print):
 
     def populate(directory):
         atomic_write_text(directory / "config.yaml", _yaml(cfg))
-        save_run_checkpoint(directory / "last.npz", cfg, model, optimizer, asdict(state))  # resumable at once
+        save_run_checkpoint(directory / "last.npz", cfg, model, optimizer, asdict(state), data)  # resumable at once
 
     run_dir = create_run_dir(cfg.output, populate)
     echo(
-        f"training {cfg.name} into {run_dir}: {model.num_parameters():,} parameters; "
+        f"training {describe_data(cfg)} into {run_dir}: {model.num_parameters():,} parameters; "
         f"{len(data.train):,} train / {len(data.val):,} val / {len(data.test):,} test examples"
     )
     return _run(cfg, run_dir, data, model, loss_fn, optimizer, state, echo)
@@ -127,6 +135,8 @@ def resume(run_dir, overrides=(), echo=print):
             f"{run_dir} already finished {state.epoch} epochs; raise train.epochs with -s train.epochs=N to go on"
         )
     data, model, loss_fn, optimizer = build(cfg, echo)
+    check_fingerprint(data, meta, path, "resume it with the data it was trained on (-s data.root=DIR where "
+                      "those files are now), or start a new run for this data")
     load_weights(model, arrays, path, cfg)
     try:
         optimizer.load_state_dict(with_prefix(arrays, "optim/"))
@@ -159,7 +169,7 @@ def _run(cfg, run_dir, data, model, loss_fn, optimizer, state, echo):
                     f"optimizer.lr ({_kept(run_dir)})"
                 )
             if not finished:
-                save_run_checkpoint(run_dir / "last.npz", cfg, model, optimizer, asdict(state))
+                save_run_checkpoint(run_dir / "last.npz", cfg, model, optimizer, asdict(state), data)
                 raise TrainingInterrupted(
                     f"interrupted at epoch {state.epoch + 1}, step {state.step}; saved {run_dir / 'last.npz'}. "
                     f"Resume with: layerwise train --resume {run_dir}"
@@ -201,8 +211,8 @@ def _end_epoch(cfg, run_dir, data, model, loss_fn, optimizer, state, epoch_start
         state.best = {"epoch": state.epoch + 1, "metric": monitor, "value": val[monitor]}
     state.epoch, state.step, state.loss_sum, state.seen = state.epoch + 1, 0, 0.0, 0
     if improved:
-        save_run_checkpoint(run_dir / "best.npz", cfg, model, optimizer, asdict(state))
-    save_run_checkpoint(run_dir / "last.npz", cfg, model, optimizer, asdict(state))
+        save_run_checkpoint(run_dir / "best.npz", cfg, model, optimizer, asdict(state), data)
+    save_run_checkpoint(run_dir / "last.npz", cfg, model, optimizer, asdict(state), data)
     _write_metrics(run_dir / "metrics.csv", state.history)
     echo(epoch_line(row, cfg.train.epochs) + ("  (best)" if improved else ""))
 
@@ -240,6 +250,23 @@ def _train_epoch(model, loss_fn, optimizer, batches, state, epochs, sigint, run_
             if sigint.requested:
                 return False
     return True
+
+
+def describe_data(cfg):
+    """What the header line says is being trained: the dataset, and where it comes from when that is
+    the user's own directory or file."""
+    where = getattr(cfg.data, "root", None) if cfg.data.dataset == "idx" else getattr(cfg.data, "path", None)
+    return f"{cfg.data.dataset} ({where})" if where else cfg.data.dataset
+
+
+def check_fingerprint(data, meta, path, advice):
+    """Refuse data whose fingerprint differs from the one `meta` (a checkpoint's) recorded."""
+    stored = meta.get("fingerprint")
+    if not isinstance(stored, list):
+        return  # a checkpoint from before runs recorded their data: nothing to compare
+    problem = mismatch(data.fingerprint, stored)
+    if problem:
+        raise DataError(f"{path} was trained on other data: {problem}; {advice}")
 
 
 def _kept(run_dir):

@@ -4,7 +4,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
+from ..preprocess import array_preprocessing, image_preprocessing, pixels
 
 
 @dataclass
@@ -23,57 +24,105 @@ class Dataset:
     test: Split
     task: str  # "classification" or "regression"
     num_outputs: int  # classes, or target width
+    preprocessing: dict = None  # JSON-able: raw input -> model input, outputs -> labels (preprocess.py)
+    sources: list = None  # the files it was read from
+    fingerprint: list = None  # data.fingerprint entries; filled from `sources` when None
 
     @property
     def num_features(self):
-        return self.train.x.shape[1]
+        split = next(s for s in (self.train, self.val, self.test) if s is not None)
+        return split.x.shape[1]
 
     def split(self, name):
         return {"train": self.train, "val": self.val, "test": self.test}[name]
 
 
-def load_dataset(data_cfg, seed=0, source="<config>", echo=print):
-    """Build the dataset a config's `data` section describes."""
-    if data_cfg.dataset == "mnist":
-        return _mnist(data_cfg, source, echo)
+SPLITS = ("train", "val", "test")
+
+
+def load_dataset(data_cfg, seed=0, source="<config>", echo=print, splits=SPLITS, preprocessing=None):
+    """Build the dataset a config's `data` section describes.
+
+    `splits` names the splits needed (the others are None, and their files are not read: scoring the
+    test split of an image dataset reads only the test files); `preprocessing`, from a checkpoint,
+    replaces what would otherwise be computed from the training data.
+    """
+    if data_cfg.dataset in ("mnist", "fashion_mnist", "idx"):
+        return _images(data_cfg, source, echo, splits, preprocessing)
     return _regression(data_cfg, seed, source)
 
 
-def _mnist(cfg, source, echo):
-    from .mnist import load_mnist  # imports tqdm and urllib: only when MNIST is used
+def _images(cfg, source, echo, splits, preprocessing):
+    from . import mnist  # imports tqdm and urllib: only when image data is used
 
-    raw = load_mnist(cfg.root, echo=echo)
-    train_x, train_y = raw["train_images"], raw["train_labels"]
-    test_x, test_y = raw["test_images"], raw["test_labels"]
-    if cfg.train_limit is not None:
-        train_x, train_y = train_x[: cfg.train_limit], train_y[: cfg.train_limit]
-    if cfg.test_limit is not None:
-        test_x, test_y = test_x[: cfg.test_limit], test_y[: cfg.test_limit]
-    if cfg.val_size >= len(train_x):
-        raise ConfigError(
-            f"{source}: data.val_size: {cfg.val_size} leaves no training images out of {len(train_x)}"
-        )
-    # The validation split is the last val_size training images (as Keras's validation_split takes
-    # the tail), so choosing a model never looks at the test set.
-    n_train = len(train_x) - cfg.val_size
-    return Dataset(
-        train=Split(_pixels(train_x[:n_train], cfg), train_y[:n_train].astype(np.int64)),
-        val=Split(_pixels(train_x[n_train:], cfg), train_y[n_train:].astype(np.int64)),
-        test=Split(_pixels(test_x, cfg), test_y.astype(np.int64)),
-        task="classification",
-        num_outputs=10,
-    )
+    keys = []
+    if "train" in splits or "val" in splits:
+        keys += ["train_images", "train_labels"]
+    if "test" in splits:
+        keys += ["test_images", "test_labels"]
+    found = {}
+    if cfg.dataset == "idx":
+        from .idx_files import load_idx_folder
+
+        raw = load_idx_folder(cfg.root, keys, sources=found)
+        class_names = _idx_classes(cfg, raw, found, preprocessing)
+    else:
+        spec = mnist.MNIST
+        if cfg.dataset == "fashion_mnist":
+            from .fashion_mnist import FASHION_MNIST as spec
+        raw = mnist.load_mnist(cfg.root, spec=spec, echo=echo, keys=keys, sources=found)
+        class_names = spec.class_names
+    sources = [found[key] for key in keys]
+    train = val = test = None
+    if "train_images" in raw:
+        train_x, train_y = raw["train_images"], raw["train_labels"]
+        if cfg.train_limit is not None:
+            train_x, train_y = train_x[: cfg.train_limit], train_y[: cfg.train_limit]
+        if cfg.val_size >= len(train_x):
+            raise ConfigError(
+                f"{source}: data.val_size: {cfg.val_size} leaves no training images out of {len(train_x)}"
+            )
+        # The validation split is the last val_size training images (as Keras's validation_split takes
+        # the tail), so choosing a model never looks at the test set.
+        n_train = len(train_x) - cfg.val_size
+    if preprocessing is None:
+        mean, std = cfg.mean, cfg.std
+        if cfg.normalize and (mean is None or std is None):  # idx: from the training images
+            from ..preprocess import pixel_stats
+
+            mean_, std_ = pixel_stats(train_x[:n_train])
+            mean, std = (mean_ if mean is None else mean), (std_ if std is None else std)
+            std = std if std > 0 else 1.0
+        shape = (raw.get("train_images") if "train_images" in raw else raw["test_images"]).shape[1:]
+        preprocessing = image_preprocessing(cfg.dataset, shape, class_names, 1 / 255 if cfg.scale else 1.0,
+                                            mean if cfg.normalize else None, std if cfg.normalize else None)
+    if "train_images" in raw:
+        train = Split(pixels(preprocessing, train_x[:n_train]), train_y[:n_train].astype(np.int64))
+        val = Split(pixels(preprocessing, train_x[n_train:]), train_y[n_train:].astype(np.int64))
+    if "test_images" in raw:
+        test_x, test_y = raw["test_images"], raw["test_labels"]
+        if cfg.test_limit is not None:
+            test_x, test_y = test_x[: cfg.test_limit], test_y[: cfg.test_limit]
+        test = Split(pixels(preprocessing, test_x, sources[-2]), test_y.astype(np.int64))
+    return Dataset(train=train, val=val, test=test, task="classification",
+                   num_outputs=len(preprocessing["class_names"]), preprocessing=preprocessing, sources=sources)
 
 
-def _pixels(images, cfg):
-    """uint8 (N, H, W) -> float32 (N, H*W), scaled and normalised in place (no float64 temporaries)."""
-    x = images.reshape(len(images), -1).astype(np.float32)
-    if cfg.scale:
-        x *= np.float32(1 / 255)
-    if cfg.normalize:
-        x -= np.float32(cfg.mean)
-        x *= np.float32(1 / cfg.std)
-    return x
+def _idx_classes(cfg, raw, found, preprocessing):
+    """The class names of an idx dataset: data.class_names, else the checkpoint's, else "0".."max label"."""
+    if preprocessing is not None:
+        names = preprocessing["class_names"]
+    elif cfg.class_names is not None:
+        names = cfg.class_names
+    else:
+        top = max(int(raw[k].max()) for k in ("train_labels", "test_labels") if k in raw and raw[k].size)
+        names = [str(i) for i in range(top + 1)]
+    for key in ("train_labels", "test_labels"):
+        labels = raw.get(key)
+        if labels is not None and labels.size and labels.max() >= len(names):
+            raise DataError(f"{found[key]}: label {labels.max()} has no class name: data.class_names "
+                            f"lists {len(names)} ({', '.join(names[:3])}, ...); give one name per label value")
+    return names
 
 
 def _regression(cfg, seed, source):
@@ -92,16 +141,25 @@ def _regression(cfg, seed, source):
         raise ConfigError(f"{source}: data: these bounds, weights, bias or noise_std give values beyond float32's range")
     n_train = n - cfg.val_size - cfg.test_size
     n_val = cfg.val_size
+    mean = std = None
     if cfg.standardize:
         # Statistics from the training rows only, applied to every split.
         mean, std = x[:n_train].mean(axis=0), x[:n_train].std(axis=0)
-        x = (x - mean) / np.where(std > 0, std, 1)
+        std = np.where(std > 0, std, 1)
+        x = (x - mean) / std
+    from dataclasses import asdict
+
+    from .fingerprint import generated
+
     return Dataset(
         train=Split(x[:n_train], y[:n_train]),
         val=Split(x[n_train : n_train + n_val], y[n_train : n_train + n_val]),
         test=Split(x[n_train + n_val :], y[n_train + n_val :]),
         task="regression",
         num_outputs=1,
+        preprocessing=array_preprocessing(d, mean, std),
+        sources=[],
+        fingerprint=generated({"data": asdict(cfg), "seed": [int(v) for v in np.atleast_1d(seed)]}),
     )
 
 

@@ -1,0 +1,88 @@
+"""Preprocessing that travels with a model: raw inputs -> the model's inputs, outputs -> labels.
+
+Every checkpoint stores its dataset's `preprocessing` (plain JSON), so eval and predict never need the
+training data:
+  kind "image": {"image_shape": [H, W], "scale": s, "mean": m or None, "std": s or None, ...}
+      pixels (uint8 0-255 or floats in the same range) -> x * scale, then (x - mean) / std.
+  kind "array": {"num_features": D, "mean": [...] or None, "std": [...] or None, ...}
+      rows of D numbers -> (x - mean) / std per feature when standardised.
+  kind "table": CSV columns -> numbers, by layerwise.data.tabular (encoding, one-hot, standardise).
+All kinds carry "class_names" (classification: one name per output; else None) and "target_names".
+"""
+
+import numpy as np
+
+from .errors import DataError
+
+
+def image_preprocessing(dataset, image_shape, class_names, scale, mean, std):
+    return {"kind": "image", "dataset": dataset, "image_shape": [int(d) for d in image_shape],
+            "scale": float(scale), "mean": None if mean is None else float(mean),
+            "std": None if std is None else float(std),
+            "class_names": [str(c) for c in class_names], "target_names": None}
+
+
+def array_preprocessing(num_features, mean=None, std=None, target_names=("y",)):
+    return {"kind": "array", "num_features": int(num_features),
+            "mean": None if mean is None else [float(v) for v in mean],
+            "std": None if std is None else [float(v) for v in std],
+            "class_names": None, "target_names": list(target_names)}
+
+
+def pixels(pre, images, where="input"):
+    """Images (N, H, W) or (N, H*W) or one (H, W) image, 0-255 -> float32 (N, H*W) model inputs;
+    scaled and normalised in place (no float64 temporaries)."""
+    images = np.asarray(images)
+    h, w = pre["image_shape"]
+    if images.shape == (h, w):
+        images = images[None]
+    if images.ndim == 3 and images.shape[1:] == (h, w) or images.ndim == 2 and images.shape[1] == h * w:
+        x = images.reshape(len(images), h * w).astype(np.float32)
+    else:
+        raise DataError(f"{where}: expected {h}x{w} images, shaped (N, {h}, {w}) or (N, {h * w}), "
+                        f"received shape {images.shape}")
+    if not np.issubdtype(images.dtype, np.number) or images.dtype == np.bool_:
+        raise DataError(f"{where}: expected pixel values (numbers 0-255), received dtype {images.dtype}")
+    if pre["scale"] != 1:
+        x *= np.float32(pre["scale"])
+    if pre["mean"] is not None:
+        x -= np.float32(pre["mean"])
+        x *= np.float32(1 / pre["std"])
+    return x
+
+
+def features(pre, x, where="input"):
+    """Rows (N, D) or one row (D,) of raw numbers -> float32 (N, D) model inputs."""
+    x = np.asarray(x)
+    d = pre["num_features"]
+    if x.ndim == 1 and len(x) == d:
+        x = x[None]
+    if x.ndim != 2 or x.shape[1] != d:
+        raise DataError(f"{where}: expected rows of {d} numbers, shaped (N, {d}), received shape {x.shape}")
+    if not np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_:
+        raise DataError(f"{where}: expected numbers, received dtype {x.dtype}")
+    x = x.astype(np.float32)
+    if pre["mean"] is not None:
+        x -= np.asarray(pre["mean"], dtype=np.float32)
+        x /= np.asarray(pre["std"], dtype=np.float32)
+    return np.ascontiguousarray(x)
+
+
+def model_inputs(pre, x, where="input"):
+    """Raw arrays of an image or array model -> float32 model inputs."""
+    if pre["kind"] == "image":
+        return pixels(pre, x, where)
+    if pre["kind"] == "array":
+        return features(pre, x, where)
+    raise DataError(f"{where}: a model trained on a table takes CSV files (or tables given by column name), "
+                    "not bare arrays; pass a CSV path")
+
+
+def pixel_stats(images):
+    """Mean and std of uint8 images scaled to [0, 1], exactly, from a 256-bin histogram (no float copy)."""
+    counts = np.bincount(np.asarray(images, dtype=np.uint8).ravel(), minlength=256).astype(np.float64)
+    values = np.arange(256) / 255.0
+    n = counts.sum()
+    mean = float(counts @ values / n)
+    std = float(np.sqrt(max(counts @ (values - mean) ** 2 / n, 0.0)))
+    return mean, std
