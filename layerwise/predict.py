@@ -151,9 +151,10 @@ def report_lines(loaded, inputs, result, show):
     width = min(max((len(r["input"]) for r in rows), default=0), 40)
     pictures = show and inputs.images is not None and len(rows) <= PICTURE_LIMIT
     render = _renderer() if pictures else None
+    label_width = max((len(c) for c in loaded.classes or []), default=0)
     lines = []
     for i, row in enumerate(rows):
-        text = f"{row['input']:<{width}}  {_prediction_text(row)}"
+        text = f"{row['input']:<{width}}  {_prediction_text(row, label_width)}"
         if render is None:
             lines.append(text)
             continue
@@ -173,10 +174,10 @@ def report_lines(loaded, inputs, result, show):
     return lines
 
 
-def _prediction_text(row):
+def _prediction_text(row, label_width=0):
     if "top" in row:
         probs = ", ".join(f"{t['class']} {100 * t['probability']:.1f}%" for t in row["top"])
-        text = f"{row['prediction']}  ({probs})"
+        text = f"{row['prediction']:<{label_width}}  ({probs})"
         if "target" in row:
             text += f"  true {row['target']}" + ("" if row["target"] == row["prediction"] else "  <- wrong")
         return text
