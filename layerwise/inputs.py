@@ -25,6 +25,7 @@ class Inputs:
     names: list  # one display name per row
     images: np.ndarray = None  # uint8 (N, H, W) pictures of image inputs, for display
     idx: bool = False  # read from an IDX images file (a labels file may follow)
+    has_target: np.ndarray = None  # (N,) bool when only some rows have targets (see merged)
 
 
 def is_csv(path):
@@ -55,14 +56,20 @@ def read_inputs(paths, pre, task):
 
 
 def merged(parts):
-    """All inputs as one Inputs (targets only if every part has them)."""
-    y = None
-    if parts and all(p.y is not None for p in parts):
-        y = np.concatenate([p.y for p in parts])
+    """All inputs as one Inputs. When only some parts have targets, `has_target` marks their rows
+    (the others get placeholder targets)."""
+    y, has_target = None, None
+    with_y = [p for p in parts if p.y is not None]
+    if with_y:
+        fill = [p.y if p.y is not None else np.zeros((len(p.x),) + with_y[0].y.shape[1:], with_y[0].y.dtype)
+                for p in parts]
+        y = np.concatenate(fill)
+        has_target = np.concatenate([np.full(len(p.x), p.y is not None) for p in parts])
     images = None
     if parts and all(p.images is not None for p in parts):
         images = np.concatenate([p.images for p in parts])
-    return Inputs(np.concatenate([p.x for p in parts]), y, [n for p in parts for n in p.names], images)
+    return Inputs(np.concatenate([p.x for p in parts]), y, [n for p in parts for n in p.names], images,
+                  has_target=has_target)
 
 
 def targets(values, pre, task, where):

@@ -116,6 +116,7 @@ def predict_files(run, paths, top=3, output=None, as_json=False, show=True, chec
 
 
 def summarise(loaded, inputs, outputs, top):
+    has = _has_target(inputs)
     rows = []
     result = {"run": str(loaded.path), "task": loaded.task, "inputs": len(outputs), "predictions": rows}
     if loaded.task == "classification":
@@ -125,25 +126,35 @@ def summarise(loaded, inputs, outputs, top):
         for i, name in enumerate(inputs.names):
             row = {"input": name, "prediction": loaded.classes[order[i, 0]],
                    "top": [{"class": loaded.classes[j], "probability": float(proba[i, j])} for j in order[i]]}
-            if inputs.y is not None:
+            if has[i]:
                 row["target"] = loaded.classes[inputs.y[i]]
             rows.append(row)
-        if inputs.y is not None:
-            result["accuracy"] = float(np.mean(proba.argmax(axis=1) == inputs.y))
+        if has.any():
+            result["accuracy"] = float(np.mean(proba.argmax(axis=1)[has] == inputs.y[has]))
     else:
         names = loaded.preprocessing.get("target_names") or [f"y{j}" for j in range(outputs.shape[1])]
         for i, name in enumerate(inputs.names):
             value = [float(v) for v in outputs[i]]
             row = {"input": name, "prediction": value[0] if len(value) == 1 else dict(zip(names, value))}
-            if inputs.y is not None:
+            if has[i]:
                 target = [float(v) for v in inputs.y[i]]
                 row["target"] = target[0] if len(target) == 1 else dict(zip(names, target))
             rows.append(row)
-        if inputs.y is not None:
+        if has.any():
             from .metrics import regression_metrics
 
-            result.update(regression_metrics(outputs, inputs.y))
+            result.update(regression_metrics(outputs[has], inputs.y[has]))
+    result["with_target"] = int(has.sum())
     return result
+
+
+def _has_target(inputs):
+    """(N,) bool: which rows have a target."""
+    if inputs.y is None:
+        return np.zeros(len(inputs.x), dtype=bool)
+    if inputs.has_target is None:
+        return np.ones(len(inputs.x), dtype=bool)
+    return inputs.has_target
 
 
 def report_lines(loaded, inputs, result, show):
@@ -164,7 +175,7 @@ def report_lines(loaded, inputs, result, show):
         lines.extend(f"{p:<{pad}}  {text if j == middle else ''}".rstrip() for j, p in enumerate(picture))
     if show and inputs.images is not None and len(rows) > PICTURE_LIMIT:
         lines.append(f"(pictures are drawn for at most {PICTURE_LIMIT} images; these are {len(rows):,})")
-    n_target = len(rows) if inputs.y is not None else 0
+    n_target = result["with_target"]
     if "accuracy" in result:
         right = round(result["accuracy"] * n_target)
         lines.append(f"accuracy {100 * result['accuracy']:.2f}% ({right:,} of {n_target:,} inputs with a target)")
@@ -229,6 +240,8 @@ def write_csv(output, loaded, inputs, outputs):
         target = None if inputs.y is None else [
             f"{t[0]:.8g}" if len(t) == 1 else " ".join(f"{v:.8g}" for v in t) for t in inputs.y]
     if target is not None:
+        has = _has_target(inputs)
+        target = [t if h else "" for t, h in zip(target, has)]
         header.append("target")
         cells = [row + [t] for row, t in zip(cells, target)]
     writer.writerow(header)
