@@ -32,6 +32,23 @@ def atomic_write(path, write):
     fsync_dir(path.parent)
 
 
+def atomic_create(path, write):
+    """Like atomic_write, but the file must not exist: it appears complete or not at all, and a file
+    that appeared meanwhile is never replaced (os.link refuses an existing name: FileExistsError)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fchmod(f.fileno(), 0o666 & ~UMASK)
+            os.fsync(f.fileno())
+        os.link(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    fsync_dir(path.parent)
+
+
 def atomic_write_text(path, text):
     atomic_write(path, lambda f: f.write(text.encode()))
 

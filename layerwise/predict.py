@@ -224,7 +224,7 @@ def check_output(output):
 
 def write_csv(output, loaded, inputs, outputs):
     """input, prediction (or prediction_<target>), p_<class> per class, and target when known; atomic."""
-    from .fileio import atomic_write_text
+    from .fileio import atomic_create
 
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -247,7 +247,9 @@ def write_csv(output, loaded, inputs, outputs):
     writer.writerow(header)
     writer.writerows(cells)
     try:
-        atomic_write_text(output, out.getvalue())
+        atomic_create(output, lambda f: f.write(out.getvalue().encode()))
+    except FileExistsError:
+        raise ConfigError(f"-o {output}: the file appeared while predicting; refusing to overwrite it") from None
     except OSError as e:
         raise DataError(f"-o {output}: cannot write it ({e.strerror or e})") from None
 

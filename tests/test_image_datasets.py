@@ -230,3 +230,20 @@ def test_train_idx_header_names_its_directory(tmp_path):
     result = CliRunner().invoke(main, ["train", str(tmp_path / "exp.yaml"), "-s", f"output={tmp_path / 'run'}"])
     assert result.exit_code == 0, result.output
     assert result.output.startswith(f"training idx ({tmp_path / 'em'}) into")
+
+
+def test_idx_eval_uses_the_stored_stats_and_class_names_without_training_files(tmp_path):
+    write_tiny(tmp_path / "em", names=EMNIST, classes=4)
+    (tmp_path / "exp.yaml").write_text(json.dumps({
+        "data": {"dataset": "idx", "root": str(tmp_path / "em"), "val_size": 10, "class_names": list("abcd")},
+        "model": {"layers": [{"type": "linear", "out_features": 4}]}, "train": {"epochs": 2}}))
+    run = tmp_path / "run"
+    assert CliRunner().invoke(main, ["train", str(tmp_path / "exp.yaml"), "-s", f"output={run}"]).exit_code == 0
+    before = CliRunner().invoke(main, ["eval", str(run)])
+    assert before.exit_code == 0, before.output
+    for key in ("train_images", "train_labels"):
+        (tmp_path / "em" / f"{EMNIST[key]}.gz").unlink()
+    after = CliRunner().invoke(main, ["eval", str(run)])
+    assert after.exit_code == 0, after.output
+    assert after.output == before.output  # same numbers: mean/std came from the checkpoint
+    assert "test split, 20 examples" in after.output
