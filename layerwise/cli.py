@@ -83,8 +83,8 @@ def train(config, overrides, overwrite, resume_dir):
 )
 @click.option(
     "--data", "data", type=click.Path(exists=True), metavar="FILE_OR_DIR",
-    help="Score other data on purpose: a directory of IDX files, or a file with targets (.npz with x and y, "
-    "or a CSV with the target column).",
+    help="Score other data on purpose: a directory of IDX files, an IDX images file (its labels file beside "
+    "it), or a file with targets (.npz with x and y, a CSV with the target column).",
 )
 @set_option
 @reports_errors

@@ -94,7 +94,10 @@ def _other_data(path, meta, cfg, source, split):
         paths = find_idx_files(source, keys, origin="--data")
         inputs = merged(read_inputs([paths[k] for k in keys], pre, sizes["task"]))
     else:
-        inputs = merged(read_inputs([source], pre, sizes["task"]))
+        from .inputs import labels_beside
+
+        labels = labels_beside(source)  # an IDX images file: its labels file next to it
+        inputs = merged(read_inputs([source] + ([labels] if labels else []), pre, sizes["task"]))
     if inputs.y is None:
         raise DataError(f"--data {source}: holds no targets to score against (an .npz needs y, a CSV the target "
                         "column); to see predictions without targets use layerwise predict")

@@ -38,8 +38,10 @@ def read_inputs(paths, pre, task):
     result = []
     for path in paths:
         path = Path(path)
+        if path.is_dir():
+            raise DataError(f"{path} is a directory; give the input files in it")
         if not path.is_file():
-            raise DataError(f"{path}: no such file" + (" (a directory: give the files in it)" if path.is_dir() else ""))
+            raise DataError(f"{path}: no such file")
         suffix = path.suffix.lower()
         if is_csv(path):
             result.append(_csv(path, pre, task))
@@ -168,6 +170,19 @@ def _idx_file(path, pre, task, result):
         return
     x = model_inputs(pre, array, str(path))
     result.append(Inputs(x, None, _row_names(path, len(x)), _display(pre, array, len(x)), idx=True))
+
+
+def labels_beside(path):
+    """The IDX labels file next to an IDX images file (t10k-images-idx3-ubyte.gz ->
+    t10k-labels-idx1-ubyte.gz), or None."""
+    path = Path(path)
+    if not _is_idx(path):
+        return None
+    name = path.name.replace("images", "labels").replace("idx3", "idx1").replace("imgs", "labels")
+    for candidate in (path.with_name(name), path.with_name(name.removesuffix(".gz")), path.with_name(name + ".gz")):
+        if candidate != path and candidate.is_file():
+            return candidate
+    return None
 
 
 def _is_idx(path):

@@ -114,6 +114,10 @@ def test_eval_data_scores_other_data_on_purpose(trained, tmp_path):
     from_npz = cli("eval", "run", "--data", "b.npz")
     assert from_npz.exit_code == 0, from_npz.output
     assert from_npz.output.splitlines()[1] == result.output.splitlines()[1]  # same loss and accuracy
+    # An IDX images file finds its labels file beside it.
+    from_idx = cli("eval", "run", "--data", tmp_path / "b" / "t10k-images-idx3-ubyte.gz")
+    assert from_idx.exit_code == 0, from_idx.output
+    assert from_idx.output.splitlines()[1] == result.output.splitlines()[1]
     import layerwise
 
     model = layerwise.load("run")
