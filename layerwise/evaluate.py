@@ -57,7 +57,8 @@ def load_run(target, which="best", overrides=(), split="test", data=None):
         cfg = config_from_dict(apply_overrides(meta["config"], overrides, str(path)), str(path))
     if data is not None:
         return cfg, _other_data(path, meta, cfg, data, split), *_model(path, cfg), state
-    dataset, model, loss, _ = build(cfg, splits=(split,), preprocessing=meta.get("preprocessing"))
+    pre = meta.get("preprocessing")  # an older checkpoint has none: its preprocessing needs every split
+    dataset, model, loss, _ = build(cfg, splits=(split,) if pre else ("train", "val", "test"), preprocessing=pre)
     load_weights(model, arrays, path, cfg)
     check_fingerprint(dataset, meta, path, f"to score other data on purpose: layerwise eval {target} --data FILE_OR_DIR")
     return cfg, dataset, model, loss, state

@@ -180,3 +180,17 @@ def test_mismatch_accepts_a_subset_and_names_the_odd_file():
     assert fp.mismatch([{"file": "/e/b", "sha256": "2"}], stored) is None
     message = fp.mismatch([{"file": "/e/b", "sha256": "3" * 64}], stored)
     assert "/e/b" in message and "the run used /d/b" in message
+
+
+def test_a_checkpoint_from_before_fingerprints_still_evaluates(trained, tmp_path):
+    for name in ("best.npz", "last.npz"):
+        with np.load(trained / name) as npz:
+            saved = {key: npz[key] for key in npz.files}
+        meta = json.loads(str(saved["__meta__"]))
+        for key in ("preprocessing", "data", "fingerprint"):
+            meta.pop(key)
+        saved["__meta__"] = np.array(json.dumps(meta))
+        np.savez(trained / name, **saved)
+    result = cli("eval", "run", "-s", "data.root=b")  # nothing recorded to check against
+    assert result.exit_code == 0, result.output
+    assert "test split, 20 examples" in result.output
