@@ -247,3 +247,18 @@ def test_idx_eval_uses_the_stored_stats_and_class_names_without_training_files(t
     assert after.exit_code == 0, after.output
     assert after.output == before.output  # same numbers: mean/std came from the checkpoint
     assert "test split, 20 examples" in after.output
+
+
+def test_a_download_that_cannot_be_cached_still_has_a_fingerprint(tmp_path, server):
+    from layerwise.data.fingerprint import fingerprint
+
+    write_tiny(tmp_path / "www" / "f")
+    (tmp_path / "blocker").write_text("a file where the cache directory should be")
+    sha = digests(tmp_path / "www" / "f", "sha256", True)
+    lines, sources = [], {}
+    load_mnist(mirrors=[server + "f/"], cache_dir=tmp_path / "blocker" / "cache", sha256=sha,
+               echo=lines.append, sources=sources)
+    assert len(lines) == 4 and all(line.startswith("could not cache") for line in lines)
+    entries = fingerprint(sources.values())
+    assert [e["sha256"] for e in entries] == [sha[n] for n in FILES.values()]
+    assert entries[0]["file"] == f"{server}f/train-images-idx3-ubyte.gz"

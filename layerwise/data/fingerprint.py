@@ -19,12 +19,14 @@ _MEMO = {}  # (real path, size, mtime_ns) -> sha256
 
 
 def _key(path):
+    if "://" in str(path):  # a download that could not be cached: known only by its URL
+        return (str(path), None, None)
     st = os.stat(path)
     return (os.path.realpath(path), st.st_size, st.st_mtime_ns)
 
 
 def remember(path, digest):
-    """Record the digest of `path` computed by a loader that had the decompressed bytes anyway."""
+    """Record the digest of `path` (or of a URL) computed by a loader that had the data anyway."""
     try:
         _MEMO[_key(path)] = digest
     except OSError:
@@ -37,6 +39,8 @@ def file_digest(path):
         key = _key(path)
     except OSError as e:
         raise DataError(f"{path}: cannot read it to check the run's data ({e.strerror})") from None
+    if key[1] is None and key not in _MEMO:
+        raise DataError(f"{path}: no digest recorded for this download; set data.root to the downloaded files")
     if key not in _MEMO:
         h = hashlib.sha256()
         try:
@@ -58,7 +62,7 @@ def fingerprint(sources, known=None):
     entries = []
     for path in sources or []:
         path = str(path)
-        real, size, mtime = _key(path) if os.path.exists(path) else (os.path.realpath(path), None, None)
+        real, size, mtime = _key(path) if os.path.exists(path) or "://" in path else (os.path.realpath(path), None, None)
         old = previous.get(real)
         if old and old.get("size") == size and old.get("mtime_ns") == mtime and size is not None:
             digest = old["sha256"]

@@ -140,10 +140,9 @@ def cached_or_downloaded(name, cache: Path, mirrors, expected: str, md5_gz, echo
         return read_idx_bytes(raw, str(path)), str(path)
     gz, raw, url = download(name, mirrors, expected, md5_gz, echo, title)
     path = cache / f"{name}.gz"
-    if save_atomically(path, gz, echo):
-        remember(path, hashlib.sha256(raw).hexdigest())
-        return read_idx_bytes(raw, url), str(path)
-    return read_idx_bytes(raw, url), url
+    source = str(path) if save_atomically(path, gz, echo) else url
+    remember(source, hashlib.sha256(raw).hexdigest())
+    return read_idx_bytes(raw, url), source
 
 
 def download(name, mirrors, expected: str, md5_gz, echo, title="MNIST"):
