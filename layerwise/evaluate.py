@@ -58,7 +58,8 @@ def load_run(target, which="best", overrides=(), split="test", data=None):
     if data is not None:
         return cfg, _other_data(path, meta, cfg, data, split), *_model(path, cfg), state
     pre = meta.get("preprocessing")  # an older checkpoint has none: its preprocessing needs every split
-    dataset, model, loss, _ = build(cfg, splits=(split,) if pre else ("train", "val", "test"), preprocessing=pre)
+    dataset, model, loss, _ = build(cfg, splits=(split,) if pre else ("train", "val", "test"), preprocessing=pre,
+                                    known=meta.get("fingerprint"))
     load_weights(model, arrays, path, cfg)
     check_fingerprint(dataset, meta, path, f"to score other data on purpose: layerwise eval {target} --data FILE_OR_DIR")
     return cfg, dataset, model, loss, state

@@ -37,17 +37,18 @@ DATA_STREAM, INIT_STREAM, SHUFFLE_STREAM = 0, 1, 2
 RESUME_OVERRIDES = ("train.epochs", "train.eval_batch_size", "data.root")
 
 
-def build(cfg: Config, echo=print, dtype=np.float32, splits=SPLITS, preprocessing=None):
+def build(cfg: Config, echo=print, dtype=np.float32, splits=SPLITS, preprocessing=None, known=None):
     """Data, model (initialised from cfg.seed), loss and optimizer for a config.
 
     `splits` and `preprocessing` are load_dataset's (eval reads only the split it scores). The data's
-    fingerprint is computed here, for every dataset that reads files.
+    fingerprint is computed here, for every dataset that reads files; `known`, a checkpoint's stored
+    fingerprint, spares re-hashing files whose path, size and mtime it recorded.
     """
     try:
         data = load_dataset(cfg.data, seed=[cfg.seed, DATA_STREAM], source=cfg.source, echo=echo,
                             splits=splits, preprocessing=preprocessing)
         if data.fingerprint is None:
-            data.fingerprint = fingerprint(data.sources)
+            data.fingerprint = fingerprint(data.sources, known)
         model = build_model(
             cfg.model.layers, data.num_features, data.num_outputs,
             rng=np.random.default_rng([cfg.seed, INIT_STREAM]), dtype=dtype, where=f"{cfg.source}: model.layers",
@@ -134,7 +135,7 @@ def resume(run_dir, overrides=(), echo=print):
         raise ConfigError(
             f"{run_dir} already finished {state.epoch} epochs; raise train.epochs with -s train.epochs=N to go on"
         )
-    data, model, loss_fn, optimizer = build(cfg, echo)
+    data, model, loss_fn, optimizer = build(cfg, echo, known=meta.get("fingerprint"))
     check_fingerprint(data, meta, path, "resume it with the data it was trained on (-s data.root=DIR where "
                       "those files are now), or start a new run for this data")
     load_weights(model, arrays, path, cfg)

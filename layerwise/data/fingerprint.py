@@ -58,13 +58,15 @@ def file_digest(path):
 def fingerprint(sources, known=None):
     """[{file, sha256, size, mtime_ns}] for each source path; `known` (a stored fingerprint) supplies
     the digest of a file whose path, size and mtime are unchanged."""
-    previous = {entry.get("file"): entry for entry in known or [] if isinstance(entry, dict)}
+    previous = {entry.get("file"): entry for entry in (known if isinstance(known, list) else [])
+                if isinstance(entry, dict)}
     entries = []
     for path in sources or []:
         path = str(path)
         real, size, mtime = _key(path) if os.path.exists(path) or "://" in path else (os.path.realpath(path), None, None)
         old = previous.get(real)
-        if old and old.get("size") == size and old.get("mtime_ns") == mtime and size is not None:
+        if (old and old.get("size") == size and old.get("mtime_ns") == mtime and size is not None
+                and isinstance(old.get("sha256"), str)):
             digest = old["sha256"]
         else:
             digest = file_digest(path)
