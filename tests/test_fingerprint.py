@@ -87,8 +87,11 @@ def test_eval_refuses_other_data_and_says_how_to_score_it(trained, tmp_path, mon
     assert_refused(result, 1, "trained on other data", "t10k-images-idx3-ubyte.gz",
                    "layerwise eval run --data FILE_OR_DIR")
     # The same through $LAYERWISE_DATA when the config has no data.root.
-    cfg = (trained / "config.yaml").read_text().replace("root: a", "root: null")
-    (trained / "config.yaml").write_text(cfg)
+    import yaml
+
+    cfg = yaml.safe_load((trained / "config.yaml").read_text())
+    cfg["data"]["root"] = None
+    (trained / "config.yaml").write_text(yaml.safe_dump(cfg))
     monkeypatch.setenv("LAYERWISE_DATA", str(tmp_path / "b"))
     assert_refused(cli("eval", "run"), 1, "trained on other data")
     monkeypatch.setenv("LAYERWISE_DATA", str(tmp_path / "a"))
