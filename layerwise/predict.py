@@ -47,9 +47,12 @@ class LoadedModel:
         return model_inputs(self.preprocessing, x, where)
 
     def outputs(self, x):
-        """Raw model outputs (logits, or predicted values) for model inputs x."""
+        """Model outputs for model inputs x: logits, or predicted values in the target's units."""
+        from .preprocess import target_units
+
         with np.errstate(over="ignore", invalid="ignore"):
-            return self.model.predict(np.ascontiguousarray(x, dtype=np.float32))
+            outputs = self.model.predict(np.ascontiguousarray(x, dtype=np.float32))
+            return outputs if self.task == "classification" else target_units(self.preprocessing, outputs)
 
     def predict_proba(self, x):
         if self.task != "classification":

@@ -4,10 +4,12 @@ Every checkpoint stores its dataset's `preprocessing` (plain JSON), so eval and 
 training data:
   kind "image": {"image_shape": [H, W], "scale": s, "mean": m or None, "std": s or None, ...}
       pixels (uint8 0-255 or floats in the same range) -> x * scale, then (x - mean) / std.
-  kind "array": {"num_features": D, "mean": [...] or None, "std": [...] or None, ...}
-      rows of D numbers -> (x - mean) / std per feature when standardised.
+  kind "array": {"shape": [D, ...], "mean": [...] or None, "std": [...] or None, ...}
+      rows of numbers -> (x - mean) / std per feature when standardised.
   kind "table": CSV columns -> numbers, by layerwise.data.tabular (encoding, one-hot, standardise).
-All kinds carry "class_names" (classification: one name per output; else None) and "target_names".
+All kinds carry "class_names" (classification: one name per output; else None) and "target_names";
+regression may carry "target_mean"/"target_std" (the model learned standardised targets: its outputs
+are put back in the target's units by `target_units`).
 """
 
 import numpy as np
@@ -23,10 +25,10 @@ def image_preprocessing(dataset, image_shape, class_names, scale, mean, std):
 
 
 def array_preprocessing(num_features, mean=None, std=None, target_names=("y",)):
-    return {"kind": "array", "num_features": int(num_features),
+    return {"kind": "array", "task": "regression", "shape": [int(num_features)],
             "mean": None if mean is None else [float(v) for v in mean],
             "std": None if std is None else [float(v) for v in std],
-            "class_names": None, "target_names": list(target_names)}
+            "class_names": None, "target_names": list(target_names), "target_mean": None, "target_std": None}
 
 
 def pixels(pre, images, where="input"):
@@ -52,16 +54,17 @@ def pixels(pre, images, where="input"):
 
 
 def features(pre, x, where="input"):
-    """Rows (N, D) or one row (D,) of raw numbers -> float32 (N, D) model inputs."""
+    """Rows (N, *shape) or one row (*shape) of raw numbers -> float32 (N, D) model inputs."""
     x = np.asarray(x)
-    d = pre["num_features"]
-    if x.ndim == 1 and len(x) == d:
+    shape = tuple(pre["shape"])
+    if x.shape == shape:
         x = x[None]
-    if x.ndim != 2 or x.shape[1] != d:
-        raise DataError(f"{where}: expected rows of {d} numbers, shaped (N, {d}), received shape {x.shape}")
+    if x.shape[1:] != shape:
+        want = ", ".join(str(d) for d in shape)
+        raise DataError(f"{where}: expected rows shaped ({want}), i.e. an array (N, {want}), received shape {x.shape}")
     if not np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_:
         raise DataError(f"{where}: expected numbers, received dtype {x.dtype}")
-    x = x.astype(np.float32)
+    x = x.reshape(len(x), -1).astype(np.float32)
     if pre["mean"] is not None:
         x -= np.asarray(pre["mean"], dtype=np.float32)
         x /= np.asarray(pre["std"], dtype=np.float32)
@@ -76,6 +79,14 @@ def model_inputs(pre, x, where="input"):
         return features(pre, x, where)
     raise DataError(f"{where}: a model trained on a table takes CSV files (or tables given by column name), "
                     "not bare arrays; pass a CSV path")
+
+
+def target_units(pre, outputs):
+    """Regression outputs in the target's units: outputs * target_std + target_mean when the run
+    standardised its targets, else unchanged."""
+    if pre.get("target_mean") is None:
+        return outputs
+    return outputs * np.asarray(pre["target_std"], dtype=np.float32) + np.asarray(pre["target_mean"], dtype=np.float32)
 
 
 def pixel_stats(images):
