@@ -16,6 +16,7 @@ from pathlib import Path
 
 import yaml
 
+from .configyaml import MAX_CHARS, MAX_DEPTH, ConfigRefused, check_tree, parse_yaml, shorten
 from .errors import ConfigError, did_you_mean
 
 
@@ -124,53 +125,25 @@ class Config:
 # --- loading -----------------------------------------------------------------------------------
 
 
-class _Loader(yaml.SafeLoader):
-    """yaml.SafeLoader that also reads 1e-3 and 5E4 as floats (YAML 1.1 wants a dot: 1.0e-3),
-    so `lr: 1e-3` is a number, as every user expects; and refuses a key given twice in one mapping,
-    where PyYAML would silently keep the last."""
-
-    def construct_mapping(self, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            if isinstance(key, str) and key in seen:
-                mark = key_node.start_mark
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"key {key!r} appears twice in one mapping", mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
-
-
-def _parse_yaml(text):
-    """Parse like yaml.safe_load, with _Loader (a SafeLoader: plain data only, never objects)."""
-    loader = _Loader(text)
-    try:
-        return loader.get_single_data()
-    finally:
-        loader.dispose()
-
-
 def load_config(path, overrides=()):
     """Read a YAML file, apply `key.path=value` overrides, validate. Raises ConfigError."""
     path = Path(path)
     try:
-        text = path.read_text()
+        with path.open() as f:
+            text = f.read(MAX_CHARS + 1)  # a larger file is refused without reading it all
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not a UTF-8 text file; is it really a YAML config?") from None
     except OSError as e:
         raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
+    if len(text) > MAX_CHARS:
+        raise ConfigError(f"{path}: longer than {MAX_CHARS:,} characters; a config this large is refused "
+                          "(is it really a config?)")
     try:
-        raw = _parse_yaml(text)
+        raw = parse_yaml(text)
+    except ConfigRefused as e:
+        raise ConfigError(f"{path}: {_at(e.problem_mark)}{e.problem}") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -210,43 +183,60 @@ def config_from_dict(raw, source="<config>"):
 
 
 def apply_overrides(raw, overrides, source):
-    """Set each `a.b.c=value` (value parsed as YAML) in a copy of the nested dict `raw`."""
+    """Set each `a.b.c=value` (value parsed as YAML) in a copy of the nested dict `raw`.
+
+    `raw` and the result are checked by `check_tree` (size, depth, strings), so whatever reaches
+    validation is bounded and printable, whether it came from a file, a checkpoint or the command line.
+    """
+    check_tree(raw, source)  # before the copy: a checkpoint's config is bounded like a file's
     raw = _deepcopy(raw)
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep or not key:
-            raise ConfigError(f"override {item!r}: expected key.path=value, e.g. optimizer.lr=0.05")
+            raise ConfigError(f"override {shorten(item)!r}: expected key.path=value, e.g. optimizer.lr=0.05")
         try:
-            value = _parse_yaml(text)
+            value = parse_yaml(text)
+        except ConfigRefused as e:
+            raise ConfigError(f"override {shorten(item)!r}: {e.problem}") from None
         except yaml.YAMLError:
-            raise ConfigError(f"override {item!r}: the value is not valid YAML") from None
-        node = raw
+            raise ConfigError(f"override {shorten(item)!r}: the value is not valid YAML") from None
         parts = key.split(".")
+        if len(parts) > MAX_DEPTH:
+            raise ConfigError(f"override {shorten(item)!r}: the key has {len(parts)} parts; configs nest at most {MAX_DEPTH} levels")
+        node = raw
         for i, part in enumerate(parts):
             last = i == len(parts) - 1
             if isinstance(node, list):
-                if not part.isdigit() or int(part) >= len(node):
+                # ASCII digits only: str.isdigit() also accepts '²' and '٣', which int() refuses.
+                if not re.fullmatch(r"[0-9]+", part) or int(part) >= len(node):
                     raise ConfigError(
-                        f"override {item!r}: {'.'.join(parts[:i])} has {len(node)} entries; {part!r} is not an index"
+                        f"override {shorten(item)!r}: {'.'.join(parts[:i])} has {len(node)} entries; {shorten(part)!r} is not an index"
                     )
                 part = int(part)
             elif not isinstance(node, dict):
-                raise ConfigError(f"override {item!r}: {'.'.join(parts[:i])} is not a mapping")
+                raise ConfigError(f"override {shorten(item)!r}: {'.'.join(parts[:i])} is not a mapping")
             if last:
                 node[part] = value
             else:
                 if isinstance(node, dict) and not isinstance(node.get(part), (dict, list)):
                     node[part] = {}
                 node = node[part]
+    if overrides:
+        check_tree(raw, source)
     return raw
 
 
 def _deepcopy(x):
+    """A copy of plain nested data (depth bounded by check_tree, so the recursion is too)."""
     if isinstance(x, dict):
         return {k: _deepcopy(v) for k, v in x.items()}
     if isinstance(x, list):
         return [_deepcopy(v) for v in x]
     return x
+
+
+def _at(mark):
+    return f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
 
 
 def _build(cls, raw, prefix, source, choose=None):
@@ -356,6 +346,11 @@ def _check_regression(data, source):
                 )
         if any(lo >= hi for lo, hi in zip(data.low, data.high)):
             raise ConfigError(f"{source}: data.low: every bound must be below data.high; received {data.low} and {data.high}")
+        if not all(math.isfinite(hi - lo) for lo, hi in zip(data.low, data.high)):
+            raise ConfigError(
+                f"{source}: data.high: each range high - low must be a finite float64 (below about 1.8e308); "
+                f"received {data.low} and {data.high}"
+            )
     if data.val_size + data.test_size >= data.n_samples:
         raise ConfigError(
             f"{source}: data.n_samples: {data.n_samples} leaves no training samples after "

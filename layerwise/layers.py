@@ -44,6 +44,12 @@ class Layer:
         """Width of the output for an input of `in_features` (elementwise layers keep it)."""
         return in_features
 
+    @classmethod
+    def sizes(cls, in_features, **kwargs):
+        """(output width, number of parameters) of the layer these arguments build, without building
+        it: what the registry checks against the memory available before allocating anything."""
+        return in_features, 0
+
     def config(self):
         """Constructor arguments, so `build([layer.config()])` rebuilds the same layer."""
         return {"type": self.name}
@@ -115,6 +121,10 @@ class Linear(Layer):
 
     def output_features(self, in_features):
         return self.out_features
+
+    @classmethod
+    def sizes(cls, in_features, out_features, bias=True, **kwargs):
+        return out_features, in_features * out_features + (out_features if bias else 0)
 
     def config(self):
         return {

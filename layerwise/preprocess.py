@@ -45,11 +45,12 @@ def pixels(pre, images, where="input"):
                         f"received shape {images.shape}")
     if not np.issubdtype(images.dtype, np.number) or images.dtype == np.bool_:
         raise DataError(f"{where}: expected pixel values (numbers 0-255), received dtype {images.dtype}")
-    if pre["scale"] != 1:
-        x *= np.float32(pre["scale"])
-    if pre["mean"] is not None:
-        x -= np.float32(pre["mean"])
-        x *= np.float32(1 / pre["std"])
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        if pre["scale"] != 1:
+            x *= np.float32(pre["scale"])
+        if pre["mean"] is not None:
+            x -= np.float32(pre["mean"])
+            x *= np.float32(1 / pre["std"])
     return x
 
 

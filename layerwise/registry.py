@@ -7,20 +7,24 @@ import numpy as np
 from .errors import ConfigError, did_you_mean
 from .layers import LAYERS
 from .losses import LOSSES
+from .memory import PARAMETER_COPIES, check_fits
 from .model import Sequential
 from .optim import OPTIMIZERS
 
-def build_model(specs, in_features, out_features=None, *, rng=None, dtype=np.float32, where="model.layers"):
+def build_model(specs, in_features, out_features=None, *, rng=None, dtype=np.float32, where="model.layers", rows=1):
     """Build a Sequential from layer specs ({"type": name, **kwargs}).
 
     A layer's in_features is inferred from the previous layer (or the data) when omitted, and checked
     when given, so sizes that do not chain fail here rather than on the first batch. `out_features`
-    is what the task needs the last layer to produce.
+    is what the task needs the last layer to produce. Before anything is allocated, the parameters
+    (PARAMETER_COPIES copies of each) and the activations of a forward and backward pass over `rows`
+    examples are checked against the memory available.
     """
     if not isinstance(specs, list) or not specs:
         raise ConfigError(f"{where}: expected a non-empty list of layers, e.g. [{{type: linear, out_features: 10}}]")
-    layers = []
+    plan = []  # (key, class, kwargs) per layer, every size checked before any is allocated
     width, width_from = in_features, "the data"
+    parameters = activations = 0
     for i, spec in enumerate(specs):
         key = f"{where}[{i}]"
         if not isinstance(spec, dict) or "type" not in spec:
@@ -35,16 +39,26 @@ def build_model(specs, in_features, out_features=None, *, rng=None, dtype=np.flo
             given = kwargs.setdefault("in_features", width)
             if given != width:
                 raise ConfigError(f"{key}.in_features: {given} does not chain: {width_from} gives {width} features")
+        plan.append((key, cls, kwargs))
+        width, count = cls.sizes(width, **{k: v for k, v in kwargs.items() if k != "in_features"})
+        parameters, activations, width_from = parameters + count, activations + width, key
+    if out_features is not None and width != out_features:
+        raise ConfigError(f"{where}: the last layer gives {width} outputs but the task needs {out_features}")
+    itemsize = np.dtype(dtype).itemsize
+    check_fits(
+        itemsize * (PARAMETER_COPIES * parameters + 2 * rows * activations),
+        f"{where}: {len(specs)} layers with {parameters:,} parameters ({PARAMETER_COPIES} copies each) and "
+        f"{activations:,} activations per example ({rows:,} examples per forward pass)",
+        "use fewer or narrower layers (out_features)",
+    )
+    layers = []
+    for key, cls, kwargs in plan:
         if "dtype" in inspect.signature(cls).parameters:
             kwargs["dtype"] = dtype
         try:
-            layer = cls(**kwargs)
+            layers.append(cls(**kwargs))
         except ConfigError as e:  # a value the layer itself refuses, e.g. an unknown init
             raise ConfigError(f"{key}.{e}") from None
-        layers.append(layer)
-        width, width_from = layer.output_features(width), key
-    if out_features is not None and width != out_features:
-        raise ConfigError(f"{where}: the last layer gives {width} outputs but the task needs {out_features}")
     model = Sequential(layers)
     if rng is not None:
         model.reset_parameters(rng)

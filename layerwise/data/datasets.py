@@ -5,6 +5,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigError, DataError
+from ..memory import check_fits
 from ..preprocess import array_preprocessing, image_preprocessing, pixels
 
 
@@ -35,6 +36,13 @@ class Dataset:
 
     def split(self, name):
         return {"train": self.train, "val": self.val, "test": self.test}[name]
+
+    def batch_rows(self, train_cfg):
+        """The most examples one forward pass sees: a training batch or an evaluation batch."""
+        loaded = [s for s in (self.train, self.val, self.test) if s is not None]
+        largest = max(len(s) for s in loaded)
+        train = min(train_cfg.batch_size, len(self.train)) if self.train is not None else 0
+        return max(train, min(train_cfg.eval_batch_size, largest))
 
 
 SPLITS = ("train", "val", "test")
@@ -85,6 +93,9 @@ def _images(cfg, source, echo, splits, preprocessing):
         # The validation split is the last val_size training images (as Keras's validation_split takes
         # the tail), so choosing a model never looks at the test set.
         n_train = len(train_x) - cfg.val_size
+    images = [raw[key] for key in keys if key.endswith("images")]
+    check_fits(4 * sum(a.size for a in images), f"{source}: data: {sum(len(a) for a in images):,} images "
+               f"as float32", "use data.train_limit / data.test_limit")
     if preprocessing is None:
         mean, std = cfg.mean, cfg.std
         if cfg.normalize and (mean is None or std is None):  # idx: from the training images
@@ -97,15 +108,30 @@ def _images(cfg, source, echo, splits, preprocessing):
         preprocessing = image_preprocessing(cfg.dataset, shape, class_names, 1 / 255 if cfg.scale else 1.0,
                                             mean if cfg.normalize else None, std if cfg.normalize else None)
     if "train_images" in raw:
-        train = Split(pixels(preprocessing, train_x[:n_train]), train_y[:n_train].astype(np.int64))
-        val = Split(pixels(preprocessing, train_x[n_train:]), train_y[n_train:].astype(np.int64))
+        train = Split(_pixels(preprocessing, train_x[:n_train], source), train_y[:n_train].astype(np.int64))
+        val = Split(_pixels(preprocessing, train_x[n_train:], source), train_y[n_train:].astype(np.int64))
     if "test_images" in raw:
         test_x, test_y = raw["test_images"], raw["test_labels"]
         if cfg.test_limit is not None:
             test_x, test_y = test_x[: cfg.test_limit], test_y[: cfg.test_limit]
-        test = Split(pixels(preprocessing, test_x, sources[-2]), test_y.astype(np.int64))
+        test = Split(_pixels(preprocessing, test_x, source, sources[-2]), test_y.astype(np.int64))
     return Dataset(train=train, val=val, test=test, task="classification",
                    num_outputs=len(preprocessing["class_names"]), preprocessing=preprocessing, sources=sources)
+
+
+def _pixels(pre, images, source, where="input"):
+    """preprocess.pixels, refusing a mean/std that make the pixels infinite or NaN (else the first loss
+    is NaN and the run is blamed on the learning rate)."""
+    x = pixels(pre, images, where)
+    if not np.isfinite(x).all():
+        mean, std = pre["mean"], pre["std"]
+        key = "data.mean" if abs(mean) > float(np.finfo(np.float32).max) else "data.std"
+        raise ConfigError(
+            f"{source}: {key}: normalising the pixels as (x - {mean:g}) / {std:g} overflows float32 "
+            f"(the data become infinite or NaN); data.mean and data.std must be the data's own (MNIST: 0.1307 "
+            f"and 0.3081), or set data.normalize: false"
+        )
+    return x
 
 
 def _idx_classes(cfg, raw, found, preprocessing):
@@ -127,9 +153,12 @@ def _idx_classes(cfg, raw, found, preprocessing):
 
 def _regression(cfg, seed, source):
     """y = X @ w + b + noise, with X ~ N(0, 1) or U(low, high) per feature; seeded by the run's seed."""
+    n, d = cfg.n_samples, len(cfg.weights)
+    # float64 draws of X, y and the noise, then their float32 copies (and a standardised one).
+    check_fits(n * (d + 2) * 16, f"{source}: data.n_samples: {n:,} samples of {d:,} features",
+               "use fewer data.n_samples (or data.weights)")
     rng = np.random.default_rng(seed)
     w = np.asarray(cfg.weights, dtype=np.float64)
-    n, d = cfg.n_samples, len(w)
     if cfg.inputs == "uniform":
         x = rng.uniform(cfg.low, cfg.high, size=(n, d))
     else:

@@ -8,6 +8,7 @@ downloaded files must also match a checksum: the SHA256 of the decompressed byte
 copy still passes) or, when the spec has one, the MD5 of the original .gz.
 """
 
+import errno
 import gzip
 import hashlib
 import http.client
@@ -92,15 +93,37 @@ def load_mnist(root=None, *, spec=MNIST, mirrors=None, cache_dir=None, sha256=No
     for key, name in spec.files.items():
         if keys is not None and key not in keys:
             continue
-        if explicit is not None:
-            path = find_in(explicit, name, origin, spec.title)
-            arrays[key], sources[key] = read_idx(path), str(path)
-        else:
-            cache = Path(cache_dir) if cache_dir is not None else default_cache_dir(spec.name)
-            arrays[key], sources[key] = cached_or_downloaded(
-                name, cache, mirrors, sha256[name], spec.md5_gz.get(name), echo, spec.title)
+        # Any OSError of a path here (a directory we may not list, a name too long, a cache we may not
+        # read) is the data's problem, reported as one line naming the path and where it came from.
+        try:
+            if explicit is not None:
+                path = find_in(explicit, name, origin, spec.title)
+                arrays[key], sources[key] = read_idx(path), str(path)
+            else:
+                cache = Path(cache_dir) if cache_dir is not None else default_cache_dir(spec.name)
+                origin = f"the {spec.title} cache"
+                arrays[key], sources[key] = cached_or_downloaded(
+                    name, cache, mirrors, sha256[name], spec.md5_gz.get(name), echo, spec.title)
+        except OSError as e:
+            raise DataError(path_error(e, origin, spec.title)) from None
     check_splits(arrays, sources, len(spec.class_names), spec.title)
     return arrays
+
+
+def path_error(e: OSError, origin: str, title="MNIST") -> str:
+    """One line for an OSError of a data path: which path, what went wrong, what to do."""
+    reason = {
+        errno.EACCES: "permission denied (check its permissions with ls -ld)",
+        errno.EPERM: "operation not permitted (check its permissions with ls -ld)",
+        errno.ENAMETOOLONG: "name too long (file systems allow 255 bytes per name, 4096 per path)",
+        errno.ELOOP: "too many levels of symbolic links",
+    }.get(e.errno, (e.strerror or str(e)).lower())
+    path = str(e.filename) if e.filename is not None else "a file"
+    if len(path) > 120:
+        path = f"{path[:40]}...{path[-60:]} ({len(path)} characters)"
+    fix = f"set data.root or $LAYERWISE_DATA to a readable copy of {title}" if origin.endswith(" cache") \
+        else f"fix {origin}"
+    return f"{origin}: cannot use {path}: {reason}; {fix}"
 
 
 def default_cache_dir(name="mnist") -> Path:
@@ -232,6 +255,9 @@ def check_pair(images, labels, image_src, label_src) -> None:
     if images.ndim != 3:
         raise DataError(f"{image_src}: images must be 3-D (N, H, W), got shape {images.shape}; "
                         "is this an image file?")
+    if len(images) == 0 or 0 in images.shape[1:]:
+        raise DataError(f"{image_src}: holds no pixels (shape {images.shape}: {len(images)} images of "
+                        f"{'x'.join(map(str, images.shape[1:]))}); is this the right file? re-download it")
     if labels.ndim != 1:
         raise DataError(f"{label_src}: labels must be 1-D (N,), got shape {labels.shape}; "
                         "is this a label file?")
