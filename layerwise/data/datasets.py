@@ -126,10 +126,12 @@ def _pixels(pre, images, source, where="input"):
     if not np.isfinite(x).all():
         mean, std = pre["mean"], pre["std"]
         key = "data.mean" if abs(mean) > float(np.finfo(np.float32).max) else "data.std"
+        own = {"mnist": "MNIST: 0.1307 and 0.3081", "fashion_mnist": "Fashion-MNIST: 0.2860 and 0.3530"}.get(
+            pre.get("dataset"), "null for both computes them from the training images")
         raise ConfigError(
             f"{source}: {key}: normalising the pixels as (x - {mean:g}) / {std:g} overflows float32 "
-            f"(the data become infinite or NaN); data.mean and data.std must be the data's own (MNIST: 0.1307 "
-            f"and 0.3081), or set data.normalize: false"
+            f"(the data become infinite or NaN); data.mean and data.std must be the data's own ({own}), "
+            f"or set data.normalize: false"
         )
     return x
 
