@@ -43,7 +43,10 @@ def main():
 
     \b
     Exit codes: 0 success; 1 data or checkpoint problem, or gradcheck failed;
-    2 usage or config error; 3 training diverged; 130 interrupted (Ctrl-C).
+    2 usage or config error; 3 training diverged; 4 a file cannot be written
+    or read (disk full, read-only, permission denied); 5 the run directory is
+    in use by another layerwise process; 130 interrupted (Ctrl-C);
+    143 stopped by SIGTERM (last.npz saved in both cases).
     """
 
 
@@ -59,7 +62,8 @@ def main():
 def train(config, overrides, overwrite, resume_dir):
     """Train the model a YAML CONFIG describes; results go to its run directory (the output key).
 
-    Ctrl-C stops after the current step, saves last.npz and prints the command that resumes it.
+    Ctrl-C or SIGTERM stops after the current step, saves last.npz and prints the command that
+    resumes it. The run directory is locked while it trains.
     """
     if (config is None) == (resume_dir is None):
         raise click.UsageError("give either CONFIG or --resume RUN_DIR")

@@ -30,10 +30,32 @@ class TrainingDiverged(LayerwiseError):
     exit_code = 3
 
 
+class StorageError(LayerwiseError):
+    """A file or directory cannot be written or read: disk full, read-only, permission denied.
+
+    `reason` is the operating system's words for it ("No space left on device")."""
+
+    exit_code = 4
+
+    def __init__(self, message, reason=None):
+        super().__init__(message)
+        self.reason = reason or message
+
+
+class RunInUse(LayerwiseError):
+    """Another layerwise process holds the run directory's lock (it is training into it)."""
+
+    exit_code = 5
+
+
 class TrainingInterrupted(LayerwiseError):
-    """Ctrl-C: the run stopped after a step and saved `last`."""
+    """Ctrl-C (exit 130) or SIGTERM (exit 143): the run stopped after a step and saved `last`."""
 
     exit_code = 130
+
+    def __init__(self, message, exit_code=130):
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def did_you_mean(name, valid):

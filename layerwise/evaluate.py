@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from . import metrics
-from .checkpoint import load_run_checkpoint
+from .checkpoint import load_run_arrays, load_run_meta
 from .config import apply_overrides, config_from_dict, load_config
 from .errors import CheckpointError
 from .report import format_confusion, format_metrics
@@ -45,10 +45,12 @@ def load_run(target, which="best", overrides=(), split="test", data=None):
     are read, with the checkpoint's preprocessing, and they must be the data the run was trained on
     (its fingerprint); `data` (a file or directory) scores other data on purpose instead.
     """
-    from .training import RunState, build, check_fingerprint, load_weights
+    from .data.fingerprint import valid_fingerprint
+    from .runstate import RunState
+    from .training import build, check_fingerprint
 
     path = resolve_checkpoint(target, which)
-    arrays, meta = load_run_checkpoint(path)
+    meta = load_run_meta(path)
     state = RunState.from_meta(meta["state"], path)
     config_file = path.parent / "config.yaml"
     if config_file.is_file():
@@ -58,9 +60,13 @@ def load_run(target, which="best", overrides=(), split="test", data=None):
     if data is not None:
         return cfg, _other_data(path, meta, cfg, data, split), *_model(path, cfg), state
     pre = meta.get("preprocessing")  # an older checkpoint has none: its preprocessing needs every split
+    if pre is not None or meta.get("data") is not None:
+        from .preprocess import check_stored
+
+        check_stored(path, meta.get("data"), pre)
     dataset, model, loss, _ = build(cfg, splits=(split,) if pre else ("train", "val", "test"), preprocessing=pre,
-                                    known=meta.get("fingerprint"))
-    load_weights(model, arrays, path, cfg)
+                                    known=meta.get("fingerprint") if valid_fingerprint(meta.get("fingerprint")) else None)
+    load_run_arrays(path, model, against=f"the model in {cfg.source}")
     check_fingerprint(dataset, meta, path, f"to score other data on purpose: layerwise eval {target} --data FILE_OR_DIR")
     return cfg, dataset, model, loss, state
 
@@ -80,10 +86,13 @@ def _other_data(path, meta, cfg, source, split):
     from .errors import ConfigError, DataError
     from .inputs import merged, read_inputs
 
+    from .preprocess import check_stored
+
     pre, sizes = meta.get("preprocessing"), meta.get("data")
-    if not isinstance(pre, dict) or not isinstance(sizes, dict):
+    if pre is None and sizes is None:
         raise CheckpointError(f"{path} does not store its preprocessing (made by an older layerwise); "
                               "retrain it to score other data with --data")
+    check_stored(path, sizes, pre)
     source = Path(source)
     if source.is_dir():
         if pre["kind"] != "image":
@@ -124,4 +133,5 @@ def evaluate_run(target, split="test", which="best", overrides=(), echo=print, d
 
 
 def _is_linear_regression(model, data):
-    return data.task == "regression" and len(model.layers) == 1 and model.layers[0].params["W"].shape[1] == 1
+    params = model.layers[0].params
+    return data.task == "regression" and len(model.layers) == 1 and "W" in params and params["W"].shape[1] == 1

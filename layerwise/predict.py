@@ -68,24 +68,26 @@ class LoadedModel:
 
 def load(run, checkpoint="best"):
     """The model in a run directory (its best.npz, or `checkpoint`) or a checkpoint file."""
-    from .checkpoint import load_run_checkpoint, with_prefix
+    from .checkpoint import load_run_arrays, load_run_meta
     from .config import config_from_dict
     from .evaluate import resolve_checkpoint
+    from .preprocess import check_stored
     from .registry import build_model
 
     path = resolve_checkpoint(run, checkpoint)
-    arrays, meta = load_run_checkpoint(path)
+    meta = load_run_meta(path)
     sizes, pre = meta.get("data"), meta.get("preprocessing")
     if not isinstance(sizes, dict) or not isinstance(pre, dict):
         raise CheckpointError(f"{path} does not store its preprocessing (made by an older layerwise); "
                               "retrain it to use it on new inputs, or score it with layerwise eval")
-    cfg = config_from_dict(meta["config"], str(path))
+    check_stored(path, sizes, pre)
     try:
+        cfg = config_from_dict(meta["config"], str(path))
         model = build_model(cfg.model.layers, sizes["num_features"], sizes["num_outputs"],
                             where=f"{path}: model.layers")
-        model.load_state_dict(with_prefix(arrays, "model/"))
-    except (ConfigError, CheckpointError) as e:
-        raise CheckpointError(f"{path}: its weights do not match its config ({e})") from None
+    except ConfigError as e:
+        raise CheckpointError(f"{path}: its stored config does not build a model ({e})") from None
+    load_run_arrays(path, model, against=f"the model in {path}")
     return LoadedModel(model, pre, sizes["task"], cfg, path, meta["state"].get("epoch"))
 
 

@@ -14,7 +14,7 @@ are put back in the target's units by `target_units`).
 
 import numpy as np
 
-from .errors import DataError
+from .errors import CheckpointError, DataError
 
 
 def image_preprocessing(dataset, image_shape, class_names, scale, mean, std):
@@ -98,3 +98,41 @@ def pixel_stats(images):
     mean = float(counts @ values / n)
     std = float(np.sqrt(max(counts @ (values - mean) ** 2 / n, 0.0)))
     return mean, std
+
+
+def check_stored(path, sizes, pre):
+    """A checkpoint's "data" (task, sizes) and "preprocessing" entries, checked before use: a forged or
+    damaged one is a CheckpointError, not a crash later."""
+
+    def count(v):
+        return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+    def numbers(v, n):
+        return v is None or (isinstance(v, list) and len(v) == n and all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) and np.isfinite(x) for x in v))
+
+    valid = (isinstance(sizes, dict) and isinstance(pre, dict)
+             and sizes.get("task") in ("classification", "regression") and count(sizes.get("num_features"))
+             and count(sizes.get("num_outputs")) and pre.get("kind") in ("image", "array", "table"))
+    if valid and sizes["task"] == "classification":
+        names = pre.get("class_names")
+        valid = isinstance(names, list) and len(names) == sizes["num_outputs"] and all(isinstance(n, str) for n in names)
+    if valid and pre["kind"] == "image":
+        shape, scale = pre.get("image_shape"), pre.get("scale")
+        valid = (isinstance(shape, list) and len(shape) == 2 and all(count(d) for d in shape)
+                 and shape[0] * shape[1] == sizes["num_features"] and numbers([scale], 1)
+                 and numbers(None if pre.get("mean") is None else [pre.get("mean"), pre.get("std")], 2)
+                 and (pre.get("std") is None or pre["std"] != 0))
+    if valid and pre["kind"] == "array":
+        shape, d = pre.get("shape"), sizes["num_features"]
+        valid = (isinstance(shape, list) and shape and all(count(v) for v in shape) and int(np.prod(shape)) == d
+                 and numbers(pre.get("mean"), d) and numbers(pre.get("std"), d)
+                 and (pre.get("mean") is None) == (pre.get("std") is None))
+    if valid and sizes["task"] == "regression":
+        m = sizes["num_outputs"]
+        valid = numbers(pre.get("target_mean"), m) and numbers(pre.get("target_std"), m)
+        names = pre.get("target_names")
+        valid = valid and (names is None or (isinstance(names, list) and all(isinstance(n, str) for n in names)))
+    if not valid:
+        raise CheckpointError(f"{path}: its data description (task, sizes, preprocessing) is malformed; "
+                              "corrupt or forged?")

@@ -5,12 +5,12 @@ They print through `echo` and raise LayerwiseError subclasses for user mistakes.
 
 import csv
 import io
-import json
 import math
+import os
 import signal
 import threading
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -18,17 +18,19 @@ import yaml
 from tqdm import tqdm
 
 from . import metrics
-from .checkpoint import load_run_checkpoint, save_run_checkpoint, with_prefix
+from .checkpoint import load_run_arrays, load_run_meta, save_run_checkpoint
 from .config import Config, apply_overrides, config_from_dict
+from .configdiff import config_yaml_edits
 from .data.datasets import SPLITS, Batches, load_dataset
-from .data.fingerprint import fingerprint, mismatch
+from .data.fingerprint import fingerprint, mismatch, valid_fingerprint
 from .evaluate import evaluate
-from .errors import CheckpointError, ConfigError, DataError, TrainingDiverged, TrainingInterrupted
-from .fileio import atomic_write_text
+from .errors import CheckpointError, ConfigError, DataError, StorageError, TrainingDiverged, TrainingInterrupted
+from .fileio import atomic_write_text, remove_stale_temps, write_json
 from .optim import learning_rate
 from .registry import build_loss, build_model, build_optimizer
 from .report import epoch_line, format_metrics
-from .rundir import check_run_dir, create_run_dir
+from .rundir import check_run_dir, create_run_dir, lock_run_dir
+from .runstate import RunState
 
 # Independent random streams from one seed: the data (regression), the weight init, the shuffling.
 DATA_STREAM, INIT_STREAM, SHUFFLE_STREAM = 0, 1, 2
@@ -60,39 +62,6 @@ def build(cfg: Config, echo=print, dtype=np.float32, splits=SPLITS, preprocessin
     return data, model, loss, build_optimizer(cfg.optimizer, model)
 
 
-@dataclass
-class RunState:
-    """Where a run is: what a `last` checkpoint must hold to continue bit for bit."""
-
-    epoch: int = 0  # 0-based epoch in progress (== epochs when finished)
-    step: int = 0  # steps of that epoch already taken
-    epoch_rng: dict = None  # shuffle-RNG state at the start of `epoch` (redraws its permutation)
-    loss_sum: float = 0.0  # sum of batch loss * batch size so far in `epoch`
-    seen: int = 0  # examples so far in `epoch`
-    history: list = field(default_factory=list)  # metrics.csv rows
-    best: dict = None  # {"epoch", "metric", "value"} of the best epoch so far
-
-    @classmethod
-    def from_meta(cls, meta, path):
-        """The state a checkpoint stored; anything malformed is a CheckpointError, not a crash later."""
-        valid = (
-            isinstance(meta, dict)
-            and set(meta) == {f.name for f in fields(cls)}
-            and all(isinstance(meta[k], int) and meta[k] >= 0 for k in ("epoch", "step", "seen"))
-            and isinstance(meta["loss_sum"], (int, float))
-            and isinstance(meta["history"], list)
-            and (meta["best"] is None or isinstance(meta["best"], dict))
-        )
-        if valid:
-            try:
-                np.random.default_rng().bit_generator.state = meta["epoch_rng"]
-            except (TypeError, ValueError, KeyError):
-                valid = False
-        if not valid:
-            raise CheckpointError(f"{path}: not a layerwise training checkpoint (its run state is malformed)")
-        return cls(**meta)
-
-
 def fit(cfg: Config, *, overwrite=False, echo=print):
     """Train `cfg` into its run directory: config.yaml, metrics.csv, last.npz and best.npz.
 
@@ -104,15 +73,16 @@ def fit(cfg: Config, *, overwrite=False, echo=print):
     state = RunState(epoch_rng=np.random.default_rng([cfg.seed, SHUFFLE_STREAM]).bit_generator.state)
 
     def populate(directory):
-        atomic_write_text(directory / "config.yaml", _yaml(cfg))
         save_run_checkpoint(directory / "last.npz", cfg, model, optimizer, asdict(state), data)  # resumable at once
+        atomic_write_text(directory / "config.yaml", _yaml(cfg))
 
-    run_dir = create_run_dir(cfg.output, populate)
-    echo(
-        f"training {describe_data(cfg)} into {run_dir}: {model.num_parameters():,} parameters; "
-        f"{len(data.train):,} train / {len(data.val):,} val / {len(data.test):,} test examples"
-    )
-    return _run(cfg, run_dir, data, model, loss_fn, optimizer, state, echo)
+    with create_run_dir(cfg.output, populate, overwrite) as lock:  # held until the run ends: no other process trains into it meanwhile
+        run_dir = lock.directory
+        echo(
+            f"training {describe_data(cfg)} into {run_dir}: {model.num_parameters():,} parameters; "
+            f"{len(data.train):,} train / {len(data.val):,} val / {len(data.test):,} test examples"
+        )
+        return _run(cfg, run_dir, data, model, loss_fn, optimizer, state, echo)
 
 
 def resume(run_dir, overrides=(), echo=print):
@@ -127,7 +97,27 @@ def resume(run_dir, overrides=(), echo=print):
     path = run_dir / "last.npz"
     if not path.is_file():
         raise CheckpointError(f"{run_dir} holds no last.npz: is it a layerwise run directory?")
-    arrays, meta = load_run_checkpoint(path)
+    with lock_run_dir(run_dir) as lock:  # refused if a process trains into it; held until the run ends
+        meta, cfg, state, (data, model, loss_fn, optimizer) = load_for_resume(run_dir, overrides, echo)
+        # Everything was read and checked; only now is anything written.
+        lock.write_pid()
+        remove_stale_temps(run_dir)  # left by a save that was killed
+        atomic_write_text(run_dir / "config.yaml", _yaml(cfg))  # the overrides are part of the run now
+        echo(f"resuming {cfg.name} in {run_dir} at epoch {state.epoch + 1}, step {state.step + 1}")
+        old_epochs = meta["config"].get("train", {}).get("epochs")
+        if cfg.optimizer.schedule == "cosine" and old_epochs != cfg.train.epochs:
+            echo(f"note: train.epochs changed from {old_epochs} to {cfg.train.epochs}: the cosine learning-rate "
+                 f"schedule now spans {cfg.train.epochs} epochs")
+        return _run(cfg, run_dir, data, model, loss_fn, optimizer, state, echo)
+
+
+def load_for_resume(run_dir, overrides=(), echo=print):
+    """Read and check everything a resume needs, writing nothing: (meta, cfg, state, (data, model,
+    loss, optimizer)) with the checkpoint's weights and optimizer state loaded."""
+    run_dir = Path(run_dir)
+    path = run_dir / "last.npz"
+    meta = load_run_meta(path)
+    overrides = config_yaml_edits(run_dir, meta["config"], overrides, path, RESUME_OVERRIDES, echo) + list(overrides)
     raw = apply_overrides(meta["config"], overrides, str(path))
     raw["output"] = str(run_dir)  # keep writing where the checkpoint is, even if the run was moved
     cfg = config_from_dict(raw, str(path))
@@ -136,34 +126,52 @@ def resume(run_dir, overrides=(), echo=print):
         raise ConfigError(
             f"{run_dir} already finished {state.epoch} epochs; raise train.epochs with -s train.epochs=N to go on"
         )
-    data, model, loss_fn, optimizer = build(cfg, echo, known=meta.get("fingerprint"))
+    known = meta.get("fingerprint") if valid_fingerprint(meta.get("fingerprint")) else None
+    data, model, loss_fn, optimizer = build(cfg, echo, known=known)
+    load_run_arrays(path, model, optimizer, against="the model and optimizer its config describes")
     check_fingerprint(data, meta, path, "resume it with the data it was trained on (-s data.root=DIR where "
                       "those files are now), or start a new run for this data")
-    load_weights(model, arrays, path, cfg)
-    try:
-        optimizer.load_state_dict(with_prefix(arrays, "optim/"))
-    except CheckpointError as e:
-        raise CheckpointError(f"{path}: {e}") from None
-    atomic_write_text(run_dir / "config.yaml", _yaml(cfg))  # the overrides are part of the run now
-    echo(f"resuming {cfg.name} in {run_dir} at epoch {state.epoch + 1}, step {state.step + 1}")
-    old_epochs = meta["config"].get("train", {}).get("epochs")
-    if cfg.optimizer.schedule == "cosine" and old_epochs != cfg.train.epochs:
-        echo(f"note: train.epochs changed from {old_epochs} to {cfg.train.epochs}: the cosine learning-rate "
-             f"schedule now spans {cfg.train.epochs} epochs")
-    return _run(cfg, run_dir, data, model, loss_fn, optimizer, state, echo)
+    state.check_against(data, cfg.train.batch_size, path)
+    return meta, cfg, state, (data, model, loss_fn, optimizer)
 
 
 def _run(cfg, run_dir, data, model, loss_fn, optimizer, state, echo):
     started = time.perf_counter()
+    try:
+        _train(cfg, run_dir, data, model, loss_fn, optimizer, state, echo)
+    except StorageError as e:  # disk full, or the directory became read-only, mid-run
+        raise StorageError(
+            f"{e}; {run_dir / 'last.npz'} still holds the last saved state: free some space (or make the "
+            f"directory writable), then resume with: layerwise train --resume {run_dir}", e.reason
+        ) from None
+
+    load_run_arrays(run_dir / "best.npz", model)
+    test = evaluate(model, loss_fn, data.test, data.task, cfg.train.eval_batch_size)
+    best = state.best
+    summary = {"checkpoint": "best.npz", "epoch": best["epoch"], f"val_{best['metric']}": best["value"],
+               **{f"test_{k}": v.tolist() if k == "confusion" else v for k, v in test.items()}}
+    try:
+        write_json(run_dir / "test.json", summary)
+    except StorageError as e:
+        raise StorageError(f"{e}; training finished: `layerwise eval {run_dir}` prints the test metrics", e.reason) from None
+    echo(
+        f"done in {time.perf_counter() - started:.1f}s. best epoch {best['epoch']} "
+        f"(val {format_metrics({best['metric']: best['value']})}): test {format_metrics(test)}"
+    )
+    echo(f"saved best.npz, last.npz, metrics.csv, test.json and config.yaml in {run_dir}")
+    return {"run_dir": run_dir, "history": state.history, "test": test, "best": best}
+
+
+def _train(cfg, run_dir, data, model, loss_fn, optimizer, state, echo):
     rng = np.random.default_rng()  # its state is set from `state` at every epoch start
     batches = Batches(data.train, cfg.train.batch_size, rng)
     epochs = cfg.train.epochs
-    with _StopOnSigint() as sigint:
+    with _StopOnSignals() as stop:
         while state.epoch < epochs:
             epoch_start = time.perf_counter()
             optimizer.lr = learning_rate(cfg.optimizer.schedule, cfg.optimizer.lr, state.epoch, epochs)
             rng.bit_generator.state = state.epoch_rng
-            finished = _train_epoch(model, loss_fn, optimizer, batches, state, epochs, sigint, run_dir)
+            finished = _train_epoch(model, loss_fn, optimizer, batches, state, epochs, stop, run_dir)
             # A non-finite gradient with a finite loss shows up in the weights: never save those.
             if not all(np.isfinite(p).all() for _, p, _ in model.named_parameters()):
                 raise TrainingDiverged(
@@ -173,25 +181,11 @@ def _run(cfg, run_dir, data, model, loss_fn, optimizer, state, echo):
             if not finished:
                 save_run_checkpoint(run_dir / "last.npz", cfg, model, optimizer, asdict(state), data)
                 raise TrainingInterrupted(
-                    f"interrupted at epoch {state.epoch + 1}, step {state.step}; saved {run_dir / 'last.npz'}. "
-                    f"Resume with: layerwise train --resume {run_dir}"
+                    f"{stop.cause} at epoch {state.epoch + 1}, step {state.step}; saved {run_dir / 'last.npz'}. "
+                    f"Resume with: layerwise train --resume {run_dir}", 128 + stop.signum
                 )
             state.epoch_rng = rng.bit_generator.state
             _end_epoch(cfg, run_dir, data, model, loss_fn, optimizer, state, epoch_start, echo)
-
-    best_arrays, _ = load_run_checkpoint(run_dir / "best.npz")
-    model.load_state_dict(with_prefix(best_arrays, "model/"))
-    test = evaluate(model, loss_fn, data.test, data.task, cfg.train.eval_batch_size)
-    best = state.best
-    summary = {"checkpoint": "best.npz", "epoch": best["epoch"], f"val_{best['metric']}": best["value"],
-               **{f"test_{k}": v.tolist() if k == "confusion" else v for k, v in test.items()}}
-    atomic_write_text(run_dir / "test.json", json.dumps(summary, indent=1) + "\n")
-    echo(
-        f"done in {time.perf_counter() - started:.1f}s. best epoch {best['epoch']} "
-        f"(val {format_metrics({best['metric']: best['value']})}): test {format_metrics(test)}"
-    )
-    echo(f"saved best.npz, last.npz, metrics.csv, test.json and config.yaml in {run_dir}")
-    return {"run_dir": run_dir, "history": state.history, "test": test, "best": best}
 
 
 def _end_epoch(cfg, run_dir, data, model, loss_fn, optimizer, state, epoch_start, echo):
@@ -229,8 +223,8 @@ def train_step(model, loss_fn, optimizer, x, y):
     return loss
 
 
-def _train_epoch(model, loss_fn, optimizer, batches, state, epochs, sigint, run_dir):
-    """Steps through the rest of `state.epoch`, updating `state`; False if Ctrl-C stopped it early."""
+def _train_epoch(model, loss_fn, optimizer, batches, state, epochs, stop, run_dir):
+    """Steps through the rest of `state.epoch`, updating `state`; False if Ctrl-C or SIGTERM stopped it."""
     bar = tqdm(
         batches.epoch(skip=state.step), desc=f"epoch {state.epoch + 1}/{epochs}", total=len(batches),
         initial=state.step, leave=False, disable=None, unit="step",
@@ -249,7 +243,7 @@ def _train_epoch(model, loss_fn, optimizer, batches, state, epochs, sigint, run_
             state.seen += len(x)
             if state.step % 20 == 0:
                 bar.set_postfix(loss=f"{state.loss_sum / state.seen:.4f}", refresh=False)
-            if sigint.requested:
+            if stop.requested:
                 return False
     return True
 
@@ -264,8 +258,10 @@ def describe_data(cfg):
 def check_fingerprint(data, meta, path, advice):
     """Refuse data whose fingerprint differs from the one `meta` (a checkpoint's) recorded."""
     stored = meta.get("fingerprint")
-    if not isinstance(stored, list):
+    if stored is None:
         return  # a checkpoint from before runs recorded their data: nothing to compare
+    if not valid_fingerprint(stored):
+        raise CheckpointError(f"{path}: its data fingerprint is malformed; corrupt or forged?")
     problem = mismatch(data.fingerprint, stored)
     if problem:
         raise DataError(f"{path} was trained on other data: {problem}; {advice}")
@@ -277,32 +273,34 @@ def _kept(run_dir):
     return "last.npz keeps the weights from before the run went wrong"
 
 
-class _StopOnSigint:
-    """While active, the first Ctrl-C only sets `requested` (the loop stops after its step and saves);
-    a second one interrupts at once as usual."""
+class _StopOnSignals:
+    """While active, the first Ctrl-C (SIGINT) or SIGTERM only sets `requested` (the loop stops after
+    its step, saves and exits 130 or 143); a second one stops at once: Ctrl-C raises
+    KeyboardInterrupt as usual, SIGTERM ends the process as SIGTERM does by default."""
+
+    CAUSES = {signal.SIGINT: "interrupted", signal.SIGTERM: "stopped by SIGTERM"}
 
     def __enter__(self):
         self.requested = False
-        self._previous = None
+        self.signum, self.cause = None, None
+        self._previous = {}
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            for signum in self.CAUSES:
+                self._previous[signum] = signal.signal(signum, self._handle)
         return self
 
     def _handle(self, signum, frame):
         if self.requested:
+            if signum == signal.SIGTERM:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                os.kill(os.getpid(), signal.SIGTERM)
             raise KeyboardInterrupt
         self.requested = True
+        self.signum, self.cause = int(signum), self.CAUSES[signum]
 
     def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-
-
-def load_weights(model, arrays, path, cfg):
-    try:
-        model.load_state_dict(with_prefix(arrays, "model/"))
-    except CheckpointError as e:
-        raise CheckpointError(f"{path} does not match the model in {cfg.source}: {e}") from None
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
 
 
 def _yaml(cfg):

@@ -133,7 +133,7 @@ def regression_run(tmp_path_factory):
 
 def test_train_regression_writes_run_dir(regression_run):
     run_dir, result = regression_run
-    assert sorted(p.name for p in run_dir.iterdir()) == ["best.npz", "config.yaml", "last.npz", "metrics.csv", "test.json"]
+    assert sorted(p.name for p in run_dir.iterdir()) == [".layerwise.lock", "best.npz", "config.yaml", "last.npz", "metrics.csv", "test.json"]
     rows = read_metrics(run_dir)
     assert len(rows) == 8 and [int(r["epoch"]) for r in rows] == list(range(1, 9))
     assert {"epoch", "lr", "train_loss", "val_loss", "val_mse"} <= set(rows[0])
@@ -353,7 +353,7 @@ def test_existing_run_dir_needs_overwrite(tmp_path):
     assert_ok(train(config, run_dir))
     assert_error(train(config, run_dir), 2, "already exists", "--overwrite")
     assert_ok(train(config, run_dir, "--overwrite"))
-    assert sorted(p.name for p in run_dir.iterdir()) == ["best.npz", "config.yaml", "last.npz", "metrics.csv", "test.json"]
+    assert sorted(p.name for p in run_dir.iterdir()) == [".layerwise.lock", "best.npz", "config.yaml", "last.npz", "metrics.csv", "test.json"]
 
 
 def test_empty_existing_run_dir_is_used(tmp_path):

@@ -289,7 +289,9 @@ def test_run_files_get_the_usual_modes_and_tilde_expands(tmp_path, monkeypatch):
     finally:
         os.umask(old)
     run_dir = tmp_path / "home" / "runs" / "mlp"
-    assert sorted(p.name for p in run_dir.iterdir()) == ["best.npz", "config.yaml", "last.npz", "metrics.csv", "test.json"]
+    assert sorted(p.name for p in run_dir.iterdir()) == [
+        ".layerwise.lock", "best.npz", "config.yaml", "last.npz", "metrics.csv", "test.json"
+    ]
     assert (run_dir.stat().st_mode & 0o777) == 0o755
     for path in run_dir.iterdir():
         assert (path.stat().st_mode & 0o777) == 0o644, path.name

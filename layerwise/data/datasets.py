@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ConfigError, DataError
+from ..errors import CheckpointError, ConfigError, DataError
 from ..memory import check_fits
 from ..preprocess import array_preprocessing, image_preprocessing, pixels
 
@@ -62,6 +62,10 @@ def load_dataset(data_cfg, seed=0, source="<config>", echo=print, splits=SPLITS,
 
 def _images(cfg, source, echo, splits, preprocessing):
     from . import mnist  # imports tqdm and urllib: only when image data is used
+
+    if preprocessing is not None and preprocessing.get("kind") != "image":
+        raise CheckpointError(f"{source}: the checkpoint's preprocessing is for {preprocessing.get('kind')!r} data "
+                              f"but its config reads images ({cfg.dataset}); corrupt or forged?")
 
     keys = []
     if "train" in splits or "val" in splits:

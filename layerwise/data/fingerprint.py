@@ -82,6 +82,15 @@ def generated(description):
     return [{"file": "<generated>", "sha256": digest, "size": None, "mtime_ns": None}]
 
 
+def valid_fingerprint(stored):
+    """Whether a checkpoint's stored fingerprint has the shape fingerprint() gives."""
+    return isinstance(stored, list) and all(
+        isinstance(e, dict) and isinstance(e.get("file"), str) and isinstance(e.get("sha256"), str)
+        and all(e.get(k) is None or (isinstance(e.get(k), int) and not isinstance(e.get(k), bool))
+                for k in ("size", "mtime_ns"))
+        for e in stored)
+
+
 def mismatch(current, stored):
     """None if every file read now is one the run was trained on (by content), else a message naming
     the first file that is not."""
