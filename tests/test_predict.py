@@ -312,3 +312,30 @@ def test_predict_png_files_mnist_digit_and_rendered_seven(work):
     assert predictions == [str(test["test_labels"][0]), "7"]
     shown = cli("predict", "mnist-run", "seven.png")
     assert shown.exit_code == 0 and len(shown.output.splitlines()) > 3  # the block picture beside the line
+
+
+@pytest.mark.parametrize("change", [
+    lambda m: m["preprocessing"].update(image_shape=[28, 27]),
+    lambda m: m["preprocessing"].update(class_names=["a"]),
+    lambda m: m["preprocessing"].update(kind="array"),
+    lambda m: m["data"].update(num_features="784"),
+    lambda m: m.update(fingerprint=[{"file": 1}]),
+    lambda m: m.update(preprocessing=[]),
+])
+def test_forged_data_description_is_a_checkpoint_error(image_run, work, change):
+    tmp, arrays = image_run
+    with np.load(tmp / "run" / "best.npz") as npz:
+        saved = {name: npz[name] for name in npz.files}
+    meta = json.loads(str(saved["__meta__"]))
+    change(meta)
+    saved["__meta__"] = np.array(json.dumps(meta))
+    np.savez(work / "forged.npz", **saved)
+    np.save(work / "x.npy", arrays["test_images"][:2])
+    for args in (["predict", "forged.npz", "x.npy"], ["eval", "forged.npz"]):
+        result = cli(*args)
+        if args[0] == "predict" and "fingerprint" in meta and not isinstance(meta["fingerprint"][0].get("file", ""), str):
+            assert result.exit_code == 0, result.output  # predict never reads the fingerprint
+            continue
+        assert result.exit_code == 1, (args, result.output)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "forged" in lines[0] and "Traceback" not in result.output, result.output
