@@ -78,6 +78,16 @@ def train(config, overrides, overwrite, resume_dir):
         fit(load_config(config, overrides), overwrite=overwrite, echo=click.echo)
 
 
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON document on stdout (notes go to stderr)."
+)
+
+
+def _echo(as_json):
+    """Where a command's progress and notes go: stderr when stdout carries the JSON document."""
+    return functools.partial(click.echo, err=True) if as_json else click.echo
+
+
 @main.command("eval")
 @click.argument("run", type=click.Path(exists=True), metavar="RUN_DIR_OR_CHECKPOINT")
 @click.option("--split", type=click.Choice(["test", "val", "train"]), default="test", show_default=True)
@@ -91,8 +101,9 @@ def train(config, overrides, overwrite, resume_dir):
     "it), or a file with targets (.npz with x and y, a CSV with the target column).",
 )
 @set_option
+@json_option
 @reports_errors
-def evaluate(run, split, checkpoint, data, overrides):
+def evaluate(run, split, checkpoint, data, overrides, as_json):
     """Score a trained model: loss and metrics (accuracy and confusion matrix, or MSE/MAE/R2).
 
     The data must be what the run was trained on (checked by content); --data scores other data.
@@ -103,7 +114,11 @@ def evaluate(run, split, checkpoint, data, overrides):
 
     if checkpoint and not Path(run).is_dir():
         raise click.UsageError("--checkpoint chooses within a run directory; RUN is already a checkpoint file")
-    evaluate_run(run, split, checkpoint or "best", overrides, echo=click.echo, data=data)
+    result = evaluate_run(run, split, checkpoint or "best", overrides, echo=_echo(as_json), data=data)
+    if as_json:
+        from .fileio import json_text
+
+        click.echo(json_text(result))
 
 
 @main.command()
@@ -135,8 +150,9 @@ def predict(run, inputs, output, as_json, top, no_show, checkpoint):
 @set_option
 @click.option("--samples", type=click.IntRange(min=1), default=30, show_default=True, help="Entries checked per array (all if fewer).")
 @click.option("--batch", type=click.IntRange(min=1), default=8, show_default=True, help="Examples from the training data.")
+@json_option
 @reports_errors
-def gradcheck(config, overrides, samples, batch):
+def gradcheck(config, overrides, samples, batch, as_json):
     """Check every layer's backward against central finite differences, in float64, on real data.
 
     Exits 1 if any layer fails.
@@ -145,12 +161,113 @@ def gradcheck(config, overrides, samples, batch):
     from .gradcheck import TOLERANCE, check_config, format_table
 
     rows = check_config(load_config(config, overrides), samples=samples, batch=batch)
-    click.echo(format_table(rows))
     failed = [row["layer"] for row in rows if not row["passed"]]
+    if as_json:
+        from .fileio import json_text
+
+        click.echo(json_text({"tolerance": TOLERANCE, "passed": not failed, "rows": rows}))
+        sys.exit(1 if failed else 0)
+    click.echo(format_table(rows))
     if failed:
         click.echo(f"FAILED: {', '.join(failed)} (relative error above {TOLERANCE:g})", err=True)
         sys.exit(1)
     click.echo(f"all {len(rows)} rows pass (relative error below {TOLERANCE:g})")
+
+
+@main.command("config")
+@click.argument("config", type=click.Path(exists=True, dir_okay=False))
+@set_option
+@reports_errors
+def show_config(config, overrides):
+    """Print the fully resolved config as YAML.
+
+    Every key with its default filled in and every layer's arguments (in_features inferred). A run
+    directory's config.yaml is exactly this text."""
+    from .resolve import resolved_yaml
+
+    click.echo(resolved_yaml(config, overrides, echo=_echo(True)), nl=False)
+
+
+@main.command()
+@click.argument("target", type=click.Path(exists=True), metavar="CONFIG_OR_RUN")
+@set_option
+@click.option("--batch", type=click.IntRange(min=1), default=None, help="Batch size for the activation memory  [default: train.batch_size].")
+@json_option
+@reports_errors
+def summary(target, overrides, batch, as_json):
+    """Show each layer's shape, parameters and FLOPs (no training).
+
+    One row per layer (output shape, parameters, forward FLOPs per example, activation memory for a
+    batch), then the totals. For a run directory, also statistics of its trained weights (best.npz)."""
+    from .summary import format_summary, summarize
+
+    result = summarize(target, overrides, batch, echo=_echo(True))
+    if as_json:
+        from .fileio import json_text
+
+        click.echo(json_text(result))
+    else:
+        click.echo(format_summary(result))
+
+
+@main.command()
+@click.argument("target", type=click.Path(exists=True), metavar="CONFIG_OR_RUN")
+@set_option
+@click.option("--batch", type=click.IntRange(min=1), default=8, show_default=True, help="Training examples in the step.")
+@click.option("--dot", "dot_file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Also draw the step as a graph: FILE.dot, or FILE.svg/.png/.pdf when Graphviz's dot is installed.")
+@click.option("--units", is_flag=True, help="With --dot: one node per unit (small models, every layer <= 16 units).")
+@json_option
+@reports_errors
+def trace(target, overrides, batch, dot_file, units, as_json):
+    """Trace one training step, layer by layer.
+
+    On a real batch: each forward equation with its shapes and output statistics, then the backward
+    pass from the loss down with gradient norms and update/weight ratios, and warnings for dead
+    units, vanishing or exploding gradients.
+
+    CONFIG starts from its seeded initial weights; a RUN directory from its last.npz. Nothing is updated.
+    """
+    from .trace import format_trace, trace_step
+
+    if units and not dot_file:
+        raise click.UsageError("--units draws the graph one node per unit: give --dot FILE too")
+    echo = _echo(as_json)
+    if dot_file:
+        from .tracegraph import check_graph_target
+
+        check_graph_target(dot_file)
+    report, arrays = trace_step(target, overrides, batch, echo=echo)
+    if dot_file:
+        from .tracegraph import write_graph
+
+        echo(write_graph(dot_file, report, arrays, units))
+    if as_json:
+        from .fileio import json_text
+
+        click.echo(json_text(report))
+    else:
+        click.echo(format_trace(report))
+
+
+@main.command()
+@click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False), metavar="RUN...")
+@json_option
+@reports_errors
+def compare(runs, as_json):
+    """Compare runs side by side, best validation metric first.
+
+    One row per run: the config keys that differ between the runs, epochs, best epoch and its
+    validation metric, test metrics and training time."""
+    from .compare import compare_runs, format_comparison
+
+    result = compare_runs(runs)
+    if as_json:
+        from .fileio import json_text
+
+        click.echo(json_text(result))
+    else:
+        click.echo(format_comparison(result))
 
 
 if __name__ == "__main__":

@@ -121,6 +121,10 @@ class Config:
         d.pop("source")
         return d
 
+    def to_yaml(self):
+        """The resolved config as YAML: what `layerwise config` prints and a run's config.yaml holds."""
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
 
 # --- loading -----------------------------------------------------------------------------------
 

@@ -6,7 +6,6 @@ training data.
 
 import csv
 import io
-import json
 import math
 from pathlib import Path
 
@@ -111,7 +110,9 @@ def predict_files(run, paths, top=3, output=None, as_json=False, show=True, chec
     if output is not None:
         write_csv(output, loaded, inputs, outputs)
     if as_json:
-        echo(json.dumps(finite(result), indent=1))
+        from .fileio import json_text
+
+        echo(json_text(result))
     else:
         for line in report_lines(loaded, inputs, result, show):
             echo(line)
@@ -257,14 +258,3 @@ def write_csv(output, loaded, inputs, outputs):
         raise ConfigError(f"-o {output}: the file appeared while predicting; refusing to overwrite it") from None
     except OSError as e:
         raise DataError(f"-o {output}: cannot write it ({e.strerror or e})") from None
-
-
-def finite(value):
-    """JSON-able copy with NaN and infinities as None (JSON has no NaN)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [finite(v) for v in value]
-    return value

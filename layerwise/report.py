@@ -24,8 +24,6 @@ def format_metrics(result):
     return "  ".join(parts)
 
 
-
-
 def format_confusion(counts):
     """Rows are the true class, columns the predicted class."""
     n = counts.shape[0]

@@ -14,7 +14,6 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-import yaml
 from tqdm import tqdm
 
 from . import metrics
@@ -57,6 +56,7 @@ def build(cfg: Config, echo=print, dtype=np.float32, splits=SPLITS, preprocessin
             rows=data.batch_rows(cfg.train),
         )
         loss = build_loss(cfg.loss, data.task, where=f"{cfg.source}: loss")
+        cfg.model.layers = model.config()  # resolved: every layer's arguments, in_features inferred
     except MemoryError as e:
         raise ConfigError(f"{cfg.source}: not enough memory for this data and model ({e})") from None
     return data, model, loss, build_optimizer(cfg.optimizer, model)
@@ -74,7 +74,7 @@ def fit(cfg: Config, *, overwrite=False, echo=print):
 
     def populate(directory):
         save_run_checkpoint(directory / "last.npz", cfg, model, optimizer, asdict(state), data)  # resumable at once
-        atomic_write_text(directory / "config.yaml", _yaml(cfg))
+        atomic_write_text(directory / "config.yaml", cfg.to_yaml())
 
     with create_run_dir(cfg.output, populate, overwrite) as lock:  # held until the run ends: no other process trains into it meanwhile
         run_dir = lock.directory
@@ -102,7 +102,7 @@ def resume(run_dir, overrides=(), echo=print):
         # Everything was read and checked; only now is anything written.
         lock.write_pid()
         remove_stale_temps(run_dir)  # left by a save that was killed
-        atomic_write_text(run_dir / "config.yaml", _yaml(cfg))  # the overrides are part of the run now
+        atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())  # the overrides are part of the run now
         echo(f"resuming {cfg.name} in {run_dir} at epoch {state.epoch + 1}, step {state.step + 1}")
         old_epochs = meta["config"].get("train", {}).get("epochs")
         if cfg.optimizer.schedule == "cosine" and old_epochs != cfg.train.epochs:
@@ -301,10 +301,6 @@ class _StopOnSignals:
     def __exit__(self, *exc):
         for signum, previous in self._previous.items():
             signal.signal(signum, previous)
-
-
-def _yaml(cfg):
-    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
 
 
 def _write_metrics(path, history):

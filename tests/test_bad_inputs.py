@@ -439,10 +439,11 @@ CASES = [
     case("eval-metadata-without-run-state",
          run("eval", "run", edit=rewrite_checkpoint("best.npz", set_meta(lambda meta: {**meta, "state": {}}))), 1,
          "best.npz", "checkpoint"),
-    case("eval-hidden-width-edited", run("eval", "run", edit=edit_config({"model.layers.0.out_features": 5})), 1,
-         "does not match", "config.yaml", "0.W"),
-    case("eval-input-width-edited", run("eval", "run", edit=edit_config({"data.weights": [1.0, 2.0, 3.0, 4.0]})), 1,
-         "does not match", "config.yaml", "0.W"),
+    # config.yaml names every layer's in_features, so an edited width no longer chains (before the weights are read).
+    case("eval-hidden-width-edited", run("eval", "run", edit=edit_config({"model.layers.0.out_features": 5})), 2,
+         "config.yaml", "model.layers[2].in_features", "does not chain"),
+    case("eval-input-width-edited", run("eval", "run", edit=edit_config({"data.weights": [1.0, 2.0, 3.0, 4.0]})), 2,
+         "config.yaml", "model.layers[0].in_features", "does not chain"),
     # resume
     case("resume-without-last", run("train", "--resume", "run", edit=remove("last.npz")), 1,
          "no last.npz", "layerwise run directory"),

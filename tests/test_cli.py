@@ -407,8 +407,9 @@ def test_eval_npz_that_is_not_a_layerwise_checkpoint(mlp_run):
 def test_eval_after_config_edit_that_breaks_the_weights(mlp_run):
     config = mlp_run / "config.yaml"
     text = config.read_text()
-    assert "out_features: 8" in text
-    config.write_text(text.replace("out_features: 8", "out_features: 4", 1))
+    assert "out_features: 8" in text and "in_features: 8" in text
+    # A consistent edit (the hidden width and the next layer's in_features): the config builds, the weights do not fit.
+    config.write_text(text.replace("out_features: 8", "out_features: 4", 1).replace("in_features: 8", "in_features: 4", 1))
     result = run("eval", mlp_run)
     assert_error(result, 1, "does not match", str(config), "0.W")
 

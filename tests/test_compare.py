@@ -1,0 +1,56 @@
+"""`layerwise compare`: exactly the differing config keys, rows sorted by the validation metric."""
+
+import json
+
+import pytest
+
+from layerwise.compare import flatten
+from test_cli import assert_error, assert_ok, run, write
+from test_views import SMALL
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("compare")
+    config = write(tmp, SMALL, "small.yaml")
+    variants = {
+        "base": [],
+        "lr": ["-s", "optimizer.lr=0.003"],
+        "wide": ["-s", "model.layers.0.out_features=8"],
+    }
+    for name, args in variants.items():
+        assert_ok(run("train", config, "-s", f"output={tmp / name}", *args))
+    return tmp
+
+
+def test_compare_finds_exactly_the_differing_keys(runs):
+    result = run("compare", runs / "base", runs / "lr", runs / "wide", "--json")
+    assert_ok(result)
+    doc = json.loads(result.stdout)
+    # The wider first layer also changes the inferred in_features of the layer after its ReLU.
+    assert doc["differing_keys"] == ["model.layers.0.out_features", "model.layers.2.in_features", "optimizer.lr"]
+    by_run = {r["run"]: r for r in doc["runs"]}
+    assert by_run[str(runs / "lr")]["differs"]["optimizer.lr"] == 0.003
+    assert by_run[str(runs / "wide")]["differs"]["model.layers.0.out_features"] == 8
+    # Sorted by validation MSE, lowest first; each row carries its epochs and test metrics.
+    vals = [r["best_val"] for r in doc["runs"]]
+    assert vals == sorted(vals)
+    for r in doc["runs"]:
+        assert r["epochs"] == 2 and r["monitor"] == "mse" and set(r["test"]) == {"loss", "mse", "mae", "r2"}
+
+
+def test_compare_identical_configs_and_table(runs):
+    result = run("compare", runs / "base", runs / "base")
+    assert_ok(result)
+    assert "configs are identical" in result.stdout
+    table = run("compare", runs / "base", runs / "lr").stdout
+    assert table.splitlines()[0].split()[:2] == ["run", "optimizer.lr"]
+
+
+def test_compare_refuses_a_directory_that_is_not_a_run(runs, tmp_path):
+    assert_error(run("compare", runs / "base", tmp_path), 1, "not a layerwise run directory")
+
+
+def test_flatten_uses_the_override_syntax():
+    assert flatten({"a": {"b": 1}, "layers": [{"type": "relu"}], "w": [1, 2]}) == \
+        {"a.b": 1, "layers.0.type": "relu", "w": [1, 2]}
