@@ -110,7 +110,7 @@ class Config:
     output: typing.Optional[str] = _spec(None, doc="run directory; default runs/<name>")
     data: typing.Union[MnistData, FashionMnistData, IdxData, RegressionData] = field(default_factory=MnistData)
     model: ModelConfig = field(default_factory=ModelConfig)
-    loss: str = _spec("softmax_cross_entropy")
+    loss: object = _spec("softmax_cross_entropy", doc="a loss name, or {type: name, **arguments}")
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     source: str = field(default="<config>", repr=False)  # the file it came from, for messages
@@ -180,6 +180,7 @@ def config_from_dict(raw, source="<config>"):
     cfg.output = os.path.expanduser(cfg.output)
     if isinstance(cfg.data, (MnistData, IdxData)) and cfg.data.root is not None:
         cfg.data.root = os.path.expanduser(cfg.data.root)
+    _check_loss(cfg.loss, source)
     _check_optimizer(cfg.optimizer, source)
     _check_idx(cfg.data, source)
     _check_regression(cfg.data, source)
@@ -309,6 +310,16 @@ def _check_value(value, typ, rule, key, source):
     if rule.get("above") is not None and not value > rule["above"]:
         fail(f"a value > {rule['above']}")
     return value
+
+
+def _check_loss(loss, source):
+    """The loss is a name or a mapping with a string 'type'; names and arguments are checked by the registry."""
+    if isinstance(loss, str) or (isinstance(loss, dict) and isinstance(loss.get("type"), str)):
+        return
+    raise ConfigError(
+        f"{source}: loss: expected a loss name (softmax_cross_entropy) or a mapping with a 'type' key like "
+        f"{{type: huber, delta: 1.0}}, received {loss!r}"
+    )
 
 
 def _check_optimizer(opt, source):

@@ -53,21 +53,30 @@ def check_layer(layer, x, rng, samples=None, eps=EPS):
     """Check one layer's backward on input x with L = sum(forward(x) * R), R random, so dL/dy = R.
 
     Returns {name: (max abs error, relative error)} for "x" and each parameter (see `compare`).
+    A random layer (Dropout) is checked with the mask of its first forward held fixed, so L is a
+    function of x alone; the layer runs in whatever mode it is in (check_config puts it in training mode).
     """
     upstream = rng.standard_normal(layer.forward(x).shape)
+    holds = hasattr(layer, "hold_mask")
+    if holds:
+        layer.hold_mask = True
 
     def loss():
         return float(np.sum(layer.forward(x) * upstream))
 
-    layer.forward(x)
-    dx = layer.backward(upstream).copy()
-    analytic = {"x": dx, **{k: g.copy() for k, g in layer.grads.items()}}
-    arrays = {"x": x, **layer.params}
-    result = {}
-    for name, array in arrays.items():
-        idx = sample_indices(array.size, samples, rng)
-        numeric = numerical_gradient(loss, array, idx, eps)
-        result[name] = compare(analytic[name].reshape(-1)[idx], numeric)
+    try:
+        layer.forward(x)
+        dx = layer.backward(upstream).copy()
+        analytic = {"x": dx, **{k: g.copy() for k, g in layer.grads.items()}}
+        arrays = {"x": x, **layer.params}
+        result = {}
+        for name, array in arrays.items():
+            idx = sample_indices(array.size, samples, rng)
+            numeric = numerical_gradient(loss, array, idx, eps)
+            result[name] = compare(analytic[name].reshape(-1)[idx], numeric)
+    finally:
+        if holds:
+            layer.hold_mask = False
     return result
 
 
@@ -86,7 +95,8 @@ def check_config(cfg, samples=30, batch=8):
 
     The model is built in float64 from the config's seed. Each layer is checked on its own, with the
     input it receives in the real forward pass and L = sum(y * R) for a random R, so a wrong backward
-    fails its own row only instead of corrupting every row below it.
+    fails its own row only instead of corrupting every row below it. The batch runs through the model
+    in evaluation mode; each layer itself is checked in training mode (see check_layer).
     """
     from .training import build
 
@@ -97,8 +107,13 @@ def check_config(cfg, samples=30, batch=8):
     if target.dtype.kind == "f":
         target = target.astype(np.float64)
     rows = []
+    model.eval()
     for i, layer in enumerate(model.layers):
+        # Checked in training mode (Dropout with its mask held, BatchNorm with batch statistics: the
+        # backward training runs); the input for the next layer comes from evaluation mode.
+        layer.training = True
         errors = check_layer(layer, x.copy(), rng, samples)
+        layer.training = False
         rows.append(_row(f"{i}: {layer!r}", errors))
         x = layer.forward(x).copy()
     rows.append(_row(f"loss: {type(loss_fn).__name__}", {"output": check_loss(loss_fn, x, target, rng, samples)}))
@@ -113,10 +128,11 @@ def _row(label, errors):
 
 def format_table(rows):
     width = max(len(r["layer"]) for r in rows)
-    lines = [f"{'layer':<{width}}  {'checked':<10}  {'max abs err':>11}  {'rel err':>9}  result"]
+    checked = max(10, *(len(r["arrays"]) for r in rows))
+    lines = [f"{'layer':<{width}}  {'checked':<{checked}}  {'max abs err':>11}  {'rel err':>9}  result"]
     for r in rows:
         lines.append(
-            f"{r['layer']:<{width}}  {r['arrays']:<10}  {r['max_abs']:>11.2e}  {r['max_rel']:>9.2e}  "
+            f"{r['layer']:<{width}}  {r['arrays']:<{checked}}  {r['max_abs']:>11.2e}  {r['max_rel']:>9.2e}  "
             f"{'PASS' if r['passed'] else 'FAIL'}"
         )
     return "\n".join(lines)

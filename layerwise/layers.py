@@ -1,62 +1,19 @@
-"""Layers, each with a hand-derived backward written right under its forward.
+"""Linear, and the LAYERS registry of every layer type (the others live in their own modules).
 
-Contract:
-    forward(x) -> y                  keeps what backward needs on named attributes
-    backward(dout, input_grad=True)  fills self.grads (same keys as self.params) and returns
-                                     dx = dL/dx; with input_grad=False it skips dx and returns None
-                                     (training never needs the gradient w.r.t. the data).
-Names: N batch, D in features, M out features; dout = dL/dy.
-Hot-path arrays are written in place into buffers the layer keeps (`out=`), so a training step
-allocates almost nothing; a returned array is only valid until the layer's next call.
+Module map: base.py (Layer, the contract and modes), layers.py (Linear, LAYERS), activations.py
+(ReLU, LeakyReLU, ELU, GELU, Softplus, Sigmoid, Tanh), dropout.py (Dropout), batchnorm.py (BatchNorm).
 """
 
 import numpy as np
 
+from .activations import ELU, GELU, LeakyReLU, ReLU, Sigmoid, Softplus, Tanh
+from .base import Layer, _buffer
+from .batchnorm import BatchNorm
+from .dropout import Dropout
 from .errors import ConfigError
 
-
-def _buffer(buf, shape, dtype):
-    """Return `buf` if it already has this shape and dtype, else a fresh empty array."""
-    if buf is None or buf.shape != shape or buf.dtype != dtype:
-        return np.empty(shape, dtype=dtype)
-    return buf
-
-
-class Layer:
-    """Base class: a layer without parameters has empty `params` and `grads`.
-
-    ARGS maps the constructor arguments a config may give to their types (what the registry checks).
-    """
-
-    ARGS = {}
-
-    def __init__(self):
-        self.params = {}
-        self.grads = {}
-
-    def forward(self, x):
-        raise NotImplementedError
-
-    def backward(self, dout, input_grad=True):
-        raise NotImplementedError
-
-    def output_features(self, in_features):
-        """Width of the output for an input of `in_features` (elementwise layers keep it)."""
-        return in_features
-
-    @classmethod
-    def sizes(cls, in_features, **kwargs):
-        """(output width, number of parameters) of the layer these arguments build, without building
-        it: what the registry checks against the memory available before allocating anything."""
-        return in_features, 0
-
-    def config(self):
-        """Constructor arguments, so `build([layer.config()])` rebuilds the same layer."""
-        return {"type": self.name}
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if k != "type")
-        return f"{type(self).__name__}({args})"
+__all__ = ["LAYERS", "Layer", "Linear", "ReLU", "LeakyReLU", "ELU", "GELU", "Softplus", "Sigmoid", "Tanh",
+           "Dropout", "BatchNorm"]
 
 
 class Linear(Layer):
@@ -136,91 +93,7 @@ class Linear(Layer):
         }
 
 
-class ReLU(Layer):
-    """y = max(x, 0)
-
-    Shape: any -> same.
-    """
-
-    name = "relu"
-
-    def __init__(self):
-        super().__init__()
-        self._y = None
-        self._dx = None
-
-    def forward(self, x):
-        self._y = _buffer(self._y, x.shape, x.dtype)
-        np.maximum(x, 0, out=self._y)
-        return self._y
-
-    def backward(self, dout, input_grad=True):
-        if not input_grad:
-            return None
-        self._dx = _buffer(self._dx, dout.shape, dout.dtype)
-        np.multiply(dout, self._y > 0, out=self._dx)  # dx = dout * 1[x > 0]  (y > 0 exactly where x > 0)
-        return self._dx
-
-
-class Sigmoid(Layer):
-    """y = 1 / (1 + exp(-x))
-
-    Shape: any -> same. Computed as (1 + tanh(x / 2)) / 2, the same function, which never overflows.
-    """
-
-    name = "sigmoid"
-
-    def __init__(self):
-        super().__init__()
-        self._y = None
-        self._dx = None
-
-    def forward(self, x):
-        y = self._y = _buffer(self._y, x.shape, x.dtype)
-        np.multiply(x, 0.5, out=y)
-        np.tanh(y, out=y)
-        y += 1
-        y *= 0.5
-        return y
-
-    def backward(self, dout, input_grad=True):
-        if not input_grad:
-            return None
-        y, dx = self._y, _buffer(self._dx, dout.shape, dout.dtype)
-        self._dx = dx
-        np.subtract(1, y, out=dx)
-        dx *= y
-        dx *= dout  # dx = dout * y * (1 - y)
-        return dx
-
-
-class Tanh(Layer):
-    """y = tanh(x)
-
-    Shape: any -> same.
-    """
-
-    name = "tanh"
-
-    def __init__(self):
-        super().__init__()
-        self._y = None
-        self._dx = None
-
-    def forward(self, x):
-        self._y = _buffer(self._y, x.shape, x.dtype)
-        np.tanh(x, out=self._y)
-        return self._y
-
-    def backward(self, dout, input_grad=True):
-        if not input_grad:
-            return None
-        y, dx = self._y, _buffer(self._dx, dout.shape, dout.dtype)
-        self._dx = dx
-        np.multiply(y, y, out=dx)
-        np.subtract(1, dx, out=dx)
-        dx *= dout  # dx = dout * (1 - y**2)
-        return dx
-
-
-LAYERS = {cls.name: cls for cls in (Linear, ReLU, Sigmoid, Tanh)}
+LAYERS = {
+    cls.name: cls
+    for cls in (Linear, ReLU, LeakyReLU, ELU, GELU, Softplus, Sigmoid, Tanh, Dropout, BatchNorm)
+}

@@ -1,9 +1,14 @@
 """Losses. Contract: forward(output, target) -> float (mean over the batch); backward() -> dL/d(output).
 
-Names: N batch, C classes (or M outputs).
+Names: N batch, C classes (or M outputs). `task` is the kind of data a loss fits ("classification":
+integer class labels; "regression": float targets shaped like the output). ARGS maps the arguments a
+config may give (`loss: {type: huber, delta: 1.0}`) to their types, as for layers.
 """
 
 import numpy as np
+
+from .base import _buffer
+from .errors import ConfigError, DataError
 
 
 class SoftmaxCrossEntropy:
@@ -15,6 +20,7 @@ class SoftmaxCrossEntropy:
 
     name = "softmax_cross_entropy"
     task = "classification"
+    ARGS = {}
 
     def __init__(self):
         self._p = None
@@ -52,6 +58,7 @@ class MSE:
 
     name = "mse"
     task = "regression"
+    ARGS = {}
 
     def __init__(self):
         self._diff = None
@@ -64,4 +71,140 @@ class MSE:
         return self._diff * (2.0 / self._diff.size)  # dy = 2 (y - t) / (N*M)
 
 
-LOSSES = {cls.name: cls for cls in (SoftmaxCrossEntropy, MSE)}
+class BinaryCrossEntropy:
+    """L = mean over all N*C entries of  -[t log sigmoid(z) + (1 - t) log(1 - sigmoid(z))]
+         = mean of  max(z, 0) - z * t + log(1 + exp(-|z|))      (sigmoid fused, on logits z)
+
+    One independent sigmoid per output (one-vs-rest), so it fits two-class data (2 outputs), multi-class
+    data (C outputs) and multi-label data alike. Targets are 0/1 and never go through a log:
+      - integer class labels t (N,) are one-hot encoded to (N, C) (what the layerwise datasets give);
+      - a float array of 0/1 targets shaped like the output (N, C) is used as it is (multi-label, or
+        a single-logit two-class output (N, 1)).
+    The fused form is exact and finite for any logit: exp only ever sees -|z| <= 0.
+    Reduction: mean over the batch and the outputs (PyTorch's BCEWithLogitsLoss default), so
+    dL/dz = (sigmoid(z) - t) / (N*C).
+    """
+
+    name = "binary_cross_entropy"
+    task = "classification"
+    ARGS = {}
+
+    def __init__(self):
+        self._z = None
+        self._t = None
+        self._onehot = None
+        self._a = None
+        self._b = None
+        self._dz = None
+
+    def forward(self, output, target):
+        z = self._z = output
+        if target.ndim == 1 and target.dtype.kind in "iu" and len(target) == len(z):
+            t = self._onehot = _buffer(self._onehot, z.shape, z.dtype)
+            t[...] = 0
+            np.put_along_axis(t, target[:, None], 1, axis=1)
+        elif target.shape == z.shape:
+            t = target
+        else:
+            raise DataError(
+                f"binary_cross_entropy: expected integer class labels of shape ({len(z)},) or 0/1 targets of "
+                f"shape {z.shape}, received {target.dtype} targets of shape {target.shape}"
+            )
+        self._t = t
+        a = self._a = _buffer(self._a, z.shape, z.dtype)
+        b = self._b = _buffer(self._b, z.shape, z.dtype)
+        np.abs(z, out=a)
+        np.negative(a, out=a)
+        np.exp(a, out=a)
+        np.log1p(a, out=a)  # log(1 + exp(-|z|))
+        np.maximum(z, 0, out=b)
+        a += b
+        np.multiply(z, t, out=b)
+        a -= b  # max(z, 0) - z t + log(1 + exp(-|z|))
+        return float(a.mean(dtype=np.float64))
+
+    def backward(self):
+        # d/dz of max(z,0) + log(1 + exp(-|z|)) = log(1 + exp(z)) is sigmoid(z); of -z t it is -t;
+        # the mean over all N*C entries divides by N*C.
+        dz = self._dz = _buffer(self._dz, self._z.shape, self._z.dtype)
+        np.multiply(self._z, 0.5, out=dz)
+        np.tanh(dz, out=dz)
+        dz += 1
+        dz *= 0.5  # sigmoid(z) = (1 + tanh(z / 2)) / 2, overflow-free
+        dz -= self._t
+        dz *= 1.0 / dz.size  # dz = (sigmoid(z) - t) / (N*C)
+        return dz
+
+
+class Huber:
+    """L = mean over all N*M entries of h(y - t),  h(d) = d^2 / 2 if |d| <= delta else delta (|d| - delta / 2)
+
+    Shape: y (N, M), t (N, M). Quadratic near the target, linear beyond delta, so outliers pull with
+    at most delta. Reduction: mean over the batch and the outputs (PyTorch's HuberLoss default), so
+    dL/dy = clip(y - t, -delta, delta) / (N*M).
+    """
+
+    name = "huber"
+    task = "regression"
+    ARGS = {"delta": float}
+
+    def __init__(self, delta=1.0):
+        if not delta > 0:
+            raise ConfigError(f"delta: expected a positive number (1.0 is usual), received {delta}")
+        self.delta = float(delta)
+        self._d = None
+        self._a = None
+        self._c = None
+        self._dy = None
+
+    def forward(self, output, target):
+        d = self._d = _buffer(self._d, output.shape, output.dtype)
+        a = self._a = _buffer(self._a, output.shape, output.dtype)
+        c = self._c = _buffer(self._c, output.shape, output.dtype)
+        np.subtract(output, target, out=d)
+        np.abs(d, out=a)
+        np.minimum(a, self.delta, out=c)  # c = min(|d|, delta)
+        c *= 0.5
+        np.subtract(a, c, out=a)
+        c *= 2
+        a *= c  # c (|d| - c/2): d^2/2 where |d| <= delta, delta (|d| - delta/2) beyond
+        return float(a.mean(dtype=np.float64))
+
+    def backward(self):
+        dy = self._dy = _buffer(self._dy, self._d.shape, self._d.dtype)
+        np.clip(self._d, -self.delta, self.delta, out=dy)
+        dy *= 1.0 / dy.size  # dy = clip(y - t, -delta, delta) / (N*M)
+        return dy
+
+
+class MAE:
+    """L = mean over all N*M entries of |y - t|
+
+    Shape: y (N, M), t (N, M). Reduction: mean over the batch and the outputs (PyTorch's L1Loss
+    default), so dL/dy = sign(y - t) / (N*M), taking 0 where y = t exactly (PyTorch's subgradient).
+    """
+
+    name = "mae"
+    task = "regression"
+    ARGS = {}
+
+    def __init__(self):
+        self._d = None
+        self._a = None
+        self._dy = None
+
+    def forward(self, output, target):
+        d = self._d = _buffer(self._d, output.shape, output.dtype)
+        a = self._a = _buffer(self._a, output.shape, output.dtype)
+        np.subtract(output, target, out=d)
+        np.abs(d, out=a)
+        return float(a.mean(dtype=np.float64))
+
+    def backward(self):
+        dy = self._dy = _buffer(self._dy, self._d.shape, self._d.dtype)
+        np.sign(self._d, out=dy)
+        dy *= 1.0 / dy.size  # dy = sign(y - t) / (N*M)
+        return dy
+
+
+LOSSES = {cls.name: cls for cls in (SoftmaxCrossEntropy, BinaryCrossEntropy, MSE, Huber, MAE)}

@@ -1,6 +1,7 @@
 """Name -> class tables, and building a model, loss and optimizer from config values."""
 
 import inspect
+import math
 
 import numpy as np
 
@@ -72,6 +73,11 @@ def _check_kwargs(cls, kwargs, key):
             valid = ", ".join(cls.ARGS) or "none"
             raise ConfigError(f"{key}.{name}: unknown argument for {cls.name}{did_you_mean(name, cls.ARGS)}; valid: {valid}")
         typ = cls.ARGS[name]
+        if typ is float:  # an integer is a number too (`p: 0`), a bool or inf/nan is not
+            if not _finite_number(value):
+                raise ConfigError(f"{key}.{name}: expected a finite number, received {value!r}")
+            kwargs[name] = float(value)
+            continue
         if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
             raise ConfigError(f"{key}.{name}: expected {typ.__name__}, received {value!r}")
         if typ is int and value < 1:
@@ -83,14 +89,35 @@ def _check_kwargs(cls, kwargs, key):
             raise ConfigError(f"{key}.{name}: required for a {cls.name} layer")
 
 
-def build_loss(name, task, where="loss"):
-    if name not in LOSSES:
-        raise ConfigError(f"{where}: unknown loss {name!r}{did_you_mean(name, LOSSES)}; valid: {', '.join(LOSSES)}")
+def _finite_number(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        return False
+
+
+def build_loss(spec, task, where="loss"):
+    """A loss from its name (`mse`) or a mapping with its arguments (`{type: huber, delta: 2.0}`)."""
+    if isinstance(spec, dict):
+        if not isinstance(spec.get("type"), str):
+            raise ConfigError(f"{where}: expected a loss name or a mapping with a 'type' key, received {spec!r}")
+        name, kwargs = spec["type"], {k: v for k, v in spec.items() if k != "type"}
+        type_where = f"{where}.type"
+    else:
+        name, kwargs, type_where = spec, {}, where
+    if not isinstance(name, str) or name not in LOSSES:
+        raise ConfigError(f"{type_where}: unknown loss {name!r}{did_you_mean(name, LOSSES)}; valid: {', '.join(LOSSES)}")
     cls = LOSSES[name]
     if cls.task != task:
         fits = [n for n, c in LOSSES.items() if c.task == task]
         raise ConfigError(f"{where}: {name} is a {cls.task} loss but the data is a {task} task; use {', '.join(fits)}")
-    return cls()
+    _check_kwargs(cls, kwargs, where)
+    try:
+        return cls(**kwargs)
+    except ConfigError as e:  # a value the loss itself refuses, e.g. delta <= 0
+        raise ConfigError(f"{where}.{e}") from None
 
 
 def build_optimizer(opt_cfg, model):

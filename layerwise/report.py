@@ -1,5 +1,7 @@
 """Text reports: the per-epoch line, metrics in one line, the confusion matrix."""
 
+import math
+
 
 def epoch_line(row, epochs):
     width = len(str(epochs))
@@ -13,8 +15,8 @@ def epoch_line(row, epochs):
 def format_metrics(result):
     parts = []
     for key, value in result.items():
-        if key == "confusion" or (key == "loss" and "mse" in result):
-            continue  # for regression the loss is the MSE; print it once
+        if key == "confusion" or (key == "loss" and "mse" in result and math.isclose(value, result["mse"], rel_tol=1e-4)):
+            continue  # when the loss is the MSE (float32 vs float64 sums aside), print it once
         if key == "accuracy":
             parts.append(f"acc {100 * value:.2f}%")
         elif key == "r2":

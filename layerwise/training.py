@@ -31,8 +31,9 @@ from .report import epoch_line, format_metrics
 from .rundir import check_run_dir, create_run_dir, lock_run_dir
 from .runstate import RunState
 
-# Independent random streams from one seed: the data (regression), the weight init, the shuffling.
-DATA_STREAM, INIT_STREAM, SHUFFLE_STREAM = 0, 1, 2
+# Independent random streams from one seed: the data (regression), the weight init, the shuffling,
+# and the random layers (Dropout i draws from [seed, LAYER_STREAM, i]).
+DATA_STREAM, INIT_STREAM, SHUFFLE_STREAM, LAYER_STREAM = 0, 1, 2, 3
 
 # What `--resume -s ...` may change: anything else would change the run halfway through.
 RESUME_OVERRIDES = ("train.epochs", "train.eval_batch_size", "data.root")
@@ -55,6 +56,7 @@ def build(cfg: Config, echo=print, dtype=np.float32, splits=SPLITS, preprocessin
             rng=np.random.default_rng([cfg.seed, INIT_STREAM]), dtype=dtype, where=f"{cfg.source}: model.layers",
             rows=data.batch_rows(cfg.train),
         )
+        model.seed_random([cfg.seed, LAYER_STREAM])
         loss = build_loss(cfg.loss, data.task, where=f"{cfg.source}: loss")
         cfg.model.layers = model.config()  # resolved: every layer's arguments, in_features inferred
     except MemoryError as e:
@@ -129,6 +131,10 @@ def load_for_resume(run_dir, overrides=(), echo=print):
     known = meta.get("fingerprint") if valid_fingerprint(meta.get("fingerprint")) else None
     data, model, loss_fn, optimizer = build(cfg, echo, known=known)
     load_run_arrays(path, model, optimizer, against="the model and optimizer its config describes")
+    try:
+        model.load_rng_state(meta.get("layer_rng", {}))  # Dropout's mask streams
+    except CheckpointError as e:
+        raise CheckpointError(f"{path}: {e}") from None
     check_fingerprint(data, meta, path, "resume it with the data it was trained on (-s data.root=DIR where "
                       "those files are now), or start a new run for this data")
     state.check_against(data, cfg.train.batch_size, path)
@@ -171,6 +177,7 @@ def _train(cfg, run_dir, data, model, loss_fn, optimizer, state, echo):
             epoch_start = time.perf_counter()
             optimizer.lr = learning_rate(cfg.optimizer.schedule, cfg.optimizer.lr, state.epoch, epochs)
             rng.bit_generator.state = state.epoch_rng
+            model.train()
             finished = _train_epoch(model, loss_fn, optimizer, batches, state, epochs, stop, run_dir)
             # A non-finite gradient with a finite loss shows up in the weights: never save those.
             if not all(np.isfinite(p).all() for _, p, _ in model.named_parameters()):

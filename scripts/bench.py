@@ -10,6 +10,7 @@ weight decay), trained on MNIST's first 55,000 training images (val_size 5000, a
              runs: forward, loss, backward(input_grad=False), optimizer step
   pytorch    the same model, initial weights, optimizer, thread count and data order (if installed)
   numpy-mlp  scripts/numpy_baseline.py: a minimal hand-written NumPy loop of the same model, for scale
+  dropout+batchnorm  layerwise with BatchNorm before and Dropout (p 0.2) after each hidden ReLU
   update     layerwise's SGD.step alone, 430 times (the cost beyond the floor no trainer can skip)
   torch-mm   the floor's 8 products through torch.mm (PyTorch's own BLAS), to show what PyTorch's
              epoch is made of
@@ -58,9 +59,13 @@ def blas_pools():
     return [{k: pool.get(k) for k in keys} for pool in threadpool_info()]
 
 
-def layer_specs(hidden):
-    return [{"type": "linear", "out_features": hidden, "init": "he"}, {"type": "relu"},
-            {"type": "linear", "out_features": hidden // 2, "init": "he"}, {"type": "relu"},
+def layer_specs(hidden, variant=None):
+    """The benchmark model; variant "dropout+batchnorm" puts batchnorm before and dropout (p 0.2)
+    after each hidden ReLU: 784-512-BN-ReLU-Drop-256-BN-ReLU-Drop-10."""
+    extra = [{"type": "batchnorm"}] if variant == "dropout+batchnorm" else []
+    after = [{"type": "dropout", "p": 0.2}] if variant == "dropout+batchnorm" else []
+    return [{"type": "linear", "out_features": hidden, "init": "he"}, *extra, {"type": "relu"}, *after,
+            {"type": "linear", "out_features": hidden // 2, "init": "he"}, *extra, {"type": "relu"}, *after,
             {"type": "linear", "out_features": 10, "init": "he"}]
 
 
@@ -74,11 +79,13 @@ def load_data(spec):
     return data, Split(data.train.x[:n], data.train.y[:n])
 
 
-def lw_model(hidden):
+def lw_model(hidden, variant=None):
     import numpy as np
     from layerwise.registry import build_model
 
-    return build_model(layer_specs(hidden), 784, 10, rng=np.random.default_rng(SEED))
+    model = build_model(layer_specs(hidden, variant), 784, 10, rng=np.random.default_rng(SEED))
+    model.seed_random([SEED])
+    return model
 
 
 def child_info(spec):
@@ -198,7 +205,7 @@ def child_layerwise(spec):
     from layerwise.optim import SGD
 
     data, train = load_data(spec)
-    model, loss_fn = lw_model(spec["hidden"]), SoftmaxCrossEntropy()
+    model, loss_fn = lw_model(spec["hidden"], spec.get("variant")), SoftmaxCrossEntropy()
     opt = SGD(model.named_parameters(), lr=LR, momentum=MOMENTUM, nesterov=False, weight_decay=0.0)
     if spec.get("warmup"):  # a few untimed steps (scaling runs only: it moves the weights)
         few = Split(train.x[: 3 * spec["batch"]], train.y[: 3 * spec["batch"]])
@@ -378,6 +385,7 @@ def bench_main(args, has_torch, threads, n_train, out):
     if not last["layerwise"]["order_ok"]:
         print("WARNING: Batches no longer draws one rng.permutation per epoch: pytorch saw a different data order")
     out["budget"] = budget(m, has_torch)
+    bench_layers(args, base, m, out)
 
     # accuracy from the same init and data order
     print(f"\ntest accuracy after {args.epochs} epoch(s), same init and data order (numpy-mlp: its own):")
@@ -389,6 +397,16 @@ def bench_main(args, has_torch, threads, n_train, out):
         print(f"  difference {gap:+.2f} points (different BLAS summation orders: expect a few tenths)")
     out["accuracy"] = {k: v["accuracy"] for k, v in last.items()}
     out["train_loss"] = {k: v["train_loss"] for k, v in last.items() if "train_loss" in v}
+
+
+def bench_layers(args, base, m, out):
+    """Seconds per epoch with Dropout + BatchNorm in the benchmark model, next to the plain one."""
+    times = [med(run_child("layerwise", args, variant="dropout+batchnorm", **base)["times"]) for _ in range(args.repeats)]
+    t = med(times)
+    out["seconds_per_epoch"]["layerwise_dropout_batchnorm"] = t
+    print(f"\nwith Dropout + BatchNorm ({', '.join(s['type'] for s in layer_specs(512, 'dropout+batchnorm'))}):")
+    print(f"  layerwise {t:.3f}s per epoch (median of {args.repeats}: {', '.join(f'{x:.3f}' for x in times)}) "
+          f"= {t / m['layerwise']:.2f}x the plain model's {m['layerwise']:.3f}s, {t / m['mm8']:.2f}x the floor")
 
 
 def budget(m, has_torch):

@@ -17,3 +17,16 @@ def _find_mnist():
 
 
 MNIST_ROOT = _find_mnist()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """After a run that included tests/test_torch_layers.py: the largest relative difference to
+    PyTorch seen for each layer and loss."""
+    import sys
+
+    module = sys.modules.get("test_torch_layers") or sys.modules.get("tests.test_torch_layers")
+    largest = getattr(module, "LARGEST", None)
+    if largest:
+        terminalreporter.write_line("largest relative difference to PyTorch (float64), per layer and loss:")
+        for name, value in sorted(largest.items()):
+            terminalreporter.write_line(f"  {name:<28} {value:.2e}")

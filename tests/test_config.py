@@ -282,9 +282,17 @@ def test_other_layer_errors(specs, fragment):
 @pytest.mark.parametrize("name, task, fragments", [
     ("mse", "classification", ["mse is a regression loss", "classification task", "softmax_cross_entropy"]),
     ("softmax_cross_entropy", "regression", ["classification loss", "regression task", "use mse"]),
-    ("hinge", "classification", ["unknown loss 'hinge'", "softmax_cross_entropy, mse"]),
+    ("hinge", "classification", ["unknown loss 'hinge'", "softmax_cross_entropy, binary_cross_entropy, mse, huber, mae"]),
+    ("huber", "classification", ["huber is a regression loss", "use softmax_cross_entropy, binary_cross_entropy"]),
+    ("binary_cross_entropy", "regression", ["classification loss", "use mse, huber, mae"]),
+    ({"type": "huber", "delta": 0}, "regression", ["loss.delta: expected a positive number", "received 0"]),
+    ({"type": "huber", "delta": "big"}, "regression", ["loss.delta: expected a finite number, received 'big'"]),
+    ({"type": "huber", "delta": True}, "regression", ["loss.delta: expected a finite number, received True"]),
+    ({"type": "mae", "delta": 1.0}, "regression", ["loss.delta: unknown argument for mae; valid: none"]),
+    ({"type": "hubr"}, "regression", ["loss.type: unknown loss 'hubr' (did you mean 'huber'?)"]),
+    ({"delta": 1.0}, "regression", ["loss: expected a loss name or a mapping with a 'type' key"]),
 ])
-def test_loss_must_fit_the_task(name, task, fragments):
+def test_loss_must_fit_the_task_and_its_arguments_are_checked(name, task, fragments):
     with pytest.raises(ConfigError) as info:
         build_loss(name, task)
     for fragment in fragments:

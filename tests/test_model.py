@@ -99,3 +99,37 @@ def test_same_seed_same_weights():
     b = build_model(SPECS, 6, 4, rng=np.random.default_rng(7))
     for (_, p, _), (_, q, _) in zip(a.named_parameters(), b.named_parameters()):
         np.testing.assert_array_equal(p, q)
+
+
+@pytest.mark.parametrize("loss_name", ["softmax_cross_entropy", "binary_cross_entropy"])
+def test_a_training_step_allocates_no_activation_sized_array(loss_name):
+    # Every layer writes into buffers it keeps: after two warm-up steps, three more steps must never
+    # hold more new memory at once than NumPy's own fixed ~32 KB loop buffer (broadcasting ops) and the
+    # loss's (N, C) scratch: less than the smallest activation here, 128 x 128 float32 = 64 KB.
+    import tracemalloc
+
+    from layerwise.losses import LOSSES
+    from layerwise.optim import SGD
+    from layerwise.registry import build_model
+    from layerwise.training import train_step
+
+    specs = [{"type": "dropout", "p": 0.2}, {"type": "linear", "out_features": 256}, {"type": "batchnorm"},
+             {"type": "relu"}, {"type": "dropout", "p": 0.5}]
+    for act in ("leaky_relu", "elu", "gelu", "softplus", "sigmoid", "tanh"):
+        specs += [{"type": "linear", "out_features": 128}, {"type": act}]
+    specs.append({"type": "linear", "out_features": 10})
+    model = build_model(specs, 784, 10, rng=np.random.default_rng(0))
+    model.seed_random([0])
+    loss, opt = LOSSES[loss_name](), SGD(model.named_parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal((128, 784)).astype(np.float32), rng.integers(0, 10, 128)
+    for _ in range(2):
+        train_step(model, loss, opt, x, y)
+    tracemalloc.start()
+    try:
+        for _ in range(3):
+            train_step(model, loss, opt, x, y)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 60_000, f"a training step allocated {peak} bytes at once"

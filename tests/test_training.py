@@ -97,6 +97,60 @@ def test_interrupted_then_resumed_run_is_bit_identical(tmp_path, monkeypatch, st
     assert resumed["test"] == straight["test"]
 
 
+MLP_DROPOUT_BATCHNORM = MLP.replace(
+    "    - {type: linear, out_features: 32}\n",
+    "    - {type: linear, out_features: 32}\n    - {type: batchnorm}\n    - {type: dropout, p: 0.3}\n",
+)
+
+
+@pytest.mark.parametrize("stop_after", [13, 37])  # mid epoch 1, mid epoch 2
+def test_resume_with_dropout_and_batchnorm_is_bit_identical(tmp_path, monkeypatch, stop_after):
+    config = tmp_path / "mlp.yaml"
+    config.write_text(MLP_DROPOUT_BATCHNORM % {"n": 600, "epochs": 3})
+    straight = fit(load_config(config, [f"output={tmp_path / 'straight'}"]), echo=quiet)
+    interrupt_after(monkeypatch, stop_after)
+    with pytest.raises(TrainingInterrupted):
+        fit(load_config(config, [f"output={tmp_path / 'split'}"]), echo=quiet)
+    monkeypatch.undo()
+    saved, meta = load_checkpoint(tmp_path / "split" / "last.npz")
+    assert {"model/1.running_mean", "model/1.running_var"} <= set(saved)  # BatchNorm's buffers
+    assert set(meta["layer_rng"]) == {"2"}  # the Dropout layer's mask stream, mid-epoch
+    resumed = resume(tmp_path / "split", echo=quiet)
+    for name in ("last.npz", "best.npz"):
+        assert_same_arrays(arrays(tmp_path / "straight" / name), arrays(tmp_path / "split" / name))
+    assert [r["train_loss"] for r in resumed["history"]] == [r["train_loss"] for r in straight["history"]]
+    assert resumed["test"] == straight["test"]
+
+
+def test_eval_uses_the_saved_batchnorm_running_statistics(tmp_path):
+    from layerwise.evaluate import evaluate_run
+
+    config = tmp_path / "mlp.yaml"
+    config.write_text(MLP_DROPOUT_BATCHNORM % {"n": 600, "epochs": 2})
+    trained = fit(load_config(config, [f"output={tmp_path / 'run'}"]), echo=quiet)
+    result = evaluate_run(tmp_path / "run", echo=quiet)
+    assert result["mse"] == trained["test"]["mse"]  # eval: the same model, evaluation mode, same numbers
+    path = tmp_path / "run" / "best.npz"
+    saved, meta = load_checkpoint(path)
+    assert not np.array_equal(saved["model/1.running_mean"], 0)
+    saved["model/1.running_mean"] = np.zeros_like(saved["model/1.running_mean"])
+    save_checkpoint(path, saved, meta)
+    assert evaluate_run(tmp_path / "run", echo=quiet)["mse"] != result["mse"]  # they are really used
+
+
+def test_resume_refuses_a_malformed_dropout_rng_state(tmp_path):
+    config = tmp_path / "mlp.yaml"
+    config.write_text(MLP_DROPOUT_BATCHNORM % {"n": 600, "epochs": 1})
+    fit(load_config(config, [f"output={tmp_path / 'run'}"]), echo=quiet)
+    path = tmp_path / "run" / "last.npz"
+    saved, meta = load_checkpoint(path)
+    for bad, fragment in [({}, "expected layers ['2'], found []"), ({"2": {"state": 1}}, "layer 2 is malformed")]:
+        meta["layer_rng"] = bad
+        save_checkpoint(path, saved, meta)
+        with pytest.raises(CheckpointError, match=fragment.replace("[", r"\[").replace("]", r"\]")):
+            resume(tmp_path / "run", ["train.epochs=2"], echo=quiet)
+
+
 def test_ctrl_c_through_the_cli_exits_130_and_prints_the_resume_command(tmp_path, monkeypatch):
     config = write_config(tmp_path)
     interrupt_after(monkeypatch, 5)
@@ -278,6 +332,35 @@ def test_gradcheck_fails_a_planted_linear_bias_bug(tmp_path, monkeypatch):
     monkeypatch.setattr(layers.Linear, "backward", backward)
     table = rows(gradcheck(tmp_path).output)
     assert {k for k, v in table.items() if v == "FAIL"} == {"0", "2", "4", "6"}
+
+
+BATCHNORM_GRADCHECK_CONFIG = GRADCHECK_CONFIG.replace(
+    "    - {type: relu}\n", "    - {type: batchnorm}\n    - {type: dropout, p: 0.25}\n    - {type: gelu}\n    - {type: relu}\n"
+)
+
+
+def test_gradcheck_fails_exactly_a_batchnorm_backward_without_the_mean_term(tmp_path, monkeypatch):
+    # BatchNorm's backward as if the batch mean were a constant: dx = gamma / std * (dout - xhat * dgamma / N),
+    # dropping the dbeta / N term that the mean's dependence on every row contributes.
+    real = layers.BatchNorm.backward
+
+    def backward(self, dout, input_grad=True):
+        dx = real(self, dout, input_grad)
+        if input_grad:
+            dx += self._scale * self.grads["beta"] / len(dout)  # undo the "- dbeta / N" part
+        return dx
+
+    path = tmp_path / "gc.yaml"
+    path.write_text(BATCHNORM_GRADCHECK_CONFIG)
+    correct = CliRunner().invoke(main, ["gradcheck", str(path)])
+    assert correct.exit_code == 0, correct.output
+    assert set(rows(correct.output).values()) == {"PASS"} and len(rows(correct.output)) == 11
+    monkeypatch.setattr(layers.BatchNorm, "backward", backward)
+    result = CliRunner().invoke(main, ["gradcheck", str(path)])
+    assert result.exit_code == 1
+    table = rows(result.output)
+    assert {k for k, v in table.items() if v == "FAIL"} == {"1"}
+    assert "FAILED: 1: BatchNorm(" in result.output
 
 
 def test_run_files_get_the_usual_modes_and_tilde_expands(tmp_path, monkeypatch):

@@ -1,0 +1,64 @@
+"""The Layer base class and the kept-buffer helper every layer uses.
+
+Contract:
+    forward(x) -> y                  keeps what backward needs on named attributes
+    backward(dout, input_grad=True)  fills self.grads (same keys as self.params) and returns
+                                     dx = dL/dx; with input_grad=False it skips dx and returns None
+                                     (training never needs the gradient w.r.t. the data).
+Names: N batch, D in features, M out features; dout = dL/dy.
+Hot-path arrays are written in place into buffers the layer keeps (`out=`), so a training step
+allocates almost nothing; a returned array is only valid until the layer's next call.
+
+Modes: `training` is True while training (Dropout drops, BatchNorm uses batch statistics) and False
+in evaluation (Dropout is the identity, BatchNorm uses its running statistics); Sequential.train() and
+Sequential.eval() set it on every layer.
+"""
+
+import numpy as np
+
+
+def _buffer(buf, shape, dtype):
+    """Return `buf` if it already has this shape and dtype, else a fresh empty array."""
+    if buf is None or buf.shape != shape or buf.dtype != dtype:
+        return np.empty(shape, dtype=dtype)
+    return buf
+
+
+class Layer:
+    """Base class: a layer without parameters has empty `params` and `grads`.
+
+    ARGS maps the constructor arguments a config may give to their types (what the registry checks).
+    `buffers` holds state that is saved with the weights but not trained (BatchNorm's running statistics).
+    """
+
+    ARGS = {}
+    training = True
+
+    def __init__(self):
+        self.params = {}
+        self.grads = {}
+        self.buffers = {}
+
+    def forward(self, x):
+        raise NotImplementedError
+
+    def backward(self, dout, input_grad=True):
+        raise NotImplementedError
+
+    def output_features(self, in_features):
+        """Width of the output for an input of `in_features` (elementwise layers keep it)."""
+        return in_features
+
+    @classmethod
+    def sizes(cls, in_features, **kwargs):
+        """(output width, number of parameters) of the layer these arguments build, without building
+        it: what the registry checks against the memory available before allocating anything."""
+        return in_features, 0
+
+    def config(self):
+        """Constructor arguments, so `build([layer.config()])` rebuilds the same layer."""
+        return {"type": self.name, **{k: getattr(self, k) for k in self.ARGS}}
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if k != "type")
+        return f"{type(self).__name__}({args})"
