@@ -289,11 +289,16 @@ def expected_arrays(model, optimizer=None):
     return arrays
 
 
-def save_run_checkpoint(path, cfg, model, optimizer, state):
+def save_run_checkpoint(path, cfg, model, optimizer, state, data=None):
     """Weights and buffers, optimizer state, the run state (epoch, step, RNG), the random layers' RNG
-    states and the resolved config, atomically."""
+    states and the resolved config, atomically; with `data` (a Dataset) also what using the model needs
+    without its training data: the task and sizes ("data"), the preprocessing, and the data's fingerprint."""
     meta = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "config": cfg.to_dict(), "state": state,
             "layer_rng": model.rng_state()}  # Dropout's mask streams, so a resumed run draws the same masks
+    if data is not None:
+        meta["data"] = {"task": data.task, "num_features": data.num_features, "num_outputs": data.num_outputs}
+        meta["preprocessing"] = data.preprocessing
+        meta["fingerprint"] = data.fingerprint
     save_checkpoint(path, expected_arrays(model, optimizer), meta)
 
 

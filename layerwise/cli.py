@@ -95,22 +95,54 @@ def _echo(as_json):
     "--checkpoint", type=click.Choice(["best", "last"]), default=None,
     help="Which checkpoint of a run directory to score  [default: best].",
 )
+@click.option(
+    "--data", "data", type=click.Path(exists=True), metavar="FILE_OR_DIR",
+    help="Score other data on purpose: a directory of IDX files, an IDX images file (its labels file beside "
+    "it), or a file with targets (.npz with x and y, a CSV with the target column).",
+)
 @set_option
 @json_option
 @reports_errors
-def evaluate(run, split, checkpoint, overrides, as_json):
-    """Score a trained model: loss and metrics (accuracy and confusion matrix, or MSE/MAE/R2)."""
+def evaluate(run, split, checkpoint, data, overrides, as_json):
+    """Score a trained model: loss and metrics (accuracy and confusion matrix, or MSE/MAE/R2).
+
+    The data must be what the run was trained on (checked by content); --data scores other data.
+    """
     from pathlib import Path
 
     from .evaluate import evaluate_run
 
     if checkpoint and not Path(run).is_dir():
         raise click.UsageError("--checkpoint chooses within a run directory; RUN is already a checkpoint file")
-    result = evaluate_run(run, split, checkpoint or "best", overrides, echo=_echo(as_json))
+    result = evaluate_run(run, split, checkpoint or "best", overrides, echo=_echo(as_json), data=data)
     if as_json:
         from .fileio import json_text
 
         click.echo(json_text(result))
+
+
+@main.command()
+@click.argument("run", type=click.Path(exists=True), metavar="RUN_DIR_OR_CHECKPOINT")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(), metavar="INPUT...")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Also write the predictions to a new CSV file (never overwritten).")
+@click.option("--json", "as_json", is_flag=True, help="Print the predictions as one JSON object.")
+@click.option("--top", type=click.IntRange(min=1), default=3, show_default=True, help="Class probabilities shown per input.")
+@click.option("--no-show", is_flag=True, help="Do not draw image inputs as block pictures.")
+@click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True)
+@reports_errors
+def predict(run, inputs, output, as_json, top, no_show, checkpoint):
+    """Predict with a trained model: one line per input with its label and top class probabilities
+    (or predicted values); accuracy or MSE when the inputs carry targets.
+
+    \b
+    INPUT: a CSV (models trained on a CSV), .npy/.npz arrays (x, optional y), an IDX images file
+    (an IDX labels file may follow it), or image files (PNG, JPEG) for 28x28 image models.
+    """
+    from .predict import predict_files
+
+    predict_files(run, inputs, top=top, output=output, as_json=as_json, show=not no_show,
+                  checkpoint=checkpoint, echo=click.echo)
 
 
 @main.command()

@@ -43,6 +43,28 @@ class MnistData:
 
 
 @dataclass
+class FashionMnistData(MnistData):
+    dataset: str = "fashion_mnist"
+    root: typing.Optional[str] = _spec(None, doc="directory with the four Fashion-MNIST IDX files (.gz or raw)")
+    mean: float = _spec(0.2860)
+    std: float = _spec(0.3530, above=0)
+
+
+@dataclass
+class IdxData:
+    dataset: str = "idx"
+    root: typing.Optional[str] = _spec(None, doc="directory with four IDX files: train/test images (idx3) and labels (idx1)")
+    class_names: typing.Optional[typing.List[str]] = _spec(None, doc="one name per label value 0, 1, ...")
+    val_size: int = _spec(5000, minimum=1, doc="training images held out for validation")
+    scale: bool = _spec(True, doc="divide pixels by 255")
+    normalize: bool = _spec(True, doc="then subtract mean and divide by std")
+    mean: typing.Optional[float] = _spec(None, doc="null: the training images' pixel mean")
+    std: typing.Optional[float] = _spec(None, above=0, doc="null: the training images' pixel std")
+    train_limit: typing.Optional[int] = _spec(None, minimum=2, doc="use only the first N training images")
+    test_limit: typing.Optional[int] = _spec(None, minimum=1, doc="use only the first N test images")
+
+
+@dataclass
 class RegressionData:
     dataset: str = "regression"
     n_samples: int = _spec(2000, minimum=3, doc="samples in all (train + val + test)")
@@ -81,7 +103,8 @@ class NpzData:
     standardize_target: bool = _spec(False, doc="regression: train on (y - mean) / std of the training rows")
 
 
-DATASETS = {"mnist": MnistData, "regression": RegressionData, "csv": CsvData, "npz": NpzData}
+DATASETS = {"mnist": MnistData, "fashion_mnist": FashionMnistData, "idx": IdxData, "regression": RegressionData,
+            "csv": CsvData, "npz": NpzData}
 
 # Data paths a config file may give relative to its own directory (see load_config).
 PATH_KEYS = ("root", "path", "test_path")
@@ -137,7 +160,7 @@ class Config:
     name: str = ""
     seed: int = _spec(0, minimum=0)
     output: typing.Optional[str] = _spec(None, doc="run directory; default runs/<name>")
-    data: typing.Union[MnistData, RegressionData, CsvData, NpzData] = field(default_factory=MnistData)
+    data: typing.Union[MnistData, FashionMnistData, IdxData, RegressionData, CsvData, NpzData] = field(default_factory=MnistData)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: object = _spec("softmax_cross_entropy", doc="a loss name, or {type: name, **arguments}")
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
@@ -229,6 +252,7 @@ def config_from_dict(raw, source="<config>"):
     _check_loss(cfg.loss, source)
     check_optimizer(cfg.optimizer, source)
     check_schedule(cfg.optimizer, cfg.train, source)
+    _check_idx(cfg.data, source)
     _check_regression(cfg.data, source)
     _check_files(cfg.data, source)
     return cfg
@@ -375,6 +399,21 @@ def _check_loss(loss, source):
         f"{source}: loss: expected a loss name (softmax_cross_entropy) or a mapping with a 'type' key like "
         f"{{type: huber, delta: 1.0}}, received {loss!r}"
     )
+
+
+def _check_idx(data, source):
+    if not isinstance(data, IdxData):
+        return
+    if data.root is None:
+        raise ConfigError(f"{source}: data.root: the idx dataset reads four IDX files from a directory; "
+                          "set data.root to it (e.g. -s data.root=path/to/emnist)")
+    names = data.class_names
+    if names is not None:
+        if not names or any(not name.strip() for name in names):
+            raise ConfigError(f"{source}: data.class_names: expected a non-empty list of non-empty names, received {names!r}")
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ConfigError(f"{source}: data.class_names: {repeated[0]!r} appears more than once; each class needs its own name")
 
 
 def _check_regression(data, source):

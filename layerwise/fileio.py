@@ -63,6 +63,29 @@ def _discard(tmp):
             pass
 
 
+def atomic_create(path, write):
+    """Like atomic_write, but the file must not exist: it appears complete or not at all, and a file
+    that appeared meanwhile is never replaced (os.link refuses an existing name: FileExistsError)."""
+    path = Path(path)
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fchmod(f.fileno(), 0o666 & ~UMASK)
+            os.fsync(f.fileno())
+        os.link(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError as e:
+        reason = describe_os_error(e)
+        raise StorageError(f"cannot write {path}: {reason}", reason) from None
+    finally:
+        _discard(tmp)
+    fsync_dir(path.parent)
+
+
 def atomic_write_text(path, text):
     atomic_write(path, lambda f: f.write(text.encode()))
 

@@ -20,9 +20,10 @@ from . import metrics
 from .checkpoint import load_run_arrays, load_run_meta, save_run_checkpoint
 from .config import Config, apply_overrides, config_from_dict
 from .configdiff import config_yaml_edits
-from .data.datasets import Batches, load_dataset
+from .data.datasets import SPLITS, Batches, load_dataset
+from .data.fingerprint import fingerprint, mismatch, valid_fingerprint
 from .evaluate import evaluate
-from .errors import CheckpointError, ConfigError, StorageError, TrainingDiverged, TrainingInterrupted
+from .errors import CheckpointError, ConfigError, DataError, StorageError, TrainingDiverged, TrainingInterrupted
 from .fileio import atomic_write_text, remove_stale_temps, write_json
 from .registry import build_loss, build_model, build_optimizer
 from .report import epoch_line, format_metrics
@@ -38,10 +39,18 @@ DATA_STREAM, INIT_STREAM, SHUFFLE_STREAM, LAYER_STREAM = 0, 1, 2, 3
 RESUME_OVERRIDES = ("train.epochs", "train.eval_batch_size", "data.root")
 
 
-def build(cfg: Config, echo=print, dtype=np.float32):
-    """Data, model (initialised from cfg.seed), loss and optimizer for a config."""
+def build(cfg: Config, echo=print, dtype=np.float32, splits=SPLITS, preprocessing=None, known=None):
+    """Data, model (initialised from cfg.seed), loss and optimizer for a config.
+
+    `splits` and `preprocessing` are load_dataset's (eval reads only the split it scores). The data's
+    fingerprint is computed here, for every dataset that reads files; `known`, a checkpoint's stored
+    fingerprint, spares re-hashing files whose path, size and mtime it recorded.
+    """
     try:
-        data = load_dataset(cfg.data, seed=[cfg.seed, DATA_STREAM], source=cfg.source, echo=echo, loss=cfg.loss)
+        data = load_dataset(cfg.data, seed=[cfg.seed, DATA_STREAM], source=cfg.source, echo=echo,
+                            loss=cfg.loss, splits=splits, preprocessing=preprocessing)
+        if data.fingerprint is None:
+            data.fingerprint = fingerprint(data.sources, known)
         model = build_model(
             cfg.model.layers, data.num_features, data.num_outputs,
             rng=np.random.default_rng([cfg.seed, INIT_STREAM]), dtype=dtype, where=f"{cfg.source}: model.layers",
@@ -66,13 +75,13 @@ def fit(cfg: Config, *, overwrite=False, echo=print):
     state = RunState(epoch_rng=np.random.default_rng([cfg.seed, SHUFFLE_STREAM]).bit_generator.state)
 
     def populate(directory):
-        save_run_checkpoint(directory / "last.npz", cfg, model, optimizer, asdict(state))  # resumable at once
+        save_run_checkpoint(directory / "last.npz", cfg, model, optimizer, asdict(state), data)  # resumable at once
         atomic_write_text(directory / "config.yaml", cfg.to_yaml())
 
     with create_run_dir(cfg.output, populate, overwrite) as lock:  # held until the run ends: no other process trains into it meanwhile
         run_dir = lock.directory
         echo(
-            f"training {cfg.name} into {run_dir}: {model.num_parameters():,} parameters; "
+            f"training {describe_data(cfg)} into {run_dir}: {model.num_parameters():,} parameters; "
             f"{len(data.train):,} train / {len(data.val):,} val / {len(data.test):,} test examples"
         )
         return _run(cfg, run_dir, data, model, loss_fn, optimizer, state, echo)
@@ -124,12 +133,15 @@ def load_for_resume(run_dir, overrides=(), echo=print):
         raise ConfigError(
             f"{run_dir} already finished {state.epoch} epochs; raise train.epochs with -s train.epochs=N to go on"
         )
-    data, model, loss_fn, optimizer = build(cfg, echo)
+    known = meta.get("fingerprint") if valid_fingerprint(meta.get("fingerprint")) else None
+    data, model, loss_fn, optimizer = build(cfg, echo, known=known)
     load_run_arrays(path, model, optimizer, against="the model and optimizer its config describes")
     try:
         model.load_rng_state(meta.get("layer_rng", {}))  # Dropout's mask streams
     except CheckpointError as e:
         raise CheckpointError(f"{path}: {e}") from None
+    check_fingerprint(data, meta, path, "resume it with the data it was trained on (-s data.root=DIR where "
+                      "those files are now), or start a new run for this data")
     state.check_against(data, cfg.train.batch_size, path)
     _Control(cfg, data, state, path)  # the schedule's and early stopping's state are sound
     return meta, cfg, state, (data, model, loss_fn, optimizer)
@@ -180,7 +192,7 @@ def _train(cfg, run_dir, data, model, loss_fn, optimizer, state, echo):
                     f"optimizer.lr ({_kept(run_dir)})"
                 )
             if not finished:
-                save_run_checkpoint(run_dir / "last.npz", cfg, model, optimizer, asdict(state))
+                save_run_checkpoint(run_dir / "last.npz", cfg, model, optimizer, asdict(state), data)
                 raise TrainingInterrupted(
                     f"{stop.cause} at epoch {state.epoch + 1}, step {state.step}; saved {run_dir / 'last.npz'}. "
                     f"Resume with: layerwise train --resume {run_dir}", 128 + stop.signum
@@ -250,8 +262,8 @@ def _end_epoch(cfg, run_dir, data, model, loss_fn, optimizer, state, epoch_start
     state.epoch, state.step, state.loss_sum, state.seen = state.epoch + 1, 0, 0.0, 0
     state.grad_norm_sum = state.grad_norm_max = 0.0
     if improved:
-        save_run_checkpoint(run_dir / "best.npz", cfg, model, optimizer, asdict(state))
-    save_run_checkpoint(run_dir / "last.npz", cfg, model, optimizer, asdict(state))
+        save_run_checkpoint(run_dir / "best.npz", cfg, model, optimizer, asdict(state), data)
+    save_run_checkpoint(run_dir / "last.npz", cfg, model, optimizer, asdict(state), data)
     _write_metrics(run_dir / "metrics.csv", state.history)
     echo(epoch_line(row, cfg.train.epochs) + ("  (best)" if improved else ""))
     if stop:
@@ -302,6 +314,25 @@ def _train_epoch(model, loss_fn, optimizer, batches, state, epochs, stop, run_di
             if stop.requested:
                 return False
     return True
+
+
+def describe_data(cfg):
+    """What the header line says is being trained: the dataset, and where it comes from when that is
+    the user's own directory or file."""
+    where = getattr(cfg.data, "root", None) if cfg.data.dataset == "idx" else getattr(cfg.data, "path", None)
+    return f"{cfg.data.dataset} ({where})" if where else cfg.data.dataset
+
+
+def check_fingerprint(data, meta, path, advice):
+    """Refuse data whose fingerprint differs from the one `meta` (a checkpoint's) recorded."""
+    stored = meta.get("fingerprint")
+    if stored is None:
+        return  # a checkpoint from before runs recorded their data: nothing to compare
+    if not valid_fingerprint(stored):
+        raise CheckpointError(f"{path}: its data fingerprint is malformed; corrupt or forged?")
+    problem = mismatch(data.fingerprint, stored)
+    if problem:
+        raise DataError(f"{path} was trained on other data: {problem}; {advice}")
 
 
 def _kept(run_dir):

@@ -363,7 +363,7 @@ CASES = [
          "model.layers[0].out_feature", "unknown argument for linear", "did you mean 'out_features'"),
     case("unknown-loss", config({"loss": "hinge"}), 2, "loss", "unknown loss 'hinge'", "mse"),
     case("unknown-dataset", config({"data.dataset": "cifar10"}), 2,
-         "data.dataset", "unknown dataset 'cifar10'", "mnist, regression"),
+         "data.dataset", "unknown dataset 'cifar10'", "mnist, fashion_mnist, idx, regression"),
     # config: model and task do not fit together
     case("layer-sizes-do-not-chain", config({"model.layers.2.in_features": 3}), 2,
          "model.layers[2].in_features", "does not chain", "gives 4"),

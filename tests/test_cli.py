@@ -137,7 +137,7 @@ def test_train_regression_writes_run_dir(regression_run):
     rows = read_metrics(run_dir)
     assert len(rows) == 8 and [int(r["epoch"]) for r in rows] == list(range(1, 9))
     assert {"epoch", "lr", "train_loss", "val_loss", "val_mse"} <= set(rows[0])
-    assert "training linreg" in result.output and "done in" in result.output
+    assert "training regression into" in result.output and "done in" in result.output
     with np.load(run_dir / "best.npz") as npz:
         assert npz["model/0.W"].shape == (3, 1) and npz["model/0.b"].shape == (1,)
 

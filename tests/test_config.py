@@ -94,7 +94,7 @@ def test_shipped_configs_load(name):
     ("optimizer: {weight_decay: .nan}", ["optimizer.weight_decay", "nan"]),
     ("data: {dataset: regression, noise_std: .nan}", ["data.noise_std", "nan"]),
     # datasets
-    ("data: {dataset: cifar10}", ["data.dataset", "unknown dataset 'cifar10'", "mnist, regression"]),
+    ("data: {dataset: cifar10}", ["data.dataset", "unknown dataset 'cifar10'", "mnist, fashion_mnist, idx, regression"]),
     # regression-specific checks
     ("data: {dataset: regression, inputs: uniform}", ["data.low", "uniform inputs need 3 bounds"]),
     ("data: {dataset: regression, inputs: uniform, low: [0, 0, 0]}", ["data.high", "uniform inputs need 3 bounds"]),

@@ -4,8 +4,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ConfigError, DataError
+from ..errors import CheckpointError, ConfigError, DataError
 from ..memory import check_fits
+from ..preprocess import array_preprocessing, image_preprocessing, pixels
 
 
 @dataclass
@@ -28,18 +29,22 @@ class Dataset:
     # {"kind": "image" | "table" | "array", "class_names": [...] | None, "target_names": [...] | None, ...}
     preprocessing: dict = None
     sources: list = None  # the data files it was read from (for the fingerprint)
+    fingerprint: list = None  # data.fingerprint entries; filled from `sources` when None
 
     @property
     def num_features(self):
-        return self.train.x.shape[1]
+        split = next(s for s in (self.train, self.val, self.test) if s is not None)
+        return split.x.shape[1]
 
     def split(self, name):
         return {"train": self.train, "val": self.val, "test": self.test}[name]
 
     def batch_rows(self, train_cfg):
         """The most examples one forward pass sees: a training batch or an evaluation batch."""
-        largest = max(len(self.train), len(self.val), len(self.test))
-        return max(min(train_cfg.batch_size, len(self.train)), min(train_cfg.eval_batch_size, largest))
+        loaded = [s for s in (self.train, self.val, self.test) if s is not None]
+        largest = max(len(s) for s in loaded)
+        train = min(train_cfg.batch_size, len(self.train)) if self.train is not None else 0
+        return max(train, min(train_cfg.eval_batch_size, largest))
 
 
 SPLITS = ("train", "val", "test")
@@ -47,12 +52,16 @@ SPLITS = ("train", "val", "test")
 
 def load_dataset(data_cfg, seed=0, source="<config>", echo=print, loss="softmax_cross_entropy", splits=SPLITS,
                  preprocessing=None):
-    """Build the dataset a config's `data` section describes; for csv and npz data the task follows
-    the loss (class labels for a classification loss, numbers for mse). For csv data, `preprocessing`
-    (a checkpoint's) replaces what the training rows would give, and a test split alone (`splits`) from
-    a separate data.test_path reads only that file."""
-    if data_cfg.dataset == "mnist":
-        return _mnist(data_cfg, source, echo)
+    """Build the dataset a config's `data` section describes.
+
+    `splits` names the splits needed (the others are None, and their files are not read: scoring the
+    test split of an image dataset reads only the test files); `preprocessing`, from a checkpoint,
+    replaces what would otherwise be computed from the training data. For csv and npz data the task
+    follows the loss (class labels for a classification loss, numbers for mse); a csv test split alone
+    from a separate data.test_path reads only that file.
+    """
+    if data_cfg.dataset in ("mnist", "fashion_mnist", "idx"):
+        return _images(data_cfg, source, echo, splits, preprocessing)
     if data_cfg.dataset in ("csv", "npz"):
         from ..losses import LOSSES
 
@@ -96,52 +105,101 @@ def split_rows(n, val_fraction, test_fraction, labels, seed, path):
     return np.sort(train), np.sort(val), np.sort(test)
 
 
-def _mnist(cfg, source, echo):
-    from .mnist import load_mnist  # imports tqdm and urllib: only when MNIST is used
+def _images(cfg, source, echo, splits, preprocessing):
+    from . import mnist  # imports tqdm and urllib: only when image data is used
 
-    raw = load_mnist(cfg.root, echo=echo)
-    train_x, train_y = raw["train_images"], raw["train_labels"]
-    test_x, test_y = raw["test_images"], raw["test_labels"]
-    if cfg.train_limit is not None:
-        train_x, train_y = train_x[: cfg.train_limit], train_y[: cfg.train_limit]
-    if cfg.test_limit is not None:
-        test_x, test_y = test_x[: cfg.test_limit], test_y[: cfg.test_limit]
-    if cfg.val_size >= len(train_x):
-        raise ConfigError(
-            f"{source}: data.val_size: {cfg.val_size} leaves no training images out of {len(train_x)}"
-        )
-    # The validation split is the last val_size training images (as Keras's validation_split takes
-    # the tail), so choosing a model never looks at the test set.
-    n_train = len(train_x) - cfg.val_size
-    check_fits(4 * (train_x.size + test_x.size), f"{source}: data: {len(train_x) + len(test_x):,} images "
+    if preprocessing is not None and preprocessing.get("kind") != "image":
+        raise CheckpointError(f"{source}: the checkpoint's preprocessing is for {preprocessing.get('kind')!r} data "
+                              f"but its config reads images ({cfg.dataset}); corrupt or forged?")
+
+    keys = []
+    if "train" in splits or "val" in splits:
+        keys += ["train_images", "train_labels"]
+    if "test" in splits:
+        keys += ["test_images", "test_labels"]
+    found = {}
+    if cfg.dataset == "idx":
+        from .idx_files import load_idx_folder
+
+        raw = load_idx_folder(cfg.root, keys, sources=found)
+        class_names = _idx_classes(cfg, raw, found, preprocessing)
+    else:
+        spec = mnist.MNIST
+        if cfg.dataset == "fashion_mnist":
+            from .fashion_mnist import FASHION_MNIST as spec
+        raw = mnist.load_mnist(cfg.root, spec=spec, echo=echo, keys=keys, sources=found)
+        class_names = spec.class_names
+    sources = [found[key] for key in keys]
+    train = val = test = None
+    if "train_images" in raw:
+        train_x, train_y = raw["train_images"], raw["train_labels"]
+        if cfg.train_limit is not None:
+            train_x, train_y = train_x[: cfg.train_limit], train_y[: cfg.train_limit]
+        if cfg.val_size >= len(train_x):
+            raise ConfigError(
+                f"{source}: data.val_size: {cfg.val_size} leaves no training images out of {len(train_x)}"
+            )
+        # The validation split is the last val_size training images (as Keras's validation_split takes
+        # the tail), so choosing a model never looks at the test set.
+        n_train = len(train_x) - cfg.val_size
+    images = [raw[key] for key in keys if key.endswith("images")]
+    check_fits(4 * sum(a.size for a in images), f"{source}: data: {sum(len(a) for a in images):,} images "
                f"as float32", "use data.train_limit / data.test_limit")
-    return Dataset(
-        train=Split(_pixels(train_x[:n_train], cfg, source), train_y[:n_train].astype(np.int64)),
-        val=Split(_pixels(train_x[n_train:], cfg, source), train_y[n_train:].astype(np.int64)),
-        test=Split(_pixels(test_x, cfg, source), test_y.astype(np.int64)),
-        task="classification",
-        num_outputs=10,
-    )
+    if preprocessing is None:
+        mean, std = cfg.mean, cfg.std
+        if cfg.normalize and (mean is None or std is None):  # idx: from the training images
+            from ..preprocess import pixel_stats
+
+            mean_, std_ = pixel_stats(train_x[:n_train])
+            mean, std = (mean_ if mean is None else mean), (std_ if std is None else std)
+            std = std if std > 0 else 1.0
+        shape = (raw.get("train_images") if "train_images" in raw else raw["test_images"]).shape[1:]
+        preprocessing = image_preprocessing(cfg.dataset, shape, class_names, 1 / 255 if cfg.scale else 1.0,
+                                            mean if cfg.normalize else None, std if cfg.normalize else None)
+    if "train_images" in raw:
+        train = Split(_pixels(preprocessing, train_x[:n_train], source), train_y[:n_train].astype(np.int64))
+        val = Split(_pixels(preprocessing, train_x[n_train:], source), train_y[n_train:].astype(np.int64))
+    if "test_images" in raw:
+        test_x, test_y = raw["test_images"], raw["test_labels"]
+        if cfg.test_limit is not None:
+            test_x, test_y = test_x[: cfg.test_limit], test_y[: cfg.test_limit]
+        test = Split(_pixels(preprocessing, test_x, source, sources[-2]), test_y.astype(np.int64))
+    return Dataset(train=train, val=val, test=test, task="classification",
+                   num_outputs=len(preprocessing["class_names"]), preprocessing=preprocessing, sources=sources)
 
 
-def _pixels(images, cfg, source):
-    """uint8 (N, H, W) -> float32 (N, H*W), scaled and normalised in place (no float64 temporaries)."""
-    x = images.reshape(len(images), -1).astype(np.float32)
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        if cfg.scale:
-            x *= np.float32(1 / 255)
-        if cfg.normalize:
-            x -= np.float32(cfg.mean)
-            x *= np.float32(1 / cfg.std)
-    # Else the first loss is NaN and the run is blamed on the learning rate.
+def _pixels(pre, images, source, where="input"):
+    """preprocess.pixels, refusing a mean/std that make the pixels infinite or NaN (else the first loss
+    is NaN and the run is blamed on the learning rate)."""
+    x = pixels(pre, images, where)
     if not np.isfinite(x).all():
-        key = "data.mean" if abs(cfg.mean) > float(np.finfo(np.float32).max) else "data.std"
+        mean, std = pre["mean"], pre["std"]
+        key = "data.mean" if abs(mean) > float(np.finfo(np.float32).max) else "data.std"
+        own = {"mnist": "MNIST: 0.1307 and 0.3081", "fashion_mnist": "Fashion-MNIST: 0.2860 and 0.3530"}.get(
+            pre.get("dataset"), "null for both computes them from the training images")
         raise ConfigError(
-            f"{source}: {key}: normalising the pixels as (x - {cfg.mean:g}) / {cfg.std:g} overflows float32 "
-            f"(the data become infinite or NaN); data.mean and data.std must be the data's own (MNIST: 0.1307 "
-            f"and 0.3081), or set data.normalize: false"
+            f"{source}: {key}: normalising the pixels as (x - {mean:g}) / {std:g} overflows float32 "
+            f"(the data become infinite or NaN); data.mean and data.std must be the data's own ({own}), "
+            f"or set data.normalize: false"
         )
     return x
+
+
+def _idx_classes(cfg, raw, found, preprocessing):
+    """The class names of an idx dataset: data.class_names, else the checkpoint's, else "0".."max label"."""
+    if preprocessing is not None:
+        names = preprocessing["class_names"]
+    elif cfg.class_names is not None:
+        names = cfg.class_names
+    else:
+        top = max(int(raw[k].max()) for k in ("train_labels", "test_labels") if k in raw and raw[k].size)
+        names = [str(i) for i in range(top + 1)]
+    for key in ("train_labels", "test_labels"):
+        labels = raw.get(key)
+        if labels is not None and labels.size and labels.max() >= len(names):
+            raise DataError(f"{found[key]}: label {labels.max()} has no class name: data.class_names "
+                            f"lists {len(names)} ({', '.join(names[:3])}, ...); give one name per label value")
+    return names
 
 
 def _regression(cfg, seed, source):
@@ -163,16 +221,25 @@ def _regression(cfg, seed, source):
         raise ConfigError(f"{source}: data: these bounds, weights, bias or noise_std give values beyond float32's range")
     n_train = n - cfg.val_size - cfg.test_size
     n_val = cfg.val_size
+    mean = std = None
     if cfg.standardize:
         # Statistics from the training rows only, applied to every split.
         mean, std = x[:n_train].mean(axis=0), x[:n_train].std(axis=0)
-        x = (x - mean) / np.where(std > 0, std, 1)
+        std = np.where(std > 0, std, 1)
+        x = (x - mean) / std
+    from dataclasses import asdict
+
+    from .fingerprint import generated
+
     return Dataset(
         train=Split(x[:n_train], y[:n_train]),
         val=Split(x[n_train : n_train + n_val], y[n_train : n_train + n_val]),
         test=Split(x[n_train + n_val :], y[n_train + n_val :]),
         task="regression",
         num_outputs=1,
+        preprocessing=array_preprocessing(d, mean, std),
+        sources=[],
+        fingerprint=generated({"data": asdict(cfg), "seed": [int(v) for v in np.atleast_1d(seed)]}),
     )
 
 

@@ -5,12 +5,14 @@ then the values in C order. Only dtype 0x08 (uint8) is supported: it is the only
 """
 
 import gzip
+import hashlib
 import math
 import os
 import zlib
 
 import numpy as np
 
+from layerwise.data.fingerprint import remember
 from layerwise.errors import DataError
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -27,6 +29,9 @@ def read_idx(path) -> np.ndarray:
             data = f.read()
     except OSError as e:
         raise DataError(f"{path}: cannot read IDX file ({e.strerror}); check the path") from e
+    if data[:2] == GZIP_MAGIC:
+        data = gunzip(data, str(path))
+    remember(path, hashlib.sha256(data).hexdigest())  # the run's data fingerprint, at no extra read
     return read_idx_bytes(data, str(path))
 
 

@@ -1,0 +1,260 @@
+"""Use a trained model on new inputs: `layerwise.load(run)` and `layerwise predict RUN INPUT...`.
+
+The checkpoint carries the config, the weights and the preprocessing, so nothing here reads the
+training data.
+"""
+
+import csv
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .errors import CheckpointError, ConfigError, DataError
+
+PICTURE_LIMIT = 20  # block pictures are drawn when there are at most this many image inputs
+
+
+class LoadedModel:
+    """A trained model with its preprocessing: give it raw inputs, get labels or values back.
+
+    `predict(x)` returns class names (classification) or values, `predict_proba(x)` class
+    probabilities; `x` is an array of raw inputs (pixels 0-255 for image models, unstandardised
+    numbers for array models) or the path of an input file (CSV, .npy, .npz, IDX, PNG/JPEG).
+    """
+
+    def __init__(self, model, preprocessing, task, cfg, path, epoch):
+        self.model = model
+        self.preprocessing = preprocessing
+        self.task = task
+        self.config = cfg
+        self.path = path
+        self.epoch = epoch
+        self.classes = preprocessing.get("class_names")
+
+    def __repr__(self):
+        return f"LoadedModel({str(self.path)!r}, task={self.task!r}, epoch={self.epoch})"
+
+    def inputs(self, x, where="input"):
+        """Model inputs (float32 (N, D)) from a raw array or an input file path."""
+        from .inputs import merged, read_inputs
+        from .preprocess import model_inputs
+
+        if isinstance(x, (str, Path)):
+            return merged(read_inputs([x], self.preprocessing, self.task)).x
+        return model_inputs(self.preprocessing, x, where)
+
+    def outputs(self, x):
+        """Model outputs for model inputs x: logits, or predicted values in the target's units."""
+        from .preprocess import target_units
+
+        with np.errstate(over="ignore", invalid="ignore"):
+            outputs = self.model.predict(np.ascontiguousarray(x, dtype=np.float32))
+            return outputs if self.task == "classification" else target_units(self.preprocessing, outputs)
+
+    def predict_proba(self, x):
+        if self.task != "classification":
+            raise DataError(f"{self.path}: predict_proba needs a classification model; this one predicts values")
+        return softmax(self.outputs(self.inputs(x)))
+
+    def predict(self, x):
+        outputs = self.outputs(self.inputs(x))
+        if self.task == "classification":
+            return np.asarray(self.classes)[outputs.argmax(axis=1)]
+        return outputs[:, 0] if outputs.shape[1] == 1 else outputs
+
+
+def load(run, checkpoint="best"):
+    """The model in a run directory (its best.npz, or `checkpoint`) or a checkpoint file."""
+    from .checkpoint import load_run_arrays, load_run_meta
+    from .config import config_from_dict
+    from .evaluate import resolve_checkpoint
+    from .preprocess import check_stored
+    from .registry import build_model
+
+    path = resolve_checkpoint(run, checkpoint)
+    meta = load_run_meta(path)
+    sizes, pre = meta.get("data"), meta.get("preprocessing")
+    if not isinstance(sizes, dict) or not isinstance(pre, dict):
+        raise CheckpointError(f"{path} does not store its preprocessing (made by an older layerwise); "
+                              "retrain it to use it on new inputs, or score it with layerwise eval")
+    check_stored(path, sizes, pre)
+    try:
+        cfg = config_from_dict(meta["config"], str(path))
+        model = build_model(cfg.model.layers, sizes["num_features"], sizes["num_outputs"],
+                            where=f"{path}: model.layers")
+    except ConfigError as e:
+        raise CheckpointError(f"{path}: its stored config does not build a model ({e})") from None
+    load_run_arrays(path, model, against=f"the model in {path}")
+    return LoadedModel(model, pre, sizes["task"], cfg, path, meta["state"].get("epoch"))
+
+
+def softmax(logits):
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    p = np.exp(shifted)
+    p /= p.sum(axis=1, keepdims=True)
+    return p
+
+
+def predict_files(run, paths, top=3, output=None, as_json=False, show=True, checkpoint="best", echo=print):
+    """`layerwise predict`: one line per input (or JSON), an optional CSV; returns the result dict."""
+    from .inputs import merged, read_inputs
+
+    if output is not None:
+        check_output(output)
+    loaded = load(run, checkpoint)
+    inputs = merged(read_inputs(paths, loaded.preprocessing, loaded.task))
+    outputs = loaded.outputs(inputs.x)
+    result = summarise(loaded, inputs, outputs, top)
+    if output is not None:
+        write_csv(output, loaded, inputs, outputs)
+    if as_json:
+        from .fileio import json_text
+
+        echo(json_text(result))
+    else:
+        for line in report_lines(loaded, inputs, result, show):
+            echo(line)
+        if output is not None:
+            echo(f"wrote {len(inputs.x):,} predictions to {output}")
+    return result
+
+
+def summarise(loaded, inputs, outputs, top):
+    has = _has_target(inputs)
+    rows = []
+    result = {"run": str(loaded.path), "task": loaded.task, "inputs": len(outputs), "predictions": rows}
+    if loaded.task == "classification":
+        proba = softmax(outputs)
+        k = min(top, proba.shape[1])
+        order = np.argsort(-proba, axis=1, kind="stable")[:, :k]
+        for i, name in enumerate(inputs.names):
+            row = {"input": name, "prediction": loaded.classes[order[i, 0]],
+                   "top": [{"class": loaded.classes[j], "probability": float(proba[i, j])} for j in order[i]]}
+            if has[i]:
+                row["target"] = loaded.classes[inputs.y[i]]
+            rows.append(row)
+        if has.any():
+            result["accuracy"] = float(np.mean(proba.argmax(axis=1)[has] == inputs.y[has]))
+    else:
+        names = loaded.preprocessing.get("target_names") or [f"y{j}" for j in range(outputs.shape[1])]
+        for i, name in enumerate(inputs.names):
+            value = [float(v) for v in outputs[i]]
+            row = {"input": name, "prediction": value[0] if len(value) == 1 else dict(zip(names, value))}
+            if has[i]:
+                target = [float(v) for v in inputs.y[i]]
+                row["target"] = target[0] if len(target) == 1 else dict(zip(names, target))
+            rows.append(row)
+        if has.any():
+            from .metrics import regression_metrics
+
+            result.update(regression_metrics(outputs[has], inputs.y[has]))
+    result["with_target"] = int(has.sum())
+    return result
+
+
+def _has_target(inputs):
+    """(N,) bool: which rows have a target."""
+    if inputs.y is None:
+        return np.zeros(len(inputs.x), dtype=bool)
+    if inputs.has_target is None:
+        return np.ones(len(inputs.x), dtype=bool)
+    return inputs.has_target
+
+
+def report_lines(loaded, inputs, result, show):
+    rows = result["predictions"]
+    width = min(max((len(r["input"]) for r in rows), default=0), 40)
+    pictures = show and inputs.images is not None and len(rows) <= PICTURE_LIMIT
+    render = _renderer() if pictures else None
+    label_width = max((len(c) for c in loaded.classes or []), default=0)
+    lines = []
+    for i, row in enumerate(rows):
+        text = f"{row['input']:<{width}}  {_prediction_text(row, label_width)}"
+        if render is None:
+            lines.append(text)
+            continue
+        picture = render(inputs.images[i]).splitlines()
+        middle = len(picture) // 2
+        pad = max((len(p) for p in picture), default=0)
+        lines.extend(f"{p:<{pad}}  {text if j == middle else ''}".rstrip() for j, p in enumerate(picture))
+    if show and inputs.images is not None and len(rows) > PICTURE_LIMIT:
+        lines.append(f"(pictures are drawn for at most {PICTURE_LIMIT} images; these are {len(rows):,})")
+    n_target = result["with_target"]
+    if "accuracy" in result:
+        right = round(result["accuracy"] * n_target)
+        lines.append(f"accuracy {100 * result['accuracy']:.2f}% ({right:,} of {n_target:,} inputs with a target)")
+    elif "mse" in result:
+        lines.append(f"mse {result['mse']:.4f}  mae {result['mae']:.4f}  R2 {result['r2']:.4f} "
+                     f"({n_target:,} inputs with a target)")
+    return lines
+
+
+def _prediction_text(row, label_width=0):
+    if "top" in row:
+        probs = ", ".join(f"{t['class']} {100 * t['probability']:.1f}%" for t in row["top"])
+        text = f"{row['prediction']:<{label_width}}  ({probs})"
+        if "target" in row:
+            text += f"  true {row['target']}" + ("" if row["target"] == row["prediction"] else "  <- wrong")
+        return text
+    text = _values(row["prediction"])
+    if "target" in row:
+        text += f"  (true {_values(row['target'])})"
+    return text
+
+
+def _values(value):
+    if isinstance(value, dict):
+        return "  ".join(f"{k} {v:.4g}" for k, v in value.items())
+    return f"{value:.4g}"
+
+
+def _renderer():
+    try:
+        from .images import render_blocks
+    except ImportError:
+        return None
+    return render_blocks
+
+
+def check_output(output):
+    """Refuse an -o file that exists (never overwritten) or whose directory does not."""
+    path = Path(output)
+    if path.exists() or path.is_symlink():
+        raise ConfigError(f"-o {output}: the file already exists; refusing to overwrite it (remove it, "
+                          "or choose another file name)")
+    if not path.parent.is_dir():
+        raise ConfigError(f"-o {output}: directory {path.parent} does not exist; create it first")
+
+
+def write_csv(output, loaded, inputs, outputs):
+    """input, prediction (or prediction_<target>), p_<class> per class, and target when known; atomic."""
+    from .fileio import atomic_create
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    if loaded.task == "classification":
+        proba = softmax(outputs)
+        header = ["input", "prediction"] + [f"p_{c}" for c in loaded.classes]
+        cells = [[name, loaded.classes[p.argmax()]] + [f"{v:.6g}" for v in p] for name, p in zip(inputs.names, proba)]
+        target = None if inputs.y is None else [loaded.classes[t] for t in inputs.y]
+    else:
+        names = loaded.preprocessing.get("target_names") or [f"y{j}" for j in range(outputs.shape[1])]
+        header = ["input"] + (["prediction"] if outputs.shape[1] == 1 else [f"prediction_{n}" for n in names])
+        cells = [[name] + [f"{v:.8g}" for v in o] for name, o in zip(inputs.names, outputs)]
+        target = None if inputs.y is None else [
+            f"{t[0]:.8g}" if len(t) == 1 else " ".join(f"{v:.8g}" for v in t) for t in inputs.y]
+    if target is not None:
+        has = _has_target(inputs)
+        target = [t if h else "" for t, h in zip(target, has)]
+        header.append("target")
+        cells = [row + [t] for row, t in zip(cells, target)]
+    writer.writerow(header)
+    writer.writerows(cells)
+    try:
+        atomic_create(output, lambda f: f.write(out.getvalue().encode()))
+    except FileExistsError:
+        raise ConfigError(f"-o {output}: the file appeared while predicting; refusing to overwrite it") from None
+    except OSError as e:
+        raise DataError(f"-o {output}: cannot write it ({e.strerror or e})") from None
