@@ -29,7 +29,7 @@ def feature_counts(cfg, echo=print):
     from .data.datasets import load_dataset
     from .training import DATA_STREAM
 
-    data = load_dataset(cfg.data, seed=[cfg.seed, DATA_STREAM], source=cfg.source, echo=echo)
+    data = load_dataset(cfg.data, seed=[cfg.seed, DATA_STREAM], source=cfg.source, echo=echo, loss=cfg.loss)
     return data.num_features, data.num_outputs, data.task
 
 

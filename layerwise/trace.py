@@ -39,7 +39,7 @@ def trace_step(target, overrides=(), batch=8, echo=print):
 
     found = load_target(target, overrides, which="last", echo=echo)
     cfg, model, loss_fn = found.cfg, found.model, found.loss
-    data = load_dataset(cfg.data, seed=[cfg.seed, DATA_STREAM], source=cfg.source, echo=echo)
+    data = load_dataset(cfg.data, seed=[cfg.seed, DATA_STREAM], source=cfg.source, echo=echo, loss=cfg.loss)
     x, y = data.train.x[:batch], data.train.y[:batch]
     epoch = min(found.run["epoch"], cfg.train.epochs - 1) if found.run else 0
     # the rate the run's next step uses: its schedule (and plateau state, warmup) at the epoch's first step
