@@ -6,7 +6,6 @@ training data.
 
 import csv
 import io
-import math
 from pathlib import Path
 
 import numpy as np
