@@ -17,7 +17,8 @@ from layerwise.cli import main
 from layerwise.config import CsvData, NpzData, load_config
 from layerwise.data.csvfile import read_csv
 from layerwise.data.datasets import load_dataset, split_rows
-from layerwise.data.tabular import table_inputs, unscale_outputs
+from layerwise.data.tabular import table_inputs
+from layerwise.preprocess import target_units
 from layerwise.errors import ConfigError, DataError
 
 MLP = {"layers": [{"type": "linear", "out_features": 8}, {"type": "relu"}, {"type": "linear"}]}
@@ -93,7 +94,7 @@ def test_regression_targets_and_gz(tmp_path):
     scaled = load_dataset(CsvData(path=str(tmp_path / "t.csv.gz"), target="y", standardize_target=True),
                           seed=0, echo=quiet, loss="mse")
     assert abs(scaled.train.y.mean()) < 1e-5 and abs(scaled.train.y.std() - 1) < 1e-4
-    back = unscale_outputs(scaled.preprocessing, scaled.test.y)
+    back = target_units(scaled.preprocessing, scaled.test.y)
     plain = load_dataset(CsvData(path=str(tmp_path / "t.csv.gz"), target="y"), seed=0, echo=quiet, loss="mse")
     assert np.allclose(back, plain.test.y, atol=1e-4)
 
@@ -323,7 +324,7 @@ def test_table_inputs_gives_regression_targets_in_their_units(tmp_path):
     assert y.tolist() == [[7.5]] and x.shape == (1, 7)  # a, b, color (3 categories), label (2)
     cfg = CsvData(path=str(tmp_path / "t.csv"), target="y", standardize_target=True, test_path=str(tmp_path / "new.csv"))
     alone = load_dataset(cfg, seed=0, echo=quiet, loss="mse", splits=("test",), preprocessing=data.preprocessing)
-    assert np.allclose(unscale_outputs(data.preprocessing, alone.test.y), [[7.5]])  # scaled as the model learned
+    assert np.allclose(target_units(data.preprocessing, alone.test.y), [[7.5]])  # scaled as the model learned
 
 
 def test_a_one_hot_too_big_for_memory_is_refused(tmp_path, monkeypatch):

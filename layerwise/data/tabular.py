@@ -6,7 +6,7 @@ Everything the encoding needs is the `preprocessing` dict the Dataset carries in
  "mean": [...] | None, "std": [...] | None, "task", "class_names": [...] | None, "target_names": [...],
  "target_mean": [...] | None, "target_std": [...] | None}
 With target_mean set (data.standardize_target), the model learned (y - target_mean) / target_std:
-its outputs are turned back into the target's units by `unscale_outputs`.
+its outputs are turned back into the target's units by `preprocess.target_units`.
 """
 
 import numpy as np
@@ -135,7 +135,7 @@ def table_inputs(preprocessing, path):
     """(x float32 (N, D), y or None) from a CSV with the model's feature columns (any order, any extra
     columns), encoded exactly as in training. y is returned when every target column is present:
     class indices (int64), or float32 (N, M) targets in the target's own units (never standardised:
-    compare them with `unscale_outputs` of the model's outputs)."""
+    compare them with `preprocess.target_units` of the model's outputs)."""
     prep = preprocessing
     features, targets = prep["features"], prep["target_names"]
     table = read_csv(path, "input", text=bool(prep["categories"]) or prep["class_names"] is not None)
@@ -276,13 +276,6 @@ def scale_targets(prep, y):
         y -= np.asarray(prep["target_mean"], dtype=np.float32)
         y *= 1 / np.asarray(prep["target_std"], dtype=np.float32)
     return y
-
-
-def unscale_outputs(prep, outputs):
-    """Model outputs back in the target's units: outputs * target_std + target_mean (when standardised)."""
-    if prep.get("target_mean") is not None:
-        return outputs * np.asarray(prep["target_std"], dtype=np.float32) + np.asarray(prep["target_mean"], dtype=np.float32)
-    return outputs
 
 
 def _encode(prep, table, part):
