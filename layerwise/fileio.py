@@ -32,18 +32,29 @@ def describe_os_error(e):
     return e.strerror or str(e) or type(e).__name__
 
 
+def _write_temp(path, write):
+    """write(f) into a new temporary file next to `path` (usual file mode, flushed to disk); returns
+    its name. If writing fails, the temporary file is removed before the error propagates."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fchmod(f.fileno(), 0o666 & ~UMASK)
+            os.fsync(f.fileno())
+    except BaseException:
+        _discard(tmp)
+        raise
+    return tmp
+
+
 def atomic_write(path, write):
     """Call write(f) on a temporary binary file next to `path`, fsync it, then rename it over `path`
     and fsync the directory, so the rename itself survives a power cut."""
     path = Path(path)
     tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fchmod(f.fileno(), 0o666 & ~UMASK)
-            os.fsync(f.fileno())
+        tmp = _write_temp(path, write)
         os.replace(tmp, path)
     except OSError as e:
         _discard(tmp)
@@ -69,12 +80,7 @@ def atomic_create(path, write):
     path = Path(path)
     tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fchmod(f.fileno(), 0o666 & ~UMASK)
-            os.fsync(f.fileno())
+        tmp = _write_temp(path, write)
         os.link(tmp, path)
     except FileExistsError:
         raise
