@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+from ..preprocess import features
 from .datasets import Dataset, Split, split_rows
 from .tabular import scale_targets
 
@@ -78,7 +79,7 @@ def load_npz(cfg, task, seed, source, echo=print):
         prep["target_std"] = np.where((s := y_train.std(axis=0, dtype=np.float64)) > 0, s, 1.0).tolist()
 
     def split(xs, ys, name):
-        return Split(array_inputs(prep, xs), _targets(prep, classes, ys, path, name))
+        return Split(features(prep, xs, f"{path}: x"), _targets(prep, classes, ys, path, name))
 
     data = Dataset(
         train=split(x_train, y[train_rows], "y"), val=split(x[val_rows], y[val_rows], "y"),
@@ -87,14 +88,6 @@ def load_npz(cfg, task, seed, source, echo=print):
     )
     data.preprocessing, data.sources = prep, [str(path)]
     return data
-
-
-def array_inputs(prep, x):
-    """Raw rows (N, ...) -> the model's float32 (N, D) inputs, standardised as in training."""
-    x = np.ascontiguousarray(x.reshape(len(x), -1), dtype=np.float32)
-    if prep["mean"] is not None:
-        x = (x - np.asarray(prep["mean"], dtype=np.float32)) / np.asarray(prep["std"], dtype=np.float32)
-    return np.ascontiguousarray(x, dtype=np.float32)
 
 
 def _inputs(x, path, name):
