@@ -11,7 +11,7 @@ __all__ = ["load", "train", "__version__"]
 
 def __getattr__(name):
     if name == "load":
-        from .predict import load
+        from .run.loaded import load
 
         return load
     if name == "train":

@@ -13,8 +13,8 @@ def train(config, *, overwrite=False, echo=print, **overrides):
     """
     import yaml
 
-    from .config import apply_overrides, config_from_dict, load_config
-    from .training import fit
+    from .config.schema import apply_overrides, config_from_dict, load_config
+    from .run.fit import fit
 
     items = [f"{key.replace('__', '.')}={yaml.safe_dump(value, default_flow_style=True).strip()}"
              .removesuffix("\n...") for key, value in overrides.items()]

@@ -69,8 +69,8 @@ def train(config, overrides, overwrite, resume_dir):
         raise click.UsageError("give either CONFIG or --resume RUN_DIR")
     if resume_dir and overwrite:
         raise click.UsageError("--overwrite replaces a run; --resume continues one: give only one")
-    from .config import load_config
-    from .training import fit, resume
+    from .config.schema import load_config
+    from .run.fit import fit, resume
 
     if resume_dir:
         resume(resume_dir, overrides, echo=click.echo)
@@ -110,13 +110,13 @@ def evaluate(run, split, checkpoint, data, overrides, as_json):
     """
     from pathlib import Path
 
-    from .evaluate import evaluate_run
+    from .run.evaluate import evaluate_run
 
     if checkpoint and not Path(run).is_dir():
         raise click.UsageError("--checkpoint chooses within a run directory; RUN is already a checkpoint file")
     result = evaluate_run(run, split, checkpoint or "best", overrides, echo=_echo(as_json), data=data)
     if as_json:
-        from .fileio import json_text
+        from .util.fileio import json_text
 
         click.echo(json_text(result))
 
@@ -157,13 +157,13 @@ def gradcheck(config, overrides, samples, batch, as_json):
 
     Exits 1 if any layer fails.
     """
-    from .config import load_config
-    from .gradcheck import TOLERANCE, check_config, format_table
+    from .config.schema import load_config
+    from .views.gradcheck import TOLERANCE, check_config, format_table
 
     rows = check_config(load_config(config, overrides), samples=samples, batch=batch)
     failed = [row["layer"] for row in rows if not row["passed"]]
     if as_json:
-        from .fileio import json_text
+        from .util.fileio import json_text
 
         click.echo(json_text({"tolerance": TOLERANCE, "passed": not failed, "rows": rows}))
         sys.exit(1 if failed else 0)
@@ -183,7 +183,7 @@ def show_config(config, overrides):
 
     Every key with its default filled in and every layer's arguments (in_features inferred). A run
     directory's config.yaml is exactly this text."""
-    from .resolve import resolved_yaml
+    from .run.resolve import resolved_yaml
 
     click.echo(resolved_yaml(config, overrides, echo=_echo(True)), nl=False)
 
@@ -199,11 +199,11 @@ def summary(target, overrides, batch, as_json):
 
     One row per layer (output shape, parameters, forward FLOPs per example, activation memory for a
     batch), then the totals. For a run directory, also statistics of its trained weights (best.npz)."""
-    from .summary import format_summary, summarize
+    from .views.summary import format_summary, summarize
 
     result = summarize(target, overrides, batch, echo=_echo(True))
     if as_json:
-        from .fileio import json_text
+        from .util.fileio import json_text
 
         click.echo(json_text(result))
     else:
@@ -228,22 +228,22 @@ def trace(target, overrides, batch, dot_file, units, as_json):
 
     CONFIG starts from its seeded initial weights; a RUN directory from its last.npz. Nothing is updated.
     """
-    from .trace import format_trace, trace_step
+    from .views.trace import format_trace, trace_step
 
     if units and not dot_file:
         raise click.UsageError("--units draws the graph one node per unit: give --dot FILE too")
     echo = _echo(as_json)
     if dot_file:
-        from .tracegraph import check_graph_target
+        from .views.trace_graph import check_graph_target
 
         check_graph_target(dot_file)
     report, arrays = trace_step(target, overrides, batch, echo=echo)
     if dot_file:
-        from .tracegraph import write_graph
+        from .views.trace_graph import write_graph
 
         echo(write_graph(dot_file, report, arrays, units))
     if as_json:
-        from .fileio import json_text
+        from .util.fileio import json_text
 
         click.echo(json_text(report))
     else:
@@ -259,11 +259,11 @@ def compare(runs, as_json):
 
     One row per run: the config keys that differ between the runs, epochs, best epoch and its
     validation metric, test metrics and training time."""
-    from .compare import compare_runs, format_comparison
+    from .views.compare import compare_runs, format_comparison
 
     result = compare_runs(runs)
     if as_json:
-        from .fileio import json_text
+        from .util.fileio import json_text
 
         click.echo(json_text(result))
     else:
@@ -288,7 +288,7 @@ def plot(runs, what, output, overwrite):
     plots/curves-vs-<others>.png) and prints its path. PNG sizes: curves 1200x800, confusion 900x800,
     errors 1200x1000, weights 1600x800 pixels.
     """
-    from .plot import plot_runs
+    from .views.plot import plot_runs
 
     for path in plot_runs(runs, what, output, overwrite):
         click.echo(f"wrote {path}")

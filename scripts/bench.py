@@ -74,8 +74,9 @@ def layer_specs(hidden, variant=None):
 
 def load_data(spec):
     """MNIST as layerwise splits it; `fraction` < 1 keeps only the first part of the training split."""
-    from layerwise.config import MnistData
-    from layerwise.data.datasets import Split, load_dataset
+    from layerwise.config.data import MnistData
+    from layerwise.data.dataset import Split
+    from layerwise.data.load import load_dataset
 
     data = load_dataset(MnistData(root=spec["data"], val_size=VAL_SIZE), echo=lambda *a, **k: None)
     n = round(len(data.train) * spec.get("fraction", 1.0))
@@ -84,7 +85,8 @@ def load_data(spec):
 
 def lw_model(hidden, variant=None):
     import numpy as np
-    from layerwise.registry import build_model
+
+    from layerwise.nn.registry import build_model
 
     model = build_model(layer_specs(hidden, variant), 784, 10, rng=np.random.default_rng(SEED))
     model.seed_random([SEED])
@@ -111,7 +113,8 @@ def child_floor(spec):
     the 8 products with SGD.step after each step on the same arrays (the update evicts the weights
     from the caches the products use, which costs more than the two apart)."""
     import numpy as np
-    from layerwise.optim import SGD
+
+    from layerwise.optim.optimizers import SGD
 
     rng = np.random.default_rng(0)
     dims, n, bs = [784, spec["hidden"], spec["hidden"] // 2, 10], spec["n"], spec["batch"]
@@ -189,8 +192,8 @@ def child_torch_floor(spec):
 
 
 def lw_epoch(model, loss_fn, opt, batches):
-    """One epoch of layerwise.training.train_step, the step `layerwise train` runs."""
-    from layerwise.training import train_step
+    """One epoch of layerwise.run.trainer.train_step, the step `layerwise train` runs."""
+    from layerwise.run.trainer import train_step
 
     total, seen = 0.0, 0
     for x, y in batches:
@@ -203,9 +206,11 @@ def lw_epoch(model, loss_fn, opt, batches):
 
 def child_layerwise(spec):
     import numpy as np
-    from layerwise.data.datasets import Batches, Split
-    from layerwise.losses import SoftmaxCrossEntropy
-    from layerwise.optim import SGD, Adam
+
+    from layerwise.data.batches import Batches
+    from layerwise.data.dataset import Split
+    from layerwise.nn.losses import SoftmaxCrossEntropy
+    from layerwise.optim.optimizers import SGD, Adam
 
     data, train = load_data(spec)
     model, loss_fn = lw_model(spec["hidden"], spec.get("variant")), SoftmaxCrossEntropy()

@@ -79,12 +79,13 @@ def run_sklearn(config, path, target, task, seeds, seed=None):
     from sklearn.metrics import r2_score
     from sklearn.neural_network import MLPClassifier, MLPRegressor
 
-    from layerwise.config import load_config
-    from layerwise.data.datasets import load_dataset
-    from layerwise.training import DATA_STREAM
+    from layerwise.config.schema import load_config
+    from layerwise.data.load import load_dataset
+    from layerwise.nn.losses import task_of
+    from layerwise.run.build import DATA_STREAM
 
     cfg = load_config(config, [f"data.path={path}", f"data.target={target}"] + ([f"seed={seed}"] if seed is not None else []))
-    data = load_dataset(cfg.data, seed=[cfg.seed, DATA_STREAM], source=cfg.source, echo=lambda *_: None, loss=cfg.loss)
+    data = load_dataset(cfg.data, seed=[cfg.seed, DATA_STREAM], source=cfg.source, echo=lambda *_: None, task=task_of(cfg.loss))
     x = np.concatenate([data.train.x, data.val.x])
     y = np.concatenate([data.train.y, data.val.y])
     scores = []

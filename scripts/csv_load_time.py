@@ -20,9 +20,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from layerwise.config import CsvData  # noqa: E402
+from layerwise.config.data import CsvData  # noqa: E402
 from layerwise.data.csvfile import read_csv  # noqa: E402
-from layerwise.data.datasets import load_dataset  # noqa: E402
+from layerwise.data.load import load_dataset  # noqa: E402
 
 
 def generate(path, rows, cols=20, chunk=100_000):
@@ -65,7 +65,7 @@ def main():
     assert len(table) == args.rows
     print(f"read      {read:6.2f} s  ({size / read:.0f} MB/s; CPU {cpu:.2f} s)  runs: {', '.join(f'{t:.2f}' for t in runs)}")
     cfg = CsvData(path=str(path), target="y")
-    whole, runs, data, cpu = timed(lambda: load_dataset(cfg, seed=0, echo=lambda *_: None, loss="mse"), args.repeat)
+    whole, runs, data, cpu = timed(lambda: load_dataset(cfg, seed=0, echo=lambda *_: None, task="regression"), args.repeat)
     print(f"dataset   {whole:6.2f} s  (CPU {cpu:.2f} s; read + split + standardise: {len(data.train):,} / {len(data.val):,} / "
           f"{len(data.test):,} rows)  runs: {', '.join(f'{t:.2f}' for t in runs)}")
     raw, runs, _, cpu = timed(lambda: np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.float32), args.repeat)

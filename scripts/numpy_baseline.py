@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from layerwise.config import MnistData
-from layerwise.data.datasets import load_dataset
+from layerwise.config.data import MnistData
+from layerwise.data.load import load_dataset
 
 
 def train(X, Y, epochs, seed=0):

@@ -13,8 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from layerwise.optim import SGD
-from layerwise.registry import build_model
+from layerwise.nn.registry import build_model
+from layerwise.optim.optimizers import SGD
 
 LR, MOMENTUM = 0.05, 0.9
 

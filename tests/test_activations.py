@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from layerwise.activations import ELU, GELU, LeakyReLU, Softplus
-from layerwise.gradcheck import check_layer
+from layerwise.nn.activations import ELU, GELU, LeakyReLU, Softplus
+from layerwise.views.gradcheck import check_layer
 
 TOL = 1e-6
 ACTIVATIONS = [LeakyReLU, lambda: LeakyReLU(0.2), ELU, lambda: ELU(alpha=0.5), GELU, Softplus]

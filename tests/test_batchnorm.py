@@ -4,12 +4,12 @@ evaluation and predict, and saved through the state dict."""
 import numpy as np
 import pytest
 
-from layerwise.batchnorm import BatchNorm
+from layerwise.nn.batchnorm import BatchNorm
 from layerwise.errors import CheckpointError, ConfigError
-from layerwise.gradcheck import check_layer
-from layerwise.layers import Linear
-from layerwise.model import Sequential
-from layerwise.registry import build_model
+from layerwise.views.gradcheck import check_layer
+from layerwise.nn.linear import Linear
+from layerwise.nn.sequential import Sequential
+from layerwise.nn.registry import build_model
 
 
 def random_batchnorm(rng, D, training=True):

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from layerwise.compare import flatten
+from layerwise.views.compare import flatten
 from test_cli import assert_error, assert_ok, run, write
 from test_views import SMALL
 

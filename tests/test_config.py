@@ -8,9 +8,10 @@ import textwrap
 
 import pytest
 
-from layerwise.config import MnistData, RegressionData, load_config
+from layerwise.config.data import MnistData, RegressionData
+from layerwise.config.schema import load_config
 from layerwise.errors import ConfigError
-from layerwise.registry import build_loss, build_model
+from layerwise.nn.registry import build_loss, build_model
 
 
 def write(tmp_path, text, name="exp.yaml"):
@@ -318,7 +319,7 @@ def test_last_layer_width_must_match_the_task():
 
 
 def test_last_layer_width_defaults_to_the_task():
-    from layerwise.registry import build_model
+    from layerwise.nn.registry import build_model
 
     model = build_model([{"type": "linear", "out_features": 4}, {"type": "relu"}, {"type": "linear"}], 3, 7)
     assert model.layers[-1].params["W"].shape == (4, 7)

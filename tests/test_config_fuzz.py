@@ -24,11 +24,13 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from layerwise import memory  # noqa: E402
-from layerwise.config import RegressionData, load_config  # noqa: E402
+from layerwise.util import memory  # noqa: E402
+from layerwise.config.data import RegressionData
+from layerwise.config.schema import load_config
 from layerwise.errors import LayerwiseError  # noqa: E402
-from layerwise.registry import build_loss, build_model, build_optimizer  # noqa: E402
-from layerwise.training import train_step  # noqa: E402
+from layerwise.nn.registry import build_loss, build_model
+from layerwise.optim.optimizers import build_optimizer
+from layerwise.run.trainer import train_step  # noqa: E402
 
 SEED = 9
 INPUTS = 2000

@@ -3,8 +3,10 @@
 import numpy as np
 import pytest
 
-from layerwise.config import MnistData, RegressionData
-from layerwise.data.datasets import Batches, Split, load_dataset
+from layerwise.config.data import MnistData, RegressionData
+from layerwise.data.batches import Batches
+from layerwise.data.dataset import Split
+from layerwise.data.load import load_dataset
 from layerwise.data.idx import write_idx
 from layerwise.errors import ConfigError
 

@@ -6,11 +6,11 @@ import json
 import numpy as np
 import pytest
 
-from layerwise.dropout import Dropout
+from layerwise.nn.dropout import Dropout
 from layerwise.errors import CheckpointError, ConfigError
-from layerwise.gradcheck import check_layer
-from layerwise.model import Sequential
-from layerwise.registry import build_model
+from layerwise.views.gradcheck import check_layer
+from layerwise.nn.sequential import Sequential
+from layerwise.nn.registry import build_model
 
 
 @pytest.mark.parametrize("p", [0.1, 0.5, 0.8])

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from layerwise.checkpoint import load_run_checkpoint
+from layerwise.run.checkpoint import load_run_checkpoint
 from layerwise.cli import main
 from layerwise.data import fingerprint as fp
 from layerwise.data.idx import write_idx

@@ -18,10 +18,10 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from layerwise import memory
+from layerwise.util import memory
 from layerwise.cli import main
-from layerwise.config import apply_overrides, load_config
-from layerwise.configyaml import MAX_DEPTH, MAX_VALUES, parse_yaml
+from layerwise.config.schema import apply_overrides, load_config
+from layerwise.config.yaml_loader import MAX_DEPTH, MAX_VALUES, parse_yaml
 from layerwise.data.idx import write_idx
 from layerwise.data.mnist import FILES
 from layerwise.errors import ConfigError
@@ -390,7 +390,7 @@ def test_plain_data_is_bounded_too():
 
 def test_memory_estimate_counts_what_training_allocates(monkeypatch):
     """The registry refuses the model a byte above its estimate and builds it a byte below."""
-    from layerwise.registry import build_model
+    from layerwise.nn.registry import build_model
 
     specs = [{"type": "linear", "out_features": 50}, {"type": "relu"}, {"type": "linear", "out_features": 2}]
     parameters, activations, rows = 3 * 50 + 50 + 50 * 2 + 2, 50 + 50 + 2, 16

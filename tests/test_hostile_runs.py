@@ -26,10 +26,10 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from layerwise.checkpoint import load_checkpoint
+from layerwise.util.npz import load_checkpoint
 from layerwise.cli import main
-from layerwise.fileio import json_text
-from layerwise.runlock import LOCK_NAME
+from layerwise.util.fileio import json_text
+from layerwise.run.lock import LOCK_NAME
 
 REPO = Path(__file__).resolve().parent.parent
 REGRESSION = {
@@ -383,7 +383,7 @@ def test_hostile_input(case, tmp_path, monkeypatch, trained):
                                               ("\ud800", "lone surrogate"), ("n" * 300, "File name too long")])
 def test_5_check_run_dir_refuses_unusable_names_itself(tmp_path, monkeypatch, output, fragment):
     from layerwise.errors import ConfigError
-    from layerwise.rundir import check_run_dir
+    from layerwise.run.rundir import check_run_dir
 
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError, match=fragment):
@@ -705,7 +705,7 @@ def test_11_a_run_moved_aside_by_a_killed_overwrite_is_put_back(tmp_path, monkey
 
 def test_10_a_live_staging_directory_is_never_removed(tmp_path):
     """A start whose staging directory is locked by a live process leaves it alone."""
-    from layerwise.rundir import _private_dir, remove_abandoned
+    from layerwise.run.rundir import _private_dir, remove_abandoned
 
     staging, lock = _private_dir(tmp_path, "new", tmp_path / "run")
     try:
@@ -818,8 +818,8 @@ def _fuzz_main(run_dir, work, seed):
     import urllib.request
 
     from layerwise.errors import LayerwiseError
-    from layerwise.evaluate import evaluate_run
-    from layerwise.training import load_for_resume
+    from layerwise.run.evaluate import evaluate_run
+    from layerwise.run.fit import load_for_resume
 
     def no_network(*args, **kwargs):  # a mutated config may ask for MNIST: never download in a test
         raise urllib.error.URLError("the network is disabled in the fuzz test")

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from layerwise.checkpoint import load_run_checkpoint
+from layerwise.run.checkpoint import load_run_checkpoint
 from layerwise.cli import main
-from layerwise.config import config_from_dict
-from layerwise.data.datasets import load_dataset
+from layerwise.config.schema import config_from_dict
+from layerwise.data.load import load_dataset
 from layerwise.data.fashion_mnist import FASHION_MNIST
 from layerwise.data.idx_files import find_idx_files, role_of
 from layerwise.data.mnist import FILES, IdxSpec, load_mnist

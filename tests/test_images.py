@@ -13,7 +13,7 @@ import pytest
 
 from conftest import MNIST_ROOT
 from layerwise.errors import DataError
-from layerwise.images import load_digit_image, mnist_style, render_blocks, resize
+from layerwise.data.images import load_digit_image, mnist_style, render_blocks, resize
 
 
 def centre_of_mass(image):
@@ -230,9 +230,9 @@ def mnist_mlp(tmp_path_factory):
     pytest.importorskip("PIL")
     if not (MNIST_ROOT / "train-images-idx3-ubyte.gz").is_file():
         pytest.skip(f"no MNIST in {MNIST_ROOT}")
-    from layerwise.config import config_from_dict
-    from layerwise.evaluate import load_run
-    from layerwise.training import fit
+    from layerwise.config.schema import config_from_dict
+    from layerwise.run.evaluate import load_run
+    from layerwise.run.fit import fit
 
     output = tmp_path_factory.mktemp("mnist-mlp") / "run"
     cfg = config_from_dict({

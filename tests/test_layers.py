@@ -4,8 +4,10 @@ import numpy as np
 import pytest
 
 from layerwise.errors import ConfigError
-from layerwise.gradcheck import check_layer
-from layerwise.layers import LAYERS, Linear, ReLU, Sigmoid, Tanh
+from layerwise.views.gradcheck import check_layer
+from layerwise.nn.registry import LAYERS
+from layerwise.nn.linear import Linear
+from layerwise.nn.activations import ReLU, Sigmoid, Tanh
 
 TOL = 1e-6
 

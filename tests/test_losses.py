@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from layerwise.gradcheck import check_loss
+from layerwise.views.gradcheck import check_loss
 from layerwise.errors import DataError
-from layerwise.losses import MAE, MSE, BinaryCrossEntropy, Huber, SoftmaxCrossEntropy
+from layerwise.nn.losses import MAE, MSE, BinaryCrossEntropy, Huber, SoftmaxCrossEntropy
 
 TOL = 1e-6
 

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from layerwise.errors import CheckpointError
-from layerwise.gradcheck import compare, numerical_gradient
-from layerwise.losses import MSE, SoftmaxCrossEntropy
-from layerwise.registry import build_model
+from layerwise.views.gradcheck import compare, numerical_gradient
+from layerwise.nn.losses import MSE, SoftmaxCrossEntropy
+from layerwise.nn.registry import build_model
 
 SPECS = [
     {"type": "linear", "out_features": 7},
@@ -108,10 +108,10 @@ def test_a_training_step_allocates_no_activation_sized_array(loss_name):
     # loss's (N, C) scratch: less than the smallest activation here, 128 x 128 float32 = 64 KB.
     import tracemalloc
 
-    from layerwise.losses import LOSSES
-    from layerwise.optim import SGD
-    from layerwise.registry import build_model
-    from layerwise.training import train_step
+    from layerwise.nn.losses import LOSSES
+    from layerwise.optim.optimizers import SGD
+    from layerwise.nn.registry import build_model
+    from layerwise.run.trainer import train_step
 
     specs = [{"type": "dropout", "p": 0.2}, {"type": "linear", "out_features": 256}, {"type": "batchnorm"},
              {"type": "relu"}, {"type": "dropout", "p": 0.5}]

@@ -7,10 +7,10 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from layerwise import optim
+from layerwise.optim import optimizers as optim
 from layerwise.errors import CheckpointError
-from layerwise.optim import SGD, Adam, AdamW, RMSprop
-from layerwise.schedules import Cosine
+from layerwise.optim.optimizers import SGD, Adam, AdamW, RMSprop
+from layerwise.optim.schedules import Cosine
 
 
 def one_param(value=1.0, grad=0.5):

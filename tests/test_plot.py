@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from conftest import MNIST_ROOT, REPO
 from layerwise.cli import main
-from layerwise.plot import class_names, display_pixels, initial_weights, pixel_size, run_names
+from layerwise.views.plot import class_names, display_pixels, initial_weights, pixel_size, run_names
 
 def _has_matplotlib():
     try:
@@ -259,7 +259,7 @@ def test_display_pixels_undoes_the_normalisation():
 
 
 def test_initial_weights_are_the_runs_own_start(runs):
-    from layerwise.checkpoint import load_run_checkpoint
+    from layerwise.run.checkpoint import load_run_checkpoint
 
     run_dir = needs(runs, "mnist")
     arrays, meta = load_run_checkpoint(run_dir / "best.npz")
@@ -280,7 +280,7 @@ def test_run_names_are_told_apart(tmp_path):
 
 @needs_matplotlib
 def test_errors_are_the_runs_mistakes_most_confident_first(runs):
-    from layerwise.plot import _errors_data
+    from layerwise.views.plot import _errors_data
 
     run_dir = needs(runs, "mnist")
     d = _errors_data(run_dir, "digits")
@@ -296,7 +296,8 @@ def test_errors_are_the_runs_mistakes_most_confident_first(runs):
 @needs_matplotlib
 @pytest.mark.parametrize("name", ["mnist", "regression"])
 def test_curves_star_the_epoch_training_chose(runs, name):
-    from layerwise.plot import _curves_data, _matplotlib, draw_curves
+    from layerwise.views.plot import _curves_data, _matplotlib
+    from layerwise.views.figures import draw_curves
 
     run_dir = needs(runs, name)
     fig = _matplotlib()(figsize=(12, 8), dpi=100, layout="constrained")

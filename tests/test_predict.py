@@ -179,9 +179,9 @@ def test_predict_errors_one_line_nothing_written(image_run, work, make, args, co
 def test_predict_png_digit(image_run, work):
     pytest.importorskip("PIL")
     try:
-        import layerwise.images  # noqa: F401  (engineer "pictures"; absent before it lands)
+        import layerwise.data.images  # noqa: F401  (engineer "pictures"; absent before it lands)
     except ImportError:
-        pytest.skip("layerwise.images is not in this tree")
+        pytest.skip("layerwise.data.images is not in this tree")
     from PIL import Image
 
     tmp, arrays = image_run
@@ -288,9 +288,9 @@ def test_predict_png_files_mnist_digit_and_rendered_seven(work):
 
     pytest.importorskip("PIL")
     try:
-        import layerwise.images  # noqa: F401  (absent until engineer "pictures"' module is in the tree)
+        import layerwise.data.images  # noqa: F401  (absent until engineer "pictures"' module is in the tree)
     except ImportError:
-        pytest.skip("layerwise.images is not in this tree")
+        pytest.skip("layerwise.data.images is not in this tree")
     if not (MNIST_ROOT / "t10k-images-idx3-ubyte.gz").is_file():
         pytest.skip(f"no MNIST in {MNIST_ROOT}")
     from PIL import Image

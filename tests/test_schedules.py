@@ -5,7 +5,7 @@ import math
 import pytest
 
 from layerwise.errors import CheckpointError
-from layerwise.schedules import Constant, Cosine, EarlyStopping, Exponential, Plateau, Step
+from layerwise.optim.schedules import Constant, Cosine, EarlyStopping, Exponential, Plateau, Step
 
 
 def test_constant():

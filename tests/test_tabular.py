@@ -14,11 +14,14 @@ import yaml
 from click.testing import CliRunner
 
 from layerwise.cli import main
-from layerwise.config import CsvData, NpzData, load_config
+from layerwise.config.data import CsvData, NpzData
+from layerwise.config.schema import load_config
+from layerwise.nn.losses import task_of
 from layerwise.data.csvfile import read_csv
-from layerwise.data.datasets import load_dataset, split_rows
+from layerwise.data.load import load_dataset
+from layerwise.data.dataset import split_rows
 from layerwise.data.tabular import table_inputs
-from layerwise.preprocess import target_units
+from layerwise.data.preprocess import target_units
 from layerwise.errors import ConfigError, DataError
 
 MLP = {"layers": [{"type": "linear", "out_features": 8}, {"type": "relu"}, {"type": "linear"}]}
@@ -85,17 +88,17 @@ def test_regression_targets_and_gz(tmp_path):
     with gzip.open(tmp_path / "t.csv.gz", "wt") as f:
         f.write(table())
     data = load_dataset(CsvData(path=str(tmp_path / "t.csv.gz"), target=["y", "a"], features=["b", "color"]),
-                        seed=0, echo=quiet, loss="mse")
+                        seed=0, echo=quiet, task="regression")
     assert data.task == "regression" and data.num_outputs == 2 and data.train.y.shape[1] == 2
     assert data.preprocessing["target_names"] == ["y", "a"] and data.preprocessing["class_names"] is None
     huber = load_dataset(CsvData(path=str(tmp_path / "t.csv.gz"), target="y"), seed=0, echo=quiet,
-                         loss={"type": "huber", "delta": 2.0})  # a loss given as a mapping: its type sets the task
+                         task=task_of({"type": "huber", "delta": 2.0}))  # a loss given as a mapping: its type sets the task
     assert huber.task == "regression"
     scaled = load_dataset(CsvData(path=str(tmp_path / "t.csv.gz"), target="y", standardize_target=True),
-                          seed=0, echo=quiet, loss="mse")
+                          seed=0, echo=quiet, task="regression")
     assert abs(scaled.train.y.mean()) < 1e-5 and abs(scaled.train.y.std() - 1) < 1e-4
     back = target_units(scaled.preprocessing, scaled.test.y)
-    plain = load_dataset(CsvData(path=str(tmp_path / "t.csv.gz"), target="y"), seed=0, echo=quiet, loss="mse")
+    plain = load_dataset(CsvData(path=str(tmp_path / "t.csv.gz"), target="y"), seed=0, echo=quiet, task="regression")
     assert np.allclose(back, plain.test.y, atol=1e-4)
 
 
@@ -144,7 +147,7 @@ def test_npz_dataset(tmp_path):
     data = load_dataset(NpzData(path=str(tmp_path / "a.npz")), seed=0, echo=quiet)
     assert data.train.x.shape[1] == 6 and len(data.test) == 7 and len(data.train) + len(data.val) == 50
     assert data.preprocessing["kind"] == "array" and data.preprocessing["class_names"] == ["0", "1"]
-    reg = load_dataset(NpzData(path=str(tmp_path / "a.npz"), standardize=False), seed=0, echo=quiet, loss="mse")
+    reg = load_dataset(NpzData(path=str(tmp_path / "a.npz"), standardize=False), seed=0, echo=quiet, task="regression")
     assert reg.task == "regression" and reg.train.y.shape == (len(reg.train), 1)
     np.savez(tmp_path / "obj.npz", x=np.array([object()] * 3, dtype=object), y=np.arange(3))
     with pytest.raises(DataError, match="pickled"):
@@ -318,19 +321,19 @@ def test_stored_preprocessing_scores_a_test_file_alone(tmp_path):
 def test_table_inputs_gives_regression_targets_in_their_units(tmp_path):
     write(tmp_path / "t.csv", table())
     data = load_dataset(CsvData(path=str(tmp_path / "t.csv"), target="y", standardize_target=True), seed=0,
-                        echo=quiet, loss="mse")
+                        echo=quiet, task="regression")
     write(tmp_path / "new.csv", "a,b,color,label,y\n1,2,red,yes,7.5\n")
     x, y = table_inputs(data.preprocessing, tmp_path / "new.csv")
     assert y.tolist() == [[7.5]] and x.shape == (1, 7)  # a, b, color (3 categories), label (2)
     cfg = CsvData(path=str(tmp_path / "t.csv"), target="y", standardize_target=True, test_path=str(tmp_path / "new.csv"))
-    alone = load_dataset(cfg, seed=0, echo=quiet, loss="mse", splits=("test",), preprocessing=data.preprocessing)
+    alone = load_dataset(cfg, seed=0, echo=quiet, task="regression", splits=("test",), preprocessing=data.preprocessing)
     assert np.allclose(target_units(data.preprocessing, alone.test.y), [[7.5]])  # scaled as the model learned
 
 
 def test_a_one_hot_too_big_for_memory_is_refused(tmp_path, monkeypatch):
-    import layerwise.memory
+    import layerwise.util.memory
 
-    monkeypatch.setattr(layerwise.memory, "available_bytes", lambda: 1000)
+    monkeypatch.setattr(layerwise.util.memory, "available_bytes", lambda: 1000)
     with pytest.raises(ConfigError) as info:
         load_dataset(csv_data(write(tmp_path / "t.csv", table())), seed=0, echo=quiet)
     message = str(info.value)

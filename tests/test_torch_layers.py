@@ -14,11 +14,12 @@ import importlib.util
 import numpy as np
 import pytest
 
-from layerwise.activations import ELU, GELU, LeakyReLU, ReLU, Sigmoid, Softplus, Tanh
-from layerwise.batchnorm import BatchNorm
-from layerwise.dropout import Dropout
-from layerwise.layers import LAYERS, Linear
-from layerwise.losses import LOSSES, MAE, MSE, BinaryCrossEntropy, Huber, SoftmaxCrossEntropy
+from layerwise.nn.activations import ELU, GELU, LeakyReLU, ReLU, Sigmoid, Softplus, Tanh
+from layerwise.nn.batchnorm import BatchNorm
+from layerwise.nn.dropout import Dropout
+from layerwise.nn.registry import LAYERS
+from layerwise.nn.linear import Linear
+from layerwise.nn.losses import LOSSES, MAE, MSE, BinaryCrossEntropy, Huber, SoftmaxCrossEntropy
 
 
 def _torch_installed():

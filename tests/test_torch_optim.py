@@ -12,8 +12,8 @@ import importlib.util
 import numpy as np
 import pytest
 
-from layerwise.optim import OPTIMIZERS
-from layerwise.schedules import Constant, Cosine, Exponential, Plateau, Step
+from layerwise.optim.optimizers import OPTIMIZERS
+from layerwise.optim.schedules import Constant, Cosine, Exponential, Plateau, Step
 
 # torch is imported when the tests run, not at collection (as tests/test_torch_layers.py does: a
 # collected torch inflates the peak RSS that forked children inherit).

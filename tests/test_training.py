@@ -12,12 +12,16 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from layerwise import layers, losses
-from layerwise.checkpoint import load_checkpoint, save_checkpoint
+from layerwise.nn.activations import ReLU
+from layerwise.nn.batchnorm import BatchNorm
+from layerwise.nn.linear import Linear
+from layerwise.nn import losses
+from layerwise.util.npz import load_checkpoint, save_checkpoint
 from layerwise.cli import main
-from layerwise.config import load_config
+from layerwise.config.schema import load_config
 from layerwise.errors import CheckpointError, ConfigError
-from layerwise.training import TrainingDiverged, TrainingInterrupted, fit, resume
+from layerwise.errors import TrainingDiverged, TrainingInterrupted
+from layerwise.run.fit import fit, resume
 
 MLP = """
 seed: 3
@@ -60,7 +64,7 @@ def assert_same_arrays(a, b):
 
 def interrupt_after(monkeypatch, steps):
     """Deliver a real SIGINT to this process after `steps` optimizer steps (of any optimizer)."""
-    from layerwise.optim import Optimizer as SGD
+    from layerwise.optim.optimizers import Optimizer as SGD
 
     real_step = SGD.step
     count = {"n": 0}
@@ -123,7 +127,7 @@ def test_resume_with_dropout_and_batchnorm_is_bit_identical(tmp_path, monkeypatc
 
 
 def test_eval_uses_the_saved_batchnorm_running_statistics(tmp_path):
-    from layerwise.evaluate import evaluate_run
+    from layerwise.run.evaluate import evaluate_run
 
     config = tmp_path / "mlp.yaml"
     config.write_text(MLP_DROPOUT_BATCHNORM % {"n": 600, "epochs": 2})
@@ -431,7 +435,7 @@ def test_gradcheck_passes_on_correct_layers(tmp_path):
 def test_gradcheck_fails_exactly_a_planted_relu_bug(tmp_path, monkeypatch):
     # The well-known tutorial bug: the ReLU backward multiplies by its output instead of passing
     # the upstream gradient through its mask.
-    monkeypatch.setattr(layers.ReLU, "backward", lambda self, dout, input_grad=True: dout * self._y)
+    monkeypatch.setattr(ReLU, "backward", lambda self, dout, input_grad=True: dout * self._y)
     result = gradcheck(tmp_path)
     assert result.exit_code == 1
     table = rows(result.output)
@@ -441,7 +445,7 @@ def test_gradcheck_fails_exactly_a_planted_relu_bug(tmp_path, monkeypatch):
 
 
 def test_gradcheck_fails_a_planted_linear_bias_bug(tmp_path, monkeypatch):
-    real = layers.Linear.backward
+    real = Linear.backward
 
     def backward(self, dout, input_grad=True):
         dx = real(self, dout, input_grad)
@@ -449,7 +453,7 @@ def test_gradcheck_fails_a_planted_linear_bias_bug(tmp_path, monkeypatch):
             self.grads["b"] = dout.mean(axis=0)  # wrong: the bias gradient sums over the batch
         return dx
 
-    monkeypatch.setattr(layers.Linear, "backward", backward)
+    monkeypatch.setattr(Linear, "backward", backward)
     table = rows(gradcheck(tmp_path).output)
     assert {k for k, v in table.items() if v == "FAIL"} == {"0", "2", "4", "6"}
 
@@ -462,7 +466,7 @@ BATCHNORM_GRADCHECK_CONFIG = GRADCHECK_CONFIG.replace(
 def test_gradcheck_fails_exactly_a_batchnorm_backward_without_the_mean_term(tmp_path, monkeypatch):
     # BatchNorm's backward as if the batch mean were a constant: dx = gamma / std * (dout - xhat * dgamma / N),
     # dropping the dbeta / N term that the mean's dependence on every row contributes.
-    real = layers.BatchNorm.backward
+    real = BatchNorm.backward
 
     def backward(self, dout, input_grad=True):
         dx = real(self, dout, input_grad)
@@ -475,7 +479,7 @@ def test_gradcheck_fails_exactly_a_batchnorm_backward_without_the_mean_term(tmp_
     correct = CliRunner().invoke(main, ["gradcheck", str(path)])
     assert correct.exit_code == 0, correct.output
     assert set(rows(correct.output).values()) == {"PASS"} and len(rows(correct.output)) == 11
-    monkeypatch.setattr(layers.BatchNorm, "backward", backward)
+    monkeypatch.setattr(BatchNorm, "backward", backward)
     result = CliRunner().invoke(main, ["gradcheck", str(path)])
     assert result.exit_code == 1
     table = rows(result.output)
@@ -521,7 +525,7 @@ def test_test_metrics_are_saved_with_the_run(tmp_path):
 def test_a_non_finite_gradient_with_a_finite_loss_is_never_saved(tmp_path, monkeypatch):
     # The last step before Ctrl-C produces an infinite gradient while its loss was finite: the run
     # must stop as diverged instead of saving those weights into last.npz.
-    from layerwise.optim import SGD
+    from layerwise.optim.optimizers import SGD
 
     real_step = SGD.step
     count = {"n": 0}
@@ -542,7 +546,7 @@ def test_a_non_finite_gradient_with_a_finite_loss_is_never_saved(tmp_path, monke
 
 
 def test_trace_uses_the_runs_schedule_state(tmp_path):
-    from layerwise.trace import trace_step
+    from layerwise.views.trace import trace_step
 
     config = tmp_path / "adam.yaml"
     config.write_text(ADAM)

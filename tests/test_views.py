@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 import yaml
 
-from layerwise.checkpoint import load_run_checkpoint, with_prefix
-from layerwise.config import load_config
-from layerwise.registry import build_loss, build_model
-from layerwise.fileio import json_text
-from layerwise.summary import summarize
-from layerwise.trace import trace_model, trace_step
-from layerwise.training import build
+from layerwise.run.checkpoint import load_run_checkpoint, with_prefix
+from layerwise.config.schema import load_config
+from layerwise.nn.registry import build_loss, build_model
+from layerwise.util.fileio import json_text
+from layerwise.views.summary import summarize
+from layerwise.views.trace import trace_model, trace_step
+from layerwise.run.build import build
 from test_cli import CONFIGS, MNIST_SLICE, assert_error, assert_ok, needs_mnist, run, write
 
 # 3 features -> 4 ReLU units -> 1 output, on y = x1 + 2 x2 + 3 x3 + 1.
@@ -187,7 +187,7 @@ def test_dot_units_refuses_a_wide_model(small, tmp_path):
 
 
 def test_dot_picture_or_dot_text_with_advice(small, tmp_path, monkeypatch):
-    import layerwise.tracegraph as tracegraph
+    import layerwise.views.trace_graph as tracegraph
 
     if shutil.which("dot"):
         result = run("trace", small, "--dot", tmp_path / "step.svg")

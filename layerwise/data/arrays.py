@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from ..preprocess import features
-from .datasets import Dataset, Split, split_rows
+from .dataset import Dataset, Split, split_rows
+from .preprocess import features
 from .tabular import scale_targets
 
 

@@ -1,7 +1,7 @@
 """Fashion-MNIST (Zalando, https://github.com/zalandoresearch/fashion-mnist): MNIST's format and file
 names, 28x28 grayscale pictures of ten kinds of clothing. Found and downloaded by mnist.py."""
 
-from layerwise.data.mnist import IdxSpec
+from .mnist import IdxSpec
 
 FASHION_MNIST = IdxSpec(
     name="fashion_mnist",

@@ -12,8 +12,8 @@ import zlib
 
 import numpy as np
 
-from layerwise.data.fingerprint import remember
-from layerwise.errors import DataError
+from ..errors import DataError
+from .fingerprint import remember
 
 GZIP_MAGIC = b"\x1f\x8b"
 UINT8_CODE = 0x08

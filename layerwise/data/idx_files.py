@@ -7,9 +7,9 @@ So MNIST's names, EMNIST's (emnist-letters-train-images-idx3-ubyte.gz) and KMNIS
 
 from pathlib import Path
 
-from layerwise.data.idx import read_idx
-from layerwise.data.mnist import check_pair
-from layerwise.errors import DataError
+from ..errors import DataError
+from .idx import read_idx
+from .mnist import check_pair
 
 ROLES = {
     "train_images": "training images",

@@ -21,10 +21,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from layerwise.data.idx import GZIP_MAGIC, read_idx, read_idx_bytes
-from layerwise.data.fingerprint import remember
-from layerwise.errors import DataError
-from layerwise.fileio import atomic_write
+from ..errors import DataError
+from ..util.fileio import atomic_write
+from .fingerprint import remember
+from .idx import GZIP_MAGIC, read_idx, read_idx_bytes
 
 FILES = {
     "train_images": "train-images-idx3-ubyte",

@@ -12,9 +12,9 @@ its outputs are turned back into the target's units by `preprocess.target_units`
 import numpy as np
 
 from ..errors import ConfigError, DataError, did_you_mean
-from ..memory import check_fits
+from ..util.memory import check_fits
 from .csvfile import MISSING, read_csv
-from .datasets import Dataset, Split, split_rows
+from .dataset import Dataset, Split, split_rows
 
 
 def load_csv(cfg, task, seed, source, echo=print, splits=("train", "val", "test"), preprocessing=None):

@@ -1,0 +1,64 @@
+"""The optimizer section's rules: which keys each optimizer type and schedule uses, their defaults
+(PyTorch's), and the checks config.py runs on a parsed OptimizerConfig."""
+
+from ..errors import ConfigError
+
+# The keys each optimizer type uses and their defaults (PyTorch's), beyond lr, clip_norm and schedule.
+OPTIMIZER_KEYS = {
+    "sgd": {"lr": 0.01, "momentum": 0.0, "nesterov": False, "weight_decay": 0.0},
+    "adam": {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0},
+    "adamw": {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.01},
+    "rmsprop": {"lr": 0.01, "alpha": 0.99, "eps": 1e-8, "momentum": 0.0, "centered": False, "weight_decay": 0.0},
+}
+# The keys each schedule uses and their defaults; a REQUIRED one must be given.
+REQUIRED = object()
+SCHEDULE_KEYS = {
+    "constant": {},
+    "cosine": {},
+    "step": {"step_size": REQUIRED, "gamma": 0.1},
+    "exponential": {"gamma": REQUIRED},
+    "plateau": {"factor": 0.1, "patience": 10, "threshold": 1e-4, "min_lr": 0.0},
+}
+
+
+def check_optimizer(opt, source):
+    """Refuse keys the optimizer type does not use, fill the ones left out with its defaults."""
+    uses = OPTIMIZER_KEYS[opt.type]
+    for key in ("momentum", "nesterov", "weight_decay", "beta1", "beta2", "eps", "alpha", "centered"):
+        if getattr(opt, key) is not None and key not in uses:
+            users = [t for t, keys in OPTIMIZER_KEYS.items() if key in keys]
+            raise ConfigError(
+                f"{source}: optimizer.{key}: not used by optimizer.type {opt.type} (only by {', '.join(users)}); "
+                f"remove it (on the command line: -s optimizer.{key}=null) or change the type"
+            )
+    for key, default in uses.items():
+        if getattr(opt, key) is None:
+            setattr(opt, key, default)
+    for key in ("momentum", "beta1", "beta2", "alpha"):
+        value = getattr(opt, key)
+        if value is not None and not value < 1:
+            raise ConfigError(f"{source}: optimizer.{key}: expected a value below 1, received {value}")
+    if opt.nesterov and opt.momentum == 0:
+        raise ConfigError(f"{source}: optimizer.nesterov: Nesterov momentum needs optimizer.momentum > 0")
+
+
+def check_schedule(opt, train, source):
+    uses = SCHEDULE_KEYS[opt.schedule]
+    for key in ("step_size", "gamma", "factor", "patience", "threshold", "min_lr"):
+        if getattr(opt, key) is not None and key not in uses:
+            users = [s for s, keys in SCHEDULE_KEYS.items() if key in keys]
+            raise ConfigError(
+                f"{source}: optimizer.{key}: not used by optimizer.schedule {opt.schedule} "
+                f"(only by {', '.join(users)}); remove it (on the command line: -s optimizer.{key}=null) or change the schedule"
+            )
+    for key, default in uses.items():
+        if getattr(opt, key) is None:
+            if default is REQUIRED:
+                raise ConfigError(f"{source}: optimizer.{key}: required by optimizer.schedule {opt.schedule}")
+            setattr(opt, key, default)
+    if opt.factor is not None and not opt.factor < 1:
+        raise ConfigError(f"{source}: optimizer.factor: expected a value below 1 (the rate is multiplied by it), received {opt.factor}")
+    if opt.warmup_epochs > train.epochs:
+        raise ConfigError(
+            f"{source}: optimizer.warmup_epochs: expected at most train.epochs ({train.epochs}), received {opt.warmup_epochs}"
+        )

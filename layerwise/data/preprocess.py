@@ -1,0 +1,138 @@
+"""Preprocessing that travels with a model: raw inputs -> the model's inputs, outputs -> labels.
+
+Every checkpoint stores its dataset's `preprocessing` (plain JSON), so eval and predict never need the
+training data:
+  kind "image": {"image_shape": [H, W], "scale": s, "mean": m or None, "std": s or None, ...}
+      pixels (uint8 0-255 or floats in the same range) -> x * scale, then (x - mean) / std.
+  kind "array": {"shape": [D, ...], "mean": [...] or None, "std": [...] or None, ...}
+      rows of numbers -> (x - mean) / std per feature when standardised.
+  kind "table": CSV columns -> numbers, by layerwise.data.tabular (encoding, one-hot, standardise).
+All kinds carry "class_names" (classification: one name per output; else None) and "target_names";
+regression may carry "target_mean"/"target_std" (the model learned standardised targets: its outputs
+are put back in the target's units by `target_units`).
+"""
+
+import numpy as np
+
+from ..errors import CheckpointError, DataError
+
+
+def image_preprocessing(dataset, image_shape, class_names, scale, mean, std):
+    return {"kind": "image", "dataset": dataset, "image_shape": [int(d) for d in image_shape],
+            "scale": float(scale), "mean": None if mean is None else float(mean),
+            "std": None if std is None else float(std),
+            "class_names": [str(c) for c in class_names], "target_names": None}
+
+
+def array_preprocessing(num_features, mean=None, std=None, target_names=("y",)):
+    return {"kind": "array", "task": "regression", "shape": [int(num_features)],
+            "mean": None if mean is None else [float(v) for v in mean],
+            "std": None if std is None else [float(v) for v in std],
+            "class_names": None, "target_names": list(target_names), "target_mean": None, "target_std": None}
+
+
+def pixels(pre, images, where="input"):
+    """Images (N, H, W) or (N, H*W) or one (H, W) image, 0-255 -> float32 (N, H*W) model inputs;
+    scaled and normalised in place (no float64 temporaries)."""
+    images = np.asarray(images)
+    h, w = pre["image_shape"]
+    if images.shape == (h, w):
+        images = images[None]
+    if images.ndim == 3 and images.shape[1:] == (h, w) or images.ndim == 2 and images.shape[1] == h * w:
+        x = images.reshape(len(images), h * w).astype(np.float32)
+    else:
+        raise DataError(f"{where}: expected {h}x{w} images, shaped (N, {h}, {w}) or (N, {h * w}), "
+                        f"received shape {images.shape}")
+    if not np.issubdtype(images.dtype, np.number) or images.dtype == np.bool_:
+        raise DataError(f"{where}: expected pixel values (numbers 0-255), received dtype {images.dtype}")
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        if pre["scale"] != 1:
+            x *= np.float32(pre["scale"])
+        if pre["mean"] is not None:
+            x -= np.float32(pre["mean"])
+            x *= np.float32(1 / pre["std"])
+    return x
+
+
+def features(pre, x, where="input"):
+    """Rows (N, *shape) or one row (*shape) of raw numbers -> float32 (N, D) model inputs."""
+    x = np.asarray(x)
+    shape = tuple(pre["shape"])
+    if x.shape == shape:
+        x = x[None]
+    if x.shape[1:] != shape:
+        want = ", ".join(str(d) for d in shape)
+        raise DataError(f"{where}: expected rows shaped ({want}), i.e. an array (N, {want}), received shape {x.shape}")
+    if not np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_:
+        raise DataError(f"{where}: expected numbers, received dtype {x.dtype}")
+    x = x.reshape(len(x), -1).astype(np.float32)
+    if pre["mean"] is not None:
+        x -= np.asarray(pre["mean"], dtype=np.float32)
+        x /= np.asarray(pre["std"], dtype=np.float32)
+    return np.ascontiguousarray(x)
+
+
+def model_inputs(pre, x, where="input"):
+    """Raw arrays of an image or array model -> float32 model inputs."""
+    if pre["kind"] == "image":
+        return pixels(pre, x, where)
+    if pre["kind"] == "array":
+        return features(pre, x, where)
+    raise DataError(f"{where}: a model trained on a table takes CSV files (or tables given by column name), "
+                    "not bare arrays; pass a CSV path")
+
+
+def target_units(pre, outputs):
+    """Regression outputs in the target's units: outputs * target_std + target_mean when the run
+    standardised its targets, else unchanged."""
+    if pre.get("target_mean") is None:
+        return outputs
+    return outputs * np.asarray(pre["target_std"], dtype=np.float32) + np.asarray(pre["target_mean"], dtype=np.float32)
+
+
+def pixel_stats(images):
+    """Mean and std of uint8 images scaled to [0, 1], exactly, from a 256-bin histogram (no float copy)."""
+    counts = np.bincount(np.asarray(images, dtype=np.uint8).ravel(), minlength=256).astype(np.float64)
+    values = np.arange(256) / 255.0
+    n = counts.sum()
+    mean = float(counts @ values / n)
+    std = float(np.sqrt(max(counts @ (values - mean) ** 2 / n, 0.0)))
+    return mean, std
+
+
+def check_stored(path, sizes, pre):
+    """A checkpoint's "data" (task, sizes) and "preprocessing" entries, checked before use: a forged or
+    damaged one is a CheckpointError, not a crash later."""
+
+    def count(v):
+        return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+    def numbers(v, n):
+        return v is None or (isinstance(v, list) and len(v) == n and all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) and np.isfinite(x) for x in v))
+
+    valid = (isinstance(sizes, dict) and isinstance(pre, dict)
+             and sizes.get("task") in ("classification", "regression") and count(sizes.get("num_features"))
+             and count(sizes.get("num_outputs")) and pre.get("kind") in ("image", "array", "table"))
+    if valid and sizes["task"] == "classification":
+        names = pre.get("class_names")
+        valid = isinstance(names, list) and len(names) == sizes["num_outputs"] and all(isinstance(n, str) for n in names)
+    if valid and pre["kind"] == "image":
+        shape, scale = pre.get("image_shape"), pre.get("scale")
+        valid = (isinstance(shape, list) and len(shape) == 2 and all(count(d) for d in shape)
+                 and shape[0] * shape[1] == sizes["num_features"] and numbers([scale], 1)
+                 and numbers(None if pre.get("mean") is None else [pre.get("mean"), pre.get("std")], 2)
+                 and (pre.get("std") is None or pre["std"] != 0))
+    if valid and pre["kind"] == "array":
+        shape, d = pre.get("shape"), sizes["num_features"]
+        valid = (isinstance(shape, list) and shape and all(count(v) for v in shape) and int(np.prod(shape)) == d
+                 and numbers(pre.get("mean"), d) and numbers(pre.get("std"), d)
+                 and (pre.get("mean") is None) == (pre.get("std") is None))
+    if valid and sizes["task"] == "regression":
+        m = sizes["num_outputs"]
+        valid = numbers(pre.get("target_mean"), m) and numbers(pre.get("target_std"), m)
+        names = pre.get("target_names")
+        valid = valid and (names is None or (isinstance(names, list) and all(isinstance(n, str) for n in names)))
+    if not valid:
+        raise CheckpointError(f"{path}: its data description (task, sizes, preprocessing) is malformed; "
+                              "corrupt or forged?")

@@ -1,0 +1,91 @@
+"""A trained model loaded with its preprocessing: `layerwise.load(run)`.
+
+The checkpoint carries the config, the weights and the preprocessing, so nothing here reads the
+training data.
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import CheckpointError, ConfigError, DataError
+
+
+class LoadedModel:
+    """A trained model with its preprocessing: give it raw inputs, get labels or values back.
+
+    `predict(x)` returns class names (classification) or values, `predict_proba(x)` class
+    probabilities; `x` is an array of raw inputs (pixels 0-255 for image models, unstandardised
+    numbers for array models) or the path of an input file (CSV, .npy, .npz, IDX, PNG/JPEG).
+    """
+
+    def __init__(self, model, preprocessing, task, cfg, path, epoch):
+        self.model = model
+        self.preprocessing = preprocessing
+        self.task = task
+        self.config = cfg
+        self.path = path
+        self.epoch = epoch
+        self.classes = preprocessing.get("class_names")
+
+    def __repr__(self):
+        return f"LoadedModel({str(self.path)!r}, task={self.task!r}, epoch={self.epoch})"
+
+    def inputs(self, x, where="input"):
+        """Model inputs (float32 (N, D)) from a raw array or an input file path."""
+        from ..data.inputs import merged, read_inputs
+        from ..data.preprocess import model_inputs
+
+        if isinstance(x, (str, Path)):
+            return merged(read_inputs([x], self.preprocessing, self.task)).x
+        return model_inputs(self.preprocessing, x, where)
+
+    def outputs(self, x):
+        """Model outputs for model inputs x: logits, or predicted values in the target's units."""
+        from ..data.preprocess import target_units
+
+        with np.errstate(over="ignore", invalid="ignore"):
+            outputs = self.model.predict(np.ascontiguousarray(x, dtype=np.float32))
+            return outputs if self.task == "classification" else target_units(self.preprocessing, outputs)
+
+    def predict_proba(self, x):
+        if self.task != "classification":
+            raise DataError(f"{self.path}: predict_proba needs a classification model; this one predicts values")
+        return softmax(self.outputs(self.inputs(x)))
+
+    def predict(self, x):
+        outputs = self.outputs(self.inputs(x))
+        if self.task == "classification":
+            return np.asarray(self.classes)[outputs.argmax(axis=1)]
+        return outputs[:, 0] if outputs.shape[1] == 1 else outputs
+
+
+def load(run, checkpoint="best"):
+    """The model in a run directory (its best.npz, or `checkpoint`) or a checkpoint file."""
+    from ..config.schema import config_from_dict
+    from ..data.preprocess import check_stored
+    from ..nn.registry import build_model
+    from .checkpoint import load_run_arrays, load_run_meta, resolve_checkpoint
+
+    path = resolve_checkpoint(run, checkpoint)
+    meta = load_run_meta(path)
+    sizes, pre = meta.get("data"), meta.get("preprocessing")
+    if not isinstance(sizes, dict) or not isinstance(pre, dict):
+        raise CheckpointError(f"{path} does not store its preprocessing (made by an older layerwise); "
+                              "retrain it to use it on new inputs, or score it with layerwise eval")
+    check_stored(path, sizes, pre)
+    try:
+        cfg = config_from_dict(meta["config"], str(path))
+        model = build_model(cfg.model.layers, sizes["num_features"], sizes["num_outputs"],
+                            where=f"{path}: model.layers")
+    except ConfigError as e:
+        raise CheckpointError(f"{path}: its stored config does not build a model ({e})") from None
+    load_run_arrays(path, model, against=f"the model in {path}")
+    return LoadedModel(model, pre, sizes["task"], cfg, path, meta["state"].get("epoch"))
+
+
+def softmax(logits):
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    p = np.exp(shifted)
+    p /= p.sum(axis=1, keepdims=True)
+    return p
