@@ -20,7 +20,7 @@ MNIST_ROOT = _find_mnist()
 
 
 def pytest_terminal_summary(terminalreporter):
-    """After a run that included tests/test_torch_layers.py: the largest relative difference to
+    """After a run that included tests/nn/test_torch_layers.py: the largest relative difference to
     PyTorch seen for each layer and loss."""
     import sys
 

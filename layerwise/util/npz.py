@@ -32,7 +32,7 @@ MAX_HEADER = 10_000  # bytes of .npy header (NumPy's own limit)
 MAX_UNEXPECTED_BYTES = 1 << 28  # when the caller gives no expected arrays (tests, tools)
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a local file header, or an empty archive
 # What zipfile, zlib and NumPy's .npy header parser raise on damaged or forged bytes (the fuzz test in
-# tests/test_hostile_runs.py found tokenize.TokenError: NumPy's header filter tokenizes the header).
+# tests/run/test_hostile_runs.py found tokenize.TokenError: NumPy's header filter tokenizes the header).
 DAMAGED = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, ValueError, SyntaxError, struct.error,
            tokenize.TokenError, NotImplementedError, KeyError, IndexError, TypeError, OverflowError, RecursionError,
            MemoryError)

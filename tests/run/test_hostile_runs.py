@@ -31,7 +31,7 @@ from layerwise.cli import main
 from layerwise.util.fileio import json_text
 from layerwise.run.lock import LOCK_NAME
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 REGRESSION = {
     "seed": 0,
     "data": {"dataset": "regression", "n_samples": 60, "weights": [3.0, 4.0, 2.0], "bias": 5.0,

@@ -4,7 +4,7 @@ PyTorch on random float64 data: parameters must agree to 1e-10 relative at every
 Skipped (and reported as skipped) when torch is not importable. Each case trains a small linear
 regression y = x @ W + b (mean squared error) in both libraries, each computing its own gradients,
 for 10 epochs of 5 steps; schedules step once per epoch, plateau on the validation loss.
-`python tests/test_torch_optim.py` prints the largest relative difference per optimizer.
+`python tests/optim/test_torch_optim.py` prints the largest relative difference per optimizer.
 """
 
 import importlib.util
@@ -15,7 +15,7 @@ import pytest
 from layerwise.optim.optimizers import OPTIMIZERS
 from layerwise.optim.schedules import Constant, Cosine, Exponential, Plateau, Step
 
-# torch is imported when the tests run, not at collection (as tests/test_torch_layers.py does: a
+# torch is imported when the tests run, not at collection (as tests/nn/test_torch_layers.py does: a
 # collected torch inflates the peak RSS that forked children inherit).
 if importlib.util.find_spec("torch") is None:
     pytest.skip("torch is not installed: the PyTorch optimizer cross-check did not run (pip install torch==2.13.0)",

@@ -62,7 +62,7 @@ def test_regression_dataset_selects_its_own_section(tmp_path):
 def test_shipped_configs_load(name):
     from pathlib import Path
 
-    cfg = load_config(Path(__file__).parent.parent / "configs" / name)
+    cfg = load_config(Path(__file__).parents[2] / "configs" / name)
     assert cfg.name == Path(name).stem
 
 

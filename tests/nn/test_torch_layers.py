@@ -6,7 +6,7 @@ relative difference seen for each layer and loss is printed at the end of the te
 
 torch is imported when these tests run, not when pytest collects this module: importing it at
 collection would grow every later-forked child process's inherited peak RSS by ~150 MB (the memory
-bounds of tests/test_hostile_runs.py measure a child's ru_maxrss, which counts the forked parent).
+bounds of tests/run/test_hostile_runs.py measure a child's ru_maxrss, which counts the forked parent).
 """
 
 import importlib.util

@@ -8,7 +8,7 @@ fake batch (no real data, no training run). Every outcome must be success or a L
 one-line message, never another exception; the peak RSS of the process stays under MEMORY_BOUND
 (the builders see MEMORY available, so a wide model is refused, not allocated).
 
-Run it longer by hand: `python tests/test_config_fuzz.py 20000 [seed]` prints what it found.
+Run it longer by hand: `python tests/config/test_config_fuzz.py 20000 [seed]` prints what it found.
 """
 
 import collections
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from layerwise.util import memory  # noqa: E402
