@@ -9,7 +9,7 @@ def train(config, *, overwrite=False, echo=print, **overrides):
     Overrides are keyword arguments, dotted keys spelled with double underscores
     (`optimizer__lr=0.05`, `train__epochs=3`, `output="runs/x"`) or passed as a dict
     (`**{"optimizer.lr": 0.05}`); they are applied and checked like `-s`. Returns
-    {"run_dir", "history", "test", "best"}; failures raise layerwise.errors.LayerwiseError subclasses.
+    {"run_dir", "history", "test", "best"}; `echo=None` prints nothing. Failures raise layerwise.errors.LayerwiseError subclasses.
     """
     import yaml
 
@@ -24,4 +24,8 @@ def train(config, *, overwrite=False, echo=print, **overrides):
         cfg = config_from_dict(apply_overrides(raw, items, "<dict>"), "<dict>")
     else:
         cfg = load_config(Path(config), items)
-    return fit(cfg, overwrite=overwrite, echo=echo)
+    return fit(cfg, overwrite=overwrite, echo=_silent if echo is None else echo)
+
+
+def _silent(*args, **kwargs):
+    """echo=None: print nothing."""

@@ -88,8 +88,8 @@ def test_predict_idx_images_then_labels_reports_accuracy(image_run, work):
                  tmp / "data" / "t10k-labels-idx1-ubyte.gz", "--no-show")
     assert result.exit_code == 0, result.output
     predicted = layerwise.load(tmp / "run").predict(arrays["test_images"])
-    truth = arrays["test_labels"].astype(str)
-    accuracy = np.mean(predicted == truth)
+    truth = arrays["test_labels"]
+    accuracy = np.mean(predicted == truth)  # integer labels come back as integers
     assert accuracy > 0.5  # the tiny task is learnable: predictions are not noise
     assert result.output.splitlines()[-1] == (
         f"accuracy {100 * accuracy:.2f}% ({int(round(accuracy * 20))} of 20 inputs with a target)")
@@ -202,7 +202,7 @@ def test_load_predicts_raw_arrays_and_files_alike(image_run, work):
     proba = model.predict_proba(images)
     assert proba.shape == (20, 10) and np.allclose(proba.sum(axis=1), 1)
     labels = model.predict(images)
-    assert list(labels) == [str(p) for p in proba.argmax(axis=1)]
+    assert labels.dtype == np.int64 and list(labels) == list(proba.argmax(axis=1))
     # Flattened pixels, one image, and a file give the same answers.
     assert list(model.predict(images.reshape(20, 784))) == list(labels)
     assert model.predict(images[3])[0] == labels[3]
@@ -218,6 +218,21 @@ def test_load_regression_predict_and_no_proba(regression_run):
     assert values.shape == (1,) and abs(values[0] - 14.0) < 0.2
     with pytest.raises(DataError, match="classification"):
         model.predict_proba(np.zeros((1, 3)))
+
+
+def test_label_array_integers_for_integer_names_strings_otherwise():
+    from layerwise.run.loaded import label_array
+
+    assert label_array(["0", "1", "-2", "10"]).tolist() == [0, 1, -2, 10]
+    assert label_array(["0", "1"]).dtype == np.int64
+    for names in (["cat", "dog"], ["01", "2"], ["1", "x"], ["+1", "2"], ["1.0", "2"]):
+        assert label_array(names).tolist() == names
+
+
+def test_train_api_echo_none_is_silent(work, capsys):
+    result = layerwise.train(dict(REGRESSION_CONFIG), output="quiet", train__epochs=1, echo=None)
+    assert len(result["history"]) == 1
+    assert capsys.readouterr().out == ""
 
 
 def test_train_api_runs_like_the_cli(work):
@@ -248,7 +263,7 @@ def test_only_some_inputs_with_targets(image_run, work):
     data = json.loads(result.output)
     assert [("target" in row) for row in data["predictions"]] == [False] * 3 + [True] * 4
     predicted = layerwise.load(tmp / "run").predict(arrays["test_images"][3:7])
-    assert data["accuracy"] == pytest.approx(np.mean(predicted == arrays["test_labels"][3:7].astype(str)))
+    assert data["accuracy"] == pytest.approx(np.mean(predicted == arrays["test_labels"][3:7]))
     assert data["with_target"] == 4
 
 

@@ -24,13 +24,17 @@ SCHEDULE_KEYS = {
 def check_optimizer(opt, source):
     """Refuse keys the optimizer type does not use, fill the ones left out with its defaults."""
     uses = OPTIMIZER_KEYS[opt.type]
-    for key in ("momentum", "nesterov", "weight_decay", "beta1", "beta2", "eps", "alpha", "centered"):
-        if getattr(opt, key) is not None and key not in uses:
-            users = [t for t, keys in OPTIMIZER_KEYS.items() if key in keys]
-            raise ConfigError(
-                f"{source}: optimizer.{key}: not used by optimizer.type {opt.type} (only by {', '.join(users)}); "
-                f"remove it (on the command line: -s optimizer.{key}=null) or change the type"
-            )
+    unused = [key for key in ("momentum", "nesterov", "weight_decay", "beta1", "beta2", "eps", "alpha", "centered")
+              if getattr(opt, key) is not None and key not in uses]
+    if unused:
+        # Every key the type does not use in one message, so switching type takes one more run, not one per key.
+        used_by = "; ".join(f"{key} only by {', '.join(t for t, keys in OPTIMIZER_KEYS.items() if key in keys)}"
+                            for key in unused)
+        drops = " ".join(f"-s optimizer.{key}=null" for key in unused)
+        raise ConfigError(
+            f"{source}: optimizer.{', optimizer.'.join(unused)}: not used by optimizer.type {opt.type} ({used_by}); "
+            f"remove {'them' if len(unused) > 1 else 'it'} (on the command line: {drops}) or change the type"
+        )
     for key, default in uses.items():
         if getattr(opt, key) is None:
             setattr(opt, key, default)

@@ -14,7 +14,7 @@ from ..errors import CheckpointError, ConfigError, DataError
 class LoadedModel:
     """A trained model with its preprocessing: give it raw inputs, get labels or values back.
 
-    `predict(x)` returns class names (classification) or values, `predict_proba(x)` class
+    `predict(x)` returns class names (classification; integers when every name is an integer) or values, `predict_proba(x)` class
     probabilities; `x` is an array of raw inputs (pixels 0-255 for image models, unstandardised
     numbers for array models) or the path of an input file (CSV, .npy, .npz, IDX, PNG/JPEG).
     """
@@ -56,7 +56,7 @@ class LoadedModel:
     def predict(self, x):
         outputs = self.outputs(self.inputs(x))
         if self.task == "classification":
-            return np.asarray(self.classes)[outputs.argmax(axis=1)]
+            return label_array(self.classes)[outputs.argmax(axis=1)]
         return outputs[:, 0] if outputs.shape[1] == 1 else outputs
 
 
@@ -82,6 +82,15 @@ def load(run, checkpoint="best"):
         raise CheckpointError(f"{path}: its stored config does not build a model ({e})") from None
     load_run_arrays(path, model, against=f"the model in {path}")
     return LoadedModel(model, pre, sizes["task"], cfg, path, meta["state"].get("epoch"))
+
+
+def label_array(names):
+    """Class names as an array to index: integers when every name is an integer written plainly ("0".."9",
+    "-1", "42"), so `(model.predict(x) == y).mean()` works with integer labels; strings otherwise."""
+    if all(isinstance(n, str) and n.lstrip("-").isdigit() and n.isascii() and len(n) < 19
+           and str(int(n)) == n for n in names):
+        return np.array([int(n) for n in names], dtype=np.int64)
+    return np.asarray(names)
 
 
 def softmax(logits):

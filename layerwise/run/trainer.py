@@ -96,8 +96,7 @@ class Trainer:
                 # A non-finite gradient with a finite loss shows up in the weights: never save those.
                 if not all(np.isfinite(p).all() for _, p, _ in self.model.named_parameters()):
                     raise TrainingDiverged(
-                        f"the weights became NaN or infinite during epoch {state.epoch + 1}; try a smaller "
-                        f"optimizer.lr ({self._kept()})"
+                        f"the weights became NaN or infinite during epoch {state.epoch + 1}; {self._retry()}"
                     )
                 if not finished:
                     self.save("last.npz")
@@ -124,8 +123,7 @@ class Trainer:
                 loss = train_step(model, loss_fn, optimizer, x, y)
                 if not math.isfinite(loss):
                     raise TrainingDiverged(
-                        f"loss became {loss} at epoch {state.epoch + 1}, step {state.step + 1}; try a smaller "
-                        f"optimizer.lr ({self._kept()})"
+                        f"loss became {loss} at epoch {state.epoch + 1}, step {state.step + 1}; {self._retry()}"
                     )
                 state.step += 1
                 state.loss_sum += loss * len(x)
@@ -182,10 +180,16 @@ class Trainer:
                                e.reason) from None
         return {"run_dir": self.run_dir, "history": self.state.history, "test": test, "best": best}
 
-    def _kept(self):
+    def _retry(self):
+        """What to do after a divergence: the command that retrains with a tenth of the rate."""
         if (self.run_dir / "best.npz").is_file():
-            return "last.npz and best.npz keep the last good weights"
-        return "last.npz keeps the weights from before the run went wrong"
+            kept = "last.npz and best.npz keep the last good weights"
+        else:
+            kept = "last.npz keeps the weights from before the run went wrong"
+        source = self.cfg.source if self.cfg.source.endswith((".yaml", ".yml")) else "CONFIG"
+        lr = f"{self.cfg.optimizer.lr / 10:.3g}"
+        return (f"retry with a smaller learning rate: layerwise train {source} --overwrite -s optimizer.lr={lr} "
+                f"({kept})")
 
 
 def train_step(model, loss_fn, optimizer, x, y):

@@ -118,6 +118,10 @@ def test_invalid_config_names_file_and_key(tmp_path, text, fragments):
     ("optimizer: {type: sgd, beta1: 0.9}", ["optimizer.beta1", "not used by optimizer.type sgd", "only by adam, adamw"]),
     ("optimizer: {type: adam, momentum: 0.9}", ["optimizer.momentum", "not used by optimizer.type adam", "sgd, rmsprop"]),
     ("optimizer: {type: adam, nesterov: true}", ["optimizer.nesterov", "only by sgd"]),
+    # Every unused key in one message, with the flags that drop them all.
+    ("optimizer: {type: adam, momentum: 0.9, nesterov: true}",
+     ["optimizer.momentum, optimizer.nesterov", "nesterov only by sgd",
+      "-s optimizer.momentum=null -s optimizer.nesterov=null"]),
     ("optimizer: {type: adamw, alpha: 0.9}", ["optimizer.alpha", "only by rmsprop"]),
     ("optimizer: {type: adam, beta2: 1.0}", ["optimizer.beta2", "below 1", "1.0"]),
     ("optimizer: {type: adam, beta1: -0.1}", ["optimizer.beta1", ">= 0"]),

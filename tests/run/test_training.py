@@ -340,7 +340,9 @@ def test_divergence_stops_at_once_and_keeps_the_last_good_checkpoints(tmp_path, 
     with pytest.raises(TrainingDiverged) as info:
         fit(load_config(config, [f"output={run_dir}"]), echo=quiet)
     message = str(info.value)
-    assert "epoch 2, step 5" in message and "smaller optimizer.lr" in message
+    assert "epoch 2, step 5" in message and "smaller learning rate" in message
+    # The advice is the command that works: the same config, --overwrite, a tenth of the rate.
+    assert f"layerwise train {config} --overwrite -s optimizer.lr=" in message
     assert info.value.exit_code == 3
     state = load_checkpoint(run_dir / "last.npz")[1]["state"]
     assert (state["epoch"], state["step"]) == (1, 0)  # the end of epoch 1: the last good one
@@ -353,7 +355,7 @@ def test_huge_learning_rate_diverges_with_exit_code_3(tmp_path):
     config = write_config(tmp_path)
     result = CliRunner().invoke(main, ["train", str(config), "-s", "optimizer.lr=1e6", "-s", f"output={tmp_path / 'run'}"])
     assert result.exit_code == 3
-    assert "try a smaller optimizer.lr" in result.output and "Traceback" not in result.output
+    assert "--overwrite -s optimizer.lr=1e+05" in result.output and "Traceback" not in result.output
     for name in ("last.npz",):
         for key, array in arrays(tmp_path / "run" / name).items():
             assert np.all(np.isfinite(array)), key
