@@ -146,6 +146,35 @@ def predict(run, inputs, output, as_json, top, no_show, checkpoint):
 
 
 @main.command()
+@click.argument("run", type=click.Path(exists=True), metavar="RUN_DIR_OR_CHECKPOINT")
+@click.argument("output", type=click.Path(dir_okay=False), metavar="OUT.onnx")
+@click.option("--opset", type=int, default=20, show_default=True, help="ONNX opset version to write.")
+@click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True)
+@json_option
+@reports_errors
+def export(run, output, opset, checkpoint, as_json):
+    """Write a trained model, with its preprocessing, as an ONNX file (a new file, never overwritten).
+
+    \b
+    The graph takes the raw inputs `layerwise predict` takes in a .npy (pixels 0-255, or a table's
+    encoded columns) and returns class probabilities, label and class name, or regression values
+    in the target's units. Needs the onnx extra: pip install 'layerwise[onnx]'.
+    """
+    from .export.to_onnx import export_onnx
+
+    result = export_onnx(run, output, opset=opset, checkpoint=checkpoint)
+    if as_json:
+        from .util.fileio import json_text
+
+        click.echo(json_text(result))
+        return
+    ops = ", ".join(f"{op} {n}" for op, n in sorted(result["ops"].items(), key=lambda kv: (-kv[1], kv[0])))
+    click.echo(f"exported {result['checkpoint']} (epoch {result['epoch']}) to {result['output']}: "
+               f"{result['bytes']:,} bytes, opset {result['opset']}, IR version {result['ir_version']}")
+    click.echo(f"input {result['input']}; outputs {', '.join(result['outputs'])}; ops: {ops}")
+
+
+@main.command()
 @click.argument("config", type=click.Path(exists=True, dir_okay=False))
 @set_option
 @click.option("--samples", type=click.IntRange(min=1), default=30, show_default=True, help="Entries checked per array (all if fewer).")
