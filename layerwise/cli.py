@@ -175,6 +175,42 @@ def export(run, output, opset, checkpoint, as_json):
 
 
 @main.command()
+@click.argument("config", type=click.Path(exists=True, dir_okay=False), required=False)
+@set_option
+@click.option("--seeds", type=click.IntRange(min=1), help="Add a seed axis: seeds 0..K-1 for every combination.")
+@click.option("--samples", type=click.IntRange(min=1), help="Draw N random trials (samplers: loguniform(a,b), uniform(a,b), choice(a,b,...), int(a,b)).")
+@click.option("--jobs", type=click.IntRange(min=1), help="Trials at a time (default: the number of cores; 1 runs them in this process).")
+@click.option("--output", type=click.Path(file_okay=False), metavar="DIR", help="The sweep directory (default sweeps/<config name>).")
+@click.option("--resume", "resume_dir", type=click.Path(exists=True, file_okay=False), metavar="DIR",
+              help="Continue the sweep in DIR: finished trials are kept, the others resumed or run.")
+@json_option
+@reports_errors
+def sweep(config, overrides, seeds, samples, jobs, output, resume_dir, as_json):
+    """Train CONFIG once per combination of the swept values, each trial a run directory.
+
+    \b
+    A comma makes an axis: -s optimizer.lr=0.01,0.05,0.1 (a [list] stays one value).
+    Every trial runs exactly as `layerwise train CONFIG -s ...` with one BLAS thread.
+    """
+    from .sweep.runner import resume_sweep, run_sweep
+
+    echo = _echo(as_json)
+    if resume_dir:
+        if config or overrides or seeds or samples or output:
+            raise click.UsageError("--resume DIR continues a sweep as it was defined; give no CONFIG, -s, --seeds, "
+                                   "--samples or --output with it")
+        result = resume_sweep(resume_dir, jobs=jobs, echo=echo)
+    else:
+        if not config:
+            raise click.UsageError("give a CONFIG to sweep, or --resume DIR")
+        result = run_sweep(config, overrides, seeds=seeds, samples=samples, jobs=jobs, output=output, echo=echo)
+    if as_json:
+        from .util.fileio import json_text
+
+        click.echo(json_text(result))
+
+
+@main.command()
 @click.argument("config", type=click.Path(exists=True, dir_okay=False))
 @set_option
 @click.option("--samples", type=click.IntRange(min=1), default=30, show_default=True, help="Entries checked per array (all if fewer).")
