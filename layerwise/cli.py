@@ -20,6 +20,21 @@ set_option = click.option(
 )
 
 
+def computes(command):
+    """--threads N (or $LAYERWISE_THREADS): the command's BLAS thread count, set before it computes."""
+
+    @click.option("--threads", type=click.IntRange(1, 1024), metavar="N",
+                  help="BLAS threads for NumPy's matrix products (default: $LAYERWISE_THREADS, else the library's).")
+    @functools.wraps(command)
+    def wrapper(*args, threads=None, **kwargs):
+        from .util.threads import limited
+
+        with limited(threads):
+            return command(*args, **kwargs)
+
+    return wrapper
+
+
 def reports_errors(command):
     """Turn a LayerwiseError into a one-line message and its exit code; bugs keep their traceback."""
 
@@ -59,6 +74,7 @@ def main():
     help="Continue the run in RUN_DIR from its last checkpoint (instead of CONFIG).",
 )
 @reports_errors
+@computes
 def train(config, overrides, overwrite, resume_dir):
     """Train the model a YAML CONFIG describes; results go to its run directory (the output key).
 
@@ -103,6 +119,7 @@ def _echo(as_json):
 @set_option
 @json_option
 @reports_errors
+@computes
 def evaluate(run, split, checkpoint, data, overrides, as_json):
     """Score a trained model: loss and metrics (accuracy and confusion matrix, or MSE/MAE/R2).
 
@@ -131,6 +148,7 @@ def evaluate(run, split, checkpoint, data, overrides, as_json):
 @click.option("--no-show", is_flag=True, help="Do not draw image inputs as block pictures.")
 @click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True)
 @reports_errors
+@computes
 def predict(run, inputs, output, as_json, top, no_show, checkpoint):
     """Predict with a trained model: one line per input with its label and top class probabilities
     (or predicted values); accuracy or MSE when the inputs carry targets.
@@ -183,9 +201,14 @@ def export(run, output, opset, checkpoint, as_json):
 @click.option("--output", type=click.Path(file_okay=False), metavar="DIR", help="The sweep directory (default sweeps/<config name>).")
 @click.option("--resume", "resume_dir", type=click.Path(exists=True, file_okay=False), metavar="DIR",
               help="Continue the sweep in DIR: finished trials are kept, the others resumed or run.")
+@click.option("--threads", type=click.IntRange(1, 1024), metavar="N",
+              help="BLAS threads per trial (default: $LAYERWISE_THREADS, else 1).")
+@click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: a process pool on this machine; ray: Ray tasks (pip install 'layerwise[ray]').")
+@click.option("--address", metavar="ADDR", help="With --backend ray: join the cluster at ADDR ('auto': the one on this machine).")
 @json_option
 @reports_errors
-def sweep(config, overrides, seeds, samples, jobs, output, resume_dir, as_json):
+def sweep(config, overrides, seeds, samples, jobs, output, resume_dir, threads, backend, address, as_json):
     """Train CONFIG once per combination of the swept values, each trial a run directory.
 
     \b
@@ -199,11 +222,12 @@ def sweep(config, overrides, seeds, samples, jobs, output, resume_dir, as_json):
         if config or overrides or seeds or samples or output:
             raise click.UsageError("--resume DIR continues a sweep as it was defined; give no CONFIG, -s, --seeds, "
                                    "--samples or --output with it")
-        result = resume_sweep(resume_dir, jobs=jobs, echo=echo)
+        result = resume_sweep(resume_dir, jobs=jobs, echo=echo, threads=threads, backend=backend, address=address)
     else:
         if not config:
             raise click.UsageError("give a CONFIG to sweep, or --resume DIR")
-        result = run_sweep(config, overrides, seeds=seeds, samples=samples, jobs=jobs, output=output, echo=echo)
+        result = run_sweep(config, overrides, seeds=seeds, samples=samples, jobs=jobs, output=output, echo=echo,
+                           threads=threads, backend=backend, address=address)
     if as_json:
         from .util.fileio import json_text
 
@@ -217,6 +241,7 @@ def sweep(config, overrides, seeds, samples, jobs, output, resume_dir, as_json):
 @click.option("--batch", type=click.IntRange(min=1), default=8, show_default=True, help="Examples from the training data.")
 @json_option
 @reports_errors
+@computes
 def gradcheck(config, overrides, samples, batch, as_json):
     """Check every layer's backward against central finite differences, in float64, on real data.
 
@@ -284,6 +309,7 @@ def summary(target, overrides, batch, as_json):
 @click.option("--units", is_flag=True, help="With --dot: one node per unit (small models, every layer <= 16 units).")
 @json_option
 @reports_errors
+@computes
 def trace(target, overrides, batch, dot_file, units, as_json):
     """Trace one training step, layer by layer.
 

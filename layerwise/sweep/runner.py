@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from ..errors import ConfigError, LayerwiseError, TrainingInterrupted
+from ..errors import ConfigError, LayerwiseError, MissingExtra, TrainingInterrupted
 from ..run.lock import acquire
 from ..util.fileio import atomic_write_text
 from .axes import make_trials, parse_axes
@@ -29,7 +29,8 @@ MANIFEST = "sweep.yaml"
 STATUS_EVERY = 30.0  # seconds between "running: ..." lines
 
 
-def run_sweep(config, overrides=(), seeds=None, samples=None, jobs=None, output=None, echo=print, sample_seed=0):
+def run_sweep(config, overrides=(), seeds=None, samples=None, jobs=None, output=None, echo=print, sample_seed=0,
+              threads=None, backend="local", address=None):
     """Sweep `config` over the axes in `overrides` into a new directory; returns the results."""
     config = Path(config).resolve()
     fixed, grid, sampled = parse_axes(overrides)
@@ -51,11 +52,12 @@ def run_sweep(config, overrides=(), seeds=None, samples=None, jobs=None, output=
     with acquire(directory, "wait for that sweep to finish") as lock:
         lock.write_pid()
         atomic_write_text(directory / MANIFEST, yaml.safe_dump(manifest, sort_keys=False))
-        echo(f"sweep of {config.name}: {len(trials)} trials into {directory} ({_jobs(jobs, len(trials))} at a time)")
-        return _execute(directory, manifest, jobs, echo)
+        echo(f"sweep of {config.name}: {len(trials)} trials into {directory} ({_jobs(jobs, len(trials))} at a time, "
+             f"{_threads(threads)} BLAS thread(s) each)")
+        return _execute(directory, manifest, jobs, echo, _threads(threads), backend, address)
 
 
-def resume_sweep(directory, jobs=None, echo=print):
+def resume_sweep(directory, jobs=None, echo=print, threads=None, backend="local", address=None):
     """Continue a sweep: finished trials are kept, interrupted ones resume from their last.npz, the
     others (never started, or whose worker was killed) run again."""
     directory = Path(directory)
@@ -74,10 +76,10 @@ def resume_sweep(directory, jobs=None, echo=print):
         lock.write_pid()
         done = sum((directory / "trials" / t["id"] / "test.json").is_file() for t in manifest["trials"])
         echo(f"resuming sweep {directory}: {done} of {len(manifest['trials'])} trials finished")
-        return _execute(directory, manifest, jobs, echo)
+        return _execute(directory, manifest, jobs, echo, _threads(threads), backend, address)
 
 
-def _execute(directory, manifest, jobs, echo):
+def _execute(directory, manifest, jobs, echo, threads=1, backend="local", address=None):
     config, fixed = manifest["config"], manifest["fixed"]
     rows, pending = {}, []
     for t in manifest["trials"]:
@@ -90,17 +92,19 @@ def _execute(directory, manifest, jobs, echo):
     progress = Progress(len(pending), echo)
     started = time.perf_counter()
     signum = None
-    if jobs <= 1 or len(pending) <= 1:
+    if backend == "ray":
+        signum = _ray(directory, config, fixed, pending, rows, progress, threads, address)
+    elif jobs <= 1 or len(pending) <= 1:
         reports = EchoQueue(progress)
         for t in pending:
-            row = run_trial(config, _items(fixed, t), directory / "trials" / t["id"], t["id"], reports)
+            row = run_trial(config, _items(fixed, t), directory / "trials" / t["id"], t["id"], reports, threads)
             rows[t["id"]] = row
             progress.finished(t, row)
             if row["status"] == "interrupted":
                 signum = signal.SIGTERM if "SIGTERM" in row.get("error", "") else signal.SIGINT
                 break
     else:
-        signum = _pool(directory, config, fixed, pending, jobs, rows, progress)
+        signum = _pool(directory, config, fixed, pending, jobs, rows, progress, threads)
     results = _results(directory, manifest, rows)
     if signum is not None:
         raise TrainingInterrupted(
@@ -110,7 +114,7 @@ def _execute(directory, manifest, jobs, echo):
     return results
 
 
-def _pool(directory, config, fixed, pending, jobs, rows, progress):
+def _pool(directory, config, fixed, pending, jobs, rows, progress, threads):
     """Run `pending` on a spawn process pool; returns the signal that interrupted it, or None."""
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -133,7 +137,7 @@ def _pool(directory, config, fixed, pending, jobs, rows, progress):
     previous = {s: signal.signal(s, handle) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         futures = {executor.submit(run_trial, config, _items(fixed, t), str(directory / "trials" / t["id"]),
-                                   t["id"], reports): t for t in pending}
+                                   t["id"], reports, threads): t for t in pending}
         running = set(futures)
         while running:
             done, running = wait(running, timeout=1.0, return_when=FIRST_COMPLETED)
@@ -157,6 +161,52 @@ def _pool(directory, config, fixed, pending, jobs, rows, progress):
         manager.shutdown()
         for s, handler in previous.items():
             signal.signal(s, handler)
+    return stop["signum"]
+
+
+def _ray(directory, config, fixed, pending, rows, progress, threads, address):
+    """Run `pending` as Ray tasks of one CPU each: on a local Ray started here, or on the cluster at
+    `address` ("auto": the one `ray start` runs on this machine). Returns the interrupting signal or None."""
+    try:
+        import ray
+        from ray.util.queue import Empty, Queue
+    except ImportError:
+        raise MissingExtra("--backend ray needs Ray: pip install 'layerwise[ray]'") from None
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    stop = {"signum": None}
+    previous = {s: signal.signal(s, lambda signum, frame: stop.update(signum=signum)) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        reports = Queue()
+        task = ray.remote(num_cpus=1)(run_trial)
+        refs = {task.remote(config, _items(fixed, t), str(Path(directory).resolve() / "trials" / t["id"]), t["id"],
+                            reports, threads): t for t in pending}
+        running, cancelled = list(refs), False
+        while running:
+            done, running = ray.wait(running, num_returns=1, timeout=1.0)
+            while True:
+                try:
+                    progress.epoch(*reports.get_nowait())
+                except Empty:
+                    break
+            for ref in done:
+                t = refs[ref]
+                try:
+                    row = ray.get(ref)
+                except (ray.exceptions.TaskCancelledError, ray.exceptions.RayTaskError, ray.exceptions.WorkerCrashedError) as e:
+                    row = {"id": t["id"], "status": "interrupted" if cancelled else "failed", "error": type(e).__name__}
+                rows[t["id"]] = row
+                progress.finished(t, row)
+            if stop["signum"] is not None and not cancelled:
+                cancelled = True
+                for ref in running:  # a running trial gets KeyboardInterrupt: it saves its last.npz (run.signals)
+                    ray.cancel(ref)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        if started_here:
+            ray.shutdown()
     return stop["signum"]
 
 
@@ -279,6 +329,13 @@ def _finished(trial_id, run_dir):
 
 def _items(fixed, trial):
     return list(fixed) + [f"{k}={v}" for k, v in trial["overrides"].items()]
+
+
+def _threads(threads):
+    """BLAS threads per trial: --threads, else $LAYERWISE_THREADS, else 1 (trials side by side)."""
+    from ..util.threads import requested
+
+    return requested(threads) or 1
 
 
 def _jobs(jobs, n):

@@ -112,3 +112,20 @@ def test_a_failing_trial_is_recorded_and_the_others_run(config):
     assert result.exit_code == 0, result.output
     trials = json.loads(result.stdout)["trials"]
     assert trials[0]["status"] == "finished" and trials[1]["status"] == "failed" and "optimizer.lr" in trials[1]["error"]
+
+
+def test_ray_backend_gives_every_trial_the_local_result(config, tmp_path, monkeypatch):
+    ray = pytest.importorskip("ray")  # the test extra installs it: CI runs a real local Ray cluster
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(__import__("pathlib").Path(__file__).resolve().parents[2]),
+                                                      os.environ.get("PYTHONPATH", "")]))  # Ray's workers import this tree
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        result = cli("sweep", config, "-s", "optimizer.lr=0.003,0.03", "--backend", "ray", "--output", "onray", "--json")
+    finally:
+        ray.shutdown()
+    assert result.exit_code == 0, result.output
+    assert [t["status"] for t in json.loads(result.stdout)["trials"]] == ["finished", "finished"]
+    assert cli("sweep", config, "-s", "optimizer.lr=0.003,0.03", "--jobs", "1", "--output", "here").exit_code == 0
+    for t in ("t000", "t001"):
+        assert same_weights(tmp_path / f"onray/trials/{t}/best.npz", tmp_path / f"here/trials/{t}/best.npz")
+        assert same_weights(tmp_path / f"onray/trials/{t}/last.npz", tmp_path / f"here/trials/{t}/last.npz")
