@@ -129,3 +129,15 @@ def test_ray_backend_gives_every_trial_the_local_result(config, tmp_path, monkey
     for t in ("t000", "t001"):
         assert same_weights(tmp_path / f"onray/trials/{t}/best.npz", tmp_path / f"here/trials/{t}/best.npz")
         assert same_weights(tmp_path / f"onray/trials/{t}/last.npz", tmp_path / f"here/trials/{t}/last.npz")
+
+
+def test_plot_of_a_sweep_directory(config, tmp_path):
+    pytest.importorskip("matplotlib")
+    assert cli("sweep", config, "-s", "optimizer.lr=0.003,0.03", "-s", "train.batch_size=16,64", "--jobs", "1").exit_code == 0
+    result = cli("plot", "sweeps/reg")
+    assert result.exit_code == 0, result.output
+    head = (tmp_path / "sweeps/reg/plots/sweep.png").read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n" and int.from_bytes(head[16:20], "big") == 1800  # 3 panels of 600 px
+    (tmp_path / "sweeps/reg/results.csv").write_text("id,status\n")
+    broken = cli("plot", "sweeps/reg", "-o", "x.png")
+    assert broken.exit_code == 1 and broken.output.startswith("error: ") and "no finished trial" in broken.output
