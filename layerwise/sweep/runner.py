@@ -21,6 +21,7 @@ import yaml
 
 from ..errors import ConfigError, LayerwiseError, MissingExtra, TrainingInterrupted
 from ..run.lock import acquire
+from ..run.report import format_metrics
 from ..util.fileio import atomic_write_text
 from .axes import make_trials, parse_axes
 from .trial import finished_row, run_trial
@@ -240,7 +241,9 @@ class Progress:
         self.failed += row["status"] == "failed"
         what = ", ".join(f"{k}={v}" for k, v in trial["overrides"].items())
         if row["status"] == "finished":
-            outcome = f"{row['metric']} {row['best_val']:.4g} (epoch {row['best_epoch']})"
+            outcome = f"val {_val(row)} (epoch {row['best_epoch']})"
+        elif row["status"] == "interrupted":
+            outcome = "interrupted; its last.npz is saved (sweep --resume goes on from there)"
         else:
             outcome = f"{row['status']}: {row.get('error', '')}"
         self.echo(f"[{self._counts()}] {trial['id']} {what}: {outcome}")
@@ -308,16 +311,21 @@ def _report(directory, manifest, results, echo):
     for r in finished + others:
         what = " ".join(f"{k}={v}" for k, v in r["overrides"].items())
         if r["status"] == "finished":
-            test = "  ".join(f"{k} {v:.4g}" for k, v in r["test"].items() if isinstance(v, (int, float)))
-            echo(f"{r['id']:<{width}}  {r['metric']} {r['best_val']:.4g}  test {test}  {what}")
+            test = format_metrics({k: v for k, v in r["test"].items() if isinstance(v, (int, float))})
+            echo(f"{r['id']:<{width}}  val {_val(r)}  test {test}  {what}")
         else:
             echo(f"{r['id']:<{width}}  {r['status']}  {what}  {r.get('error', '')}".rstrip())
     best = next((r for r in results if r["id"] == _best(results)), None)
     if best:
         items = _items(manifest["fixed"], best)
         command = " ".join(["layerwise train", shlex.quote(manifest["config"])] + [f"-s {shlex.quote(i)}" for i in items])
-        echo(f"best: {best['id']} ({best['metric']} {best['best_val']:.4g}); reproduce with: {command}")
+        echo(f"best: {best['id']} (val {_val(best)}); reproduce with: {command}")
     echo(f"results in {directory / 'results.csv'}; each trial is a run directory in {directory / 'trials'}")
+
+
+def _val(row):
+    """The best validation value as the epoch lines print it: "acc 98.30%", "mse 0.2168"."""
+    return format_metrics({row["metric"].removeprefix("val_"): row["best_val"]})
 
 
 def _finished(trial_id, run_dir):
