@@ -124,7 +124,7 @@ def test_eval_data_scores_other_data_on_purpose(trained, tmp_path):
     import layerwise
 
     model = layerwise.load("run")
-    accuracy = np.mean(model.predict(arrays["test_images"]) == arrays["test_labels"].astype(str))
+    accuracy = np.mean(model.predict(arrays["test_images"]) == arrays["test_labels"])
     assert f"acc {100 * accuracy:.2f}%" in result.output
 
 
