@@ -214,7 +214,8 @@ def apply_overrides(raw, overrides, source):
             last = i == len(parts) - 1
             if isinstance(node, list):
                 # ASCII digits only: str.isdigit() also accepts '²' and '٣', which int() refuses.
-                if not re.fullmatch(r"[0-9]+", part) or int(part) >= len(node):
+                # At most 18 digits: int() of a 5000-digit string raises ValueError (the int digit limit).
+                if not re.fullmatch(r"[0-9]{1,18}", part) or int(part) >= len(node):
                     raise ConfigError(
                         f"override {shorten(item)!r}: {'.'.join(parts[:i])} has {len(node)} entries; {shorten(part)!r} is not an index"
                     )

@@ -4,6 +4,7 @@ The checkpoint carries the config, the weights and the preprocessing, so nothing
 training data.
 """
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,9 @@ class LoadedModel:
         self.path = path
         self.epoch = epoch
         self.classes = preprocessing.get("class_names")
+        # The layers keep their forward buffers between calls: one forward pass at a time, so threads
+        # sharing this model each get their own result.
+        self._lock = threading.Lock()
         loss = cfg.loss.get("type") if isinstance(cfg.loss, dict) else cfg.loss
         # The link the loss trained the logits for: one sigmoid per class for binary_cross_entropy
         # (one-vs-rest), a softmax over the classes otherwise.
@@ -48,8 +52,8 @@ class LoadedModel:
         """Model outputs for model inputs x: logits, or predicted values in the target's units."""
         from ..data.preprocess import target_units
 
-        with np.errstate(over="ignore", invalid="ignore"):
-            outputs = self.model.predict(np.ascontiguousarray(x, dtype=np.float32))
+        with self._lock, np.errstate(over="ignore", invalid="ignore"):
+            outputs = np.array(self.model.predict(np.ascontiguousarray(x, dtype=np.float32)))  # a copy: ours
             return outputs if self.task == "classification" else target_units(self.preprocessing, outputs)
 
     def predict_proba(self, x):
