@@ -4,6 +4,7 @@ The checkpoint carries the config, the weights and the preprocessing, so nothing
 training data.
 """
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,8 @@ class LoadedModel:
     `predict(x)` returns class names (classification) or values, `predict_proba(x)` class
     probabilities; `x` is an array of raw inputs (pixels 0-255 for image models, unstandardised
     numbers for array models) or the path of an input file (CSV, .npy, .npz, IDX, PNG/JPEG).
+    Safe to share between threads: the layers keep each forward's arrays on themselves, so one
+    lock lets one forward pass run at a time.
     """
 
     def __init__(self, model, preprocessing, task, cfg, path, epoch):
@@ -27,6 +30,7 @@ class LoadedModel:
         self.path = path
         self.epoch = epoch
         self.classes = preprocessing.get("class_names")
+        self._forward_lock = threading.Lock()
 
     def __repr__(self):
         return f"LoadedModel({str(self.path)!r}, task={self.task!r}, epoch={self.epoch})"
@@ -44,7 +48,7 @@ class LoadedModel:
         """Model outputs for model inputs x: logits, or predicted values in the target's units."""
         from ..data.preprocess import target_units
 
-        with np.errstate(over="ignore", invalid="ignore"):
+        with self._forward_lock, np.errstate(over="ignore", invalid="ignore"):
             outputs = self.model.predict(np.ascontiguousarray(x, dtype=np.float32))
             return outputs if self.task == "classification" else target_units(self.preprocessing, outputs)
 
