@@ -20,6 +20,21 @@ set_option = click.option(
 )
 
 
+def computes(command):
+    """--threads N (or $LAYERWISE_THREADS): the command's BLAS thread count, set before it computes."""
+
+    @click.option("--threads", type=click.IntRange(1, 1024), metavar="N",
+                  help="BLAS threads for NumPy's matrix products (default: $LAYERWISE_THREADS, else the library's).")
+    @functools.wraps(command)
+    def wrapper(*args, threads=None, **kwargs):
+        from .util.threads import limited
+
+        with limited(threads):
+            return command(*args, **kwargs)
+
+    return wrapper
+
+
 def reports_errors(command):
     """Turn a LayerwiseError into a one-line message and its exit code; bugs keep their traceback."""
 
@@ -59,6 +74,7 @@ def main():
     help="Continue the run in RUN_DIR from its last checkpoint (instead of CONFIG).",
 )
 @reports_errors
+@computes
 def train(config, overrides, overwrite, resume_dir):
     """Train the model a YAML CONFIG describes; results go to its run directory (the output key).
 
@@ -103,6 +119,7 @@ def _echo(as_json):
 @set_option
 @json_option
 @reports_errors
+@computes
 def evaluate(run, split, checkpoint, data, overrides, as_json):
     """Score a trained model: loss and metrics (accuracy and confusion matrix, or MSE/MAE/R2).
 
@@ -131,6 +148,7 @@ def evaluate(run, split, checkpoint, data, overrides, as_json):
 @click.option("--no-show", is_flag=True, help="Do not draw image inputs as block pictures.")
 @click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True)
 @reports_errors
+@computes
 def predict(run, inputs, output, as_json, top, no_show, checkpoint):
     """Predict with a trained model: one line per input with its label and top class probabilities
     (or predicted values); accuracy or MSE when the inputs carry targets.
@@ -146,12 +164,84 @@ def predict(run, inputs, output, as_json, top, no_show, checkpoint):
 
 
 @main.command()
+@click.argument("run", type=click.Path(exists=True), metavar="RUN_DIR_OR_CHECKPOINT")
+@click.argument("output", type=click.Path(dir_okay=False), metavar="OUT.onnx")
+@click.option("--opset", type=int, default=20, show_default=True, help="ONNX opset version to write.")
+@click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True)
+@json_option
+@reports_errors
+def export(run, output, opset, checkpoint, as_json):
+    """Write a trained model, with its preprocessing, as an ONNX file (a new file, never overwritten).
+
+    \b
+    The graph takes the raw inputs `layerwise predict` takes in a .npy (pixels 0-255, or a table's
+    encoded columns) and returns class probabilities, label and class name, or regression values
+    in the target's units. Needs the onnx extra: pip install 'layerwise[onnx]'.
+    """
+    from .export.to_onnx import export_onnx
+
+    result = export_onnx(run, output, opset=opset, checkpoint=checkpoint)
+    if as_json:
+        from .util.fileio import json_text
+
+        click.echo(json_text(result))
+        return
+    ops = ", ".join(f"{op} {n}" for op, n in sorted(result["ops"].items(), key=lambda kv: (-kv[1], kv[0])))
+    click.echo(f"exported {result['checkpoint']} (epoch {result['epoch']}) to {result['output']}: "
+               f"{result['bytes']:,} bytes, opset {result['opset']}, IR version {result['ir_version']}")
+    click.echo(f"input {result['input']}; outputs {', '.join(result['outputs'])}; ops: {ops}")
+
+
+@main.command()
+@click.argument("config", type=click.Path(exists=True, dir_okay=False), required=False)
+@set_option
+@click.option("--seeds", type=click.IntRange(min=1), help="Add a seed axis: seeds 0..K-1 for every combination.")
+@click.option("--samples", type=click.IntRange(min=1), help="Draw N random trials (samplers: loguniform(a,b), uniform(a,b), choice(a,b,...), int(a,b)).")
+@click.option("--jobs", type=click.IntRange(min=1), help="Trials at a time (default: the number of cores; 1 runs them in this process).")
+@click.option("--output", type=click.Path(file_okay=False), metavar="DIR", help="The sweep directory (default sweeps/<config name>).")
+@click.option("--resume", "resume_dir", type=click.Path(exists=True, file_okay=False), metavar="DIR",
+              help="Continue the sweep in DIR: finished trials are kept, the others resumed or run.")
+@click.option("--threads", type=click.IntRange(1, 1024), metavar="N",
+              help="BLAS threads per trial (default: $LAYERWISE_THREADS, else 1).")
+@click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: a process pool on this machine; ray: Ray tasks (pip install 'layerwise[ray]').")
+@click.option("--address", metavar="ADDR", help="With --backend ray: join the cluster at ADDR ('auto': the one on this machine).")
+@json_option
+@reports_errors
+def sweep(config, overrides, seeds, samples, jobs, output, resume_dir, threads, backend, address, as_json):
+    """Train CONFIG once per combination of the swept values, each trial a run directory.
+
+    \b
+    A comma makes an axis: -s optimizer.lr=0.01,0.05,0.1 (a [list] stays one value).
+    Every trial runs exactly as `layerwise train CONFIG -s ...` with one BLAS thread.
+    """
+    from .sweep.runner import resume_sweep, run_sweep
+
+    echo = _echo(as_json)
+    if resume_dir:
+        if config or overrides or seeds or samples or output:
+            raise click.UsageError("--resume DIR continues a sweep as it was defined; give no CONFIG, -s, --seeds, "
+                                   "--samples or --output with it")
+        result = resume_sweep(resume_dir, jobs=jobs, echo=echo, threads=threads, backend=backend, address=address)
+    else:
+        if not config:
+            raise click.UsageError("give a CONFIG to sweep, or --resume DIR")
+        result = run_sweep(config, overrides, seeds=seeds, samples=samples, jobs=jobs, output=output, echo=echo,
+                           threads=threads, backend=backend, address=address)
+    if as_json:
+        from .util.fileio import json_text
+
+        click.echo(json_text(result))
+
+
+@main.command()
 @click.argument("config", type=click.Path(exists=True, dir_okay=False))
 @set_option
 @click.option("--samples", type=click.IntRange(min=1), default=30, show_default=True, help="Entries checked per array (all if fewer).")
 @click.option("--batch", type=click.IntRange(min=1), default=8, show_default=True, help="Examples from the training data.")
 @json_option
 @reports_errors
+@computes
 def gradcheck(config, overrides, samples, batch, as_json):
     """Check every layer's backward against central finite differences, in float64, on real data.
 
@@ -219,6 +309,7 @@ def summary(target, overrides, batch, as_json):
 @click.option("--units", is_flag=True, help="With --dot: one node per unit (small models, every layer <= 16 units).")
 @json_option
 @reports_errors
+@computes
 def trace(target, overrides, batch, dot_file, units, as_json):
     """Trace one training step, layer by layer.
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ConfigError, DataError
-from .run.loaded import load, softmax
+from .run.loaded import load
 
 PICTURE_LIMIT = 20  # block pictures are drawn when there are at most this many image inputs
 
@@ -45,7 +45,7 @@ def summarise(loaded, inputs, outputs, top):
     rows = []
     result = {"run": str(loaded.path), "task": loaded.task, "inputs": len(outputs), "predictions": rows}
     if loaded.task == "classification":
-        proba = softmax(outputs)
+        proba = loaded.probabilities(outputs)
         k = min(top, proba.shape[1])
         order = np.argsort(-proba, axis=1, kind="stable")[:, :k]
         for i, name in enumerate(inputs.names):
@@ -154,7 +154,7 @@ def write_csv(output, loaded, inputs, outputs):
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     if loaded.task == "classification":
-        proba = softmax(outputs)
+        proba = loaded.probabilities(outputs)
         header = ["input", "prediction"] + [f"p_{c}" for c in loaded.classes]
         cells = [[name, loaded.classes[p.argmax()]] + [f"{v:.6g}" for v in p] for name, p in zip(inputs.names, proba)]
         target = None if inputs.y is None else [loaded.classes[t] for t in inputs.y]

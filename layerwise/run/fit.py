@@ -41,7 +41,7 @@ def fit(cfg: Config, *, overwrite=False, echo=print, callbacks=()):
         trainer = Trainer(cfg, run_dir, data, model, loss_fn, optimizer, state, echo, callbacks)
         echo(
             f"training {describe_data(cfg)} into {run_dir}: {model.num_parameters():,} parameters; "
-            f"{len(data.train):,} train / {len(data.val):,} val / {len(data.test):,} test examples"
+            f"{len(data.train):,} train / {len(data.val):,} val / {len(data.test):,} test examples; {_threads()}"
         )
         return trainer.fit()
 
@@ -65,7 +65,7 @@ def resume(run_dir, overrides=(), echo=print, callbacks=()):
         lock.write_pid()
         remove_stale_temps(run_dir)  # left by a save that was killed
         atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())  # the overrides are part of the run now
-        echo(f"resuming {cfg.name} in {run_dir} at epoch {state.epoch + 1}, step {state.step + 1}")
+        echo(f"resuming {cfg.name} in {run_dir} at epoch {state.epoch + 1}, step {state.step + 1}; {_threads()}")
         old_epochs = meta["config"].get("train", {}).get("epochs")
         if cfg.optimizer.schedule == "cosine" and old_epochs != cfg.train.epochs:
             echo(f"note: train.epochs changed from {old_epochs} to {cfg.train.epochs}: the cosine learning-rate "
@@ -105,3 +105,10 @@ def load_for_resume(run_dir, overrides=(), echo=print, callbacks=()):
     state.check_against(data, cfg.train.batch_size, path)
     trainer = Trainer(cfg, run_dir, data, model, loss_fn, optimizer, state, echo, callbacks)  # checks the schedule's and early stopping's state
     return meta, trainer
+
+
+def _threads():
+    from ..util.threads import blas_threads
+
+    n = blas_threads()
+    return "BLAS threads: unknown" if n is None else f"{n} BLAS thread{'s' if n != 1 else ''}"

@@ -31,6 +31,10 @@ class LoadedModel:
         self.epoch = epoch
         self.classes = preprocessing.get("class_names")
         self._forward_lock = threading.Lock()
+        loss = cfg.loss.get("type") if isinstance(cfg.loss, dict) else cfg.loss
+        # The link the loss trained the logits for: one sigmoid per class for binary_cross_entropy
+        # (one-vs-rest), a softmax over the classes otherwise.
+        self.link = sigmoid if loss == "binary_cross_entropy" else softmax
 
     def __repr__(self):
         return f"LoadedModel({str(self.path)!r}, task={self.task!r}, epoch={self.epoch})"
@@ -55,7 +59,11 @@ class LoadedModel:
     def predict_proba(self, x):
         if self.task != "classification":
             raise DataError(f"{self.path}: predict_proba needs a classification model; this one predicts values")
-        return softmax(self.outputs(self.inputs(x)))
+        return self.probabilities(self.outputs(self.inputs(x)))
+
+    def probabilities(self, logits):
+        """Class probabilities from the model's logits, through the link its loss implies."""
+        return self.link(logits)
 
     def predict(self, x):
         outputs = self.outputs(self.inputs(x))
@@ -93,3 +101,8 @@ def softmax(logits):
     p = np.exp(shifted)
     p /= p.sum(axis=1, keepdims=True)
     return p
+
+
+def sigmoid(logits):
+    # (1 + tanh(z / 2)) / 2: sigmoid without overflow for any z
+    return 0.5 * (1 + np.tanh(0.5 * logits))

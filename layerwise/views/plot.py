@@ -43,6 +43,10 @@ def plot_runs(runs, what="curves", output=None, overwrite=False):
     if what not in KINDS:
         raise ConfigError(f"--what: expected one of {', '.join(KINDS)}, received {what!r}")
     runs = [Path(r) for r in runs]
+    from .sweep_plot import is_sweep
+
+    if len(runs) == 1 and is_sweep(runs[0]):
+        return [_plot_sweep(runs[0], output, overwrite)]
     for run in runs:
         if not run.is_dir():
             raise CheckpointError(f"{run}: expected a run directory (from layerwise train)")
@@ -74,6 +78,24 @@ def plot_runs(runs, what="curves", output=None, overwrite=False):
         atomic_write(path, lambda f: fig.savefig(f, format=path.suffix[1:].lower(), dpi=DPI, facecolor="white"))
         written.append(path)
     return written
+
+
+def _plot_sweep(directory, output, overwrite):
+    """A sweep directory's picture: SWEEP/plots/sweep.png unless -o names a file."""
+    from .sweep_plot import draw_sweep, sweep_data
+
+    path = _checked_output(output, overwrite) if output is not None else directory / "plots" / "sweep.png"
+    figure_class = _matplotlib()
+    data = sweep_data(directory, read_metrics)
+    panels = len(data["keys"]) + 1
+    fig = figure_class(figsize=(6 * min(panels, 3), 5 * -(-panels // 3)), dpi=DPI, layout="constrained")
+    draw_sweep(fig, data)
+    try:
+        path.parent.mkdir(exist_ok=True)
+    except OSError as e:
+        raise StorageError(f"cannot create {path.parent}: {describe_os_error(e)}", describe_os_error(e)) from None
+    atomic_write(path, lambda f: fig.savefig(f, format=path.suffix[1:].lower(), dpi=DPI, facecolor="white"))
+    return path
 
 
 def _matplotlib():

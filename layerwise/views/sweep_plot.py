@@ -1,0 +1,96 @@
+"""`layerwise plot SWEEP_DIR`: each trial's best validation metric against every swept key, and the
+validation curves of the best trials. Reads sweep.yaml and results.csv as untrusted files."""
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from ..errors import CheckpointError
+from .figures import COLORS, FONT, _log_if_wide
+
+BEST_CURVES = 5
+
+
+def is_sweep(directory):
+    return (Path(directory) / "sweep.yaml").is_file()
+
+
+def sweep_data(directory, read_metrics):
+    """{"keys", "trials": [{"id", "values": {key: text}, "best_val"}], "metric", "curves": [(id, metrics)]}."""
+    directory = Path(directory)
+    try:
+        manifest = yaml.safe_load((directory / "sweep.yaml").read_text())
+        with open(directory / "results.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, csv.Error) as e:
+        raise CheckpointError(f"{directory}: cannot read its sweep.yaml and results.csv ({type(e).__name__}); "
+                              "has the sweep finished?") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("trials"), list):
+        raise CheckpointError(f"{directory}/sweep.yaml: not a layerwise sweep manifest")
+    keys = list(dict.fromkeys(k for t in manifest["trials"] if isinstance(t, dict) for k in t.get("overrides", {})))
+    trials = []
+    for row in rows:
+        if row.get("status") != "finished":
+            continue
+        try:
+            value = float(row["best_val"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if math.isfinite(value):
+            trials.append({"id": row.get("id", "?"), "values": {k: row.get(k, "") for k in keys}, "best_val": value,
+                           "metric": row.get("metric", "val")})
+    if not trials:
+        raise CheckpointError(f"{directory}: no finished trial to plot (see its results.csv)")
+    metric = trials[0]["metric"]
+    higher = metric in ("val_accuracy", "val_r2")
+    ranked = sorted(trials, key=lambda t: -t["best_val"] if higher else t["best_val"])
+    curves = [(t["id"], read_metrics(directory / "trials" / t["id"])) for t in ranked[:BEST_CURVES]]
+    return {"keys": keys, "trials": trials, "metric": metric, "curves": curves, "name": directory.name}
+
+
+def draw_sweep(fig, d):
+    """One panel per swept key (best validation metric of each trial against the key's value), then the
+    validation curves of the best trials."""
+    from matplotlib.ticker import MaxNLocator
+
+    panels = len(d["keys"]) + 1
+    cols = min(panels, 3)
+    rows = -(-panels // cols)
+    metric = d["metric"]
+    label = metric.replace("val_", "validation ")
+    for i, key in enumerate(d["keys"]):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        texts = [t["values"][key] for t in d["trials"]]
+        ys = [t["best_val"] for t in d["trials"]]
+        try:
+            xs = [float(x) for x in texts]
+            ax.scatter(xs, ys, s=60, color=COLORS[0], edgecolor="black", zorder=3)
+            positive = [x for x in xs if x > 0]
+            if len(positive) == len(xs) and max(xs) / min(xs) >= 20:
+                ax.set_xscale("log")
+        except ValueError:  # text values: one column each, in first-seen order
+            order = list(dict.fromkeys(texts))
+            ax.scatter([order.index(x) for x in texts], ys, s=60, color=COLORS[0], edgecolor="black", zorder=3)
+            ax.set_xticks(range(len(order)), [o[:12] for o in order])
+        ax.set_xlabel(key, fontsize=FONT)
+        ax.set_ylabel(label, fontsize=FONT)
+        _log_if_wide(ax, np.array(ys))
+        ax.set_title(f"best {label} by {key}", fontsize=FONT + 1)
+        ax.grid(alpha=0.3)
+    ax = fig.add_subplot(rows, cols, panels)
+    for j, (trial_id, m) in enumerate(d["curves"]):
+        values = [t for t in d["trials"] if t["id"] == trial_id][0]["values"]
+        ax.plot(m["epoch"], m[metric], color=COLORS[j % len(COLORS)], lw=2, marker="o", ms=4,
+                label=f"{trial_id} " + " ".join(f"{k.split('.')[-1]}={v}" for k, v in values.items()))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch", fontsize=FONT)
+    ax.set_ylabel(label, fontsize=FONT)
+    _log_if_wide(ax, np.concatenate([m[metric] for _, m in d["curves"]]))
+    ax.set_title(f"{label} per epoch, best {len(d['curves'])} trials", fontsize=FONT + 1)
+    ax.legend(fontsize=FONT - 2)
+    ax.grid(alpha=0.3)
+    fig.suptitle(f"sweep {d['name']}: {len(d['trials'])} finished trials", fontsize=FONT + 3)
+
