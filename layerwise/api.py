@@ -14,10 +14,19 @@ def train(config, *, overwrite=False, echo=print, **overrides):
     import yaml
 
     from .config.schema import apply_overrides, config_from_dict, load_config
+    from .errors import ConfigError
     from .run.fit import fit
 
-    items = [f"{key.replace('__', '.')}={yaml.safe_dump(value, default_flow_style=True).strip()}"
-             .removesuffix("\n...") for key, value in overrides.items()]
+    items = []
+    for key, value in overrides.items():
+        if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
+            value = value.tolist()  # np.int64(3) -> 3, arrays -> lists: what YAML can write
+        try:
+            text = yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("\n...")
+        except yaml.YAMLError:
+            raise ConfigError(f"override {key}: a {type(value).__name__} cannot be a config value; give a number, "
+                              "string, bool, list or dict") from None
+        items.append(f"{key.replace('__', '.')}={text}")
     if isinstance(config, dict):
         raw = dict(config)
         raw.setdefault("name", "run")

@@ -150,18 +150,21 @@ def check_output(output):
 def write_csv(output, loaded, inputs, outputs):
     """input, prediction (or prediction_<target>), p_<class> per class, and target when known; atomic."""
     from .util.fileio import atomic_create
+    from .util.text import (
+        spreadsheet_safe as safe,  # names come from the user's files and the checkpoint
+    )
 
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     if loaded.task == "classification":
         proba = loaded.probabilities(outputs)
         header = ["input", "prediction"] + [f"p_{c}" for c in loaded.classes]
-        cells = [[name, loaded.classes[p.argmax()]] + [f"{v:.6g}" for v in p] for name, p in zip(inputs.names, proba)]
-        target = None if inputs.y is None else [loaded.classes[t] for t in inputs.y]
+        cells = [[safe(name), safe(loaded.classes[p.argmax()])] + [f"{v:.6g}" for v in p] for name, p in zip(inputs.names, proba)]
+        target = None if inputs.y is None else [safe(loaded.classes[t]) for t in inputs.y]
     else:
         names = loaded.preprocessing.get("target_names") or [f"y{j}" for j in range(outputs.shape[1])]
         header = ["input"] + (["prediction"] if outputs.shape[1] == 1 else [f"prediction_{n}" for n in names])
-        cells = [[name] + [f"{v:.8g}" for v in o] for name, o in zip(inputs.names, outputs)]
+        cells = [[safe(name)] + [f"{v:.8g}" for v in o] for name, o in zip(inputs.names, outputs)]
         target = None if inputs.y is None else [
             f"{t[0]:.8g}" if len(t) == 1 else " ".join(f"{v:.8g}" for v in t) for t in inputs.y]
     if target is not None:
@@ -169,7 +172,7 @@ def write_csv(output, loaded, inputs, outputs):
         target = [t if h else "" for t, h in zip(target, has)]
         header.append("target")
         cells = [row + [t] for row, t in zip(cells, target)]
-    writer.writerow(header)
+    writer.writerow([safe(h) for h in header])
     writer.writerows(cells)
     try:
         atomic_create(output, lambda f: f.write(out.getvalue().encode()))

@@ -213,8 +213,8 @@ def apply_overrides(raw, overrides, source):
         for i, part in enumerate(parts):
             last = i == len(parts) - 1
             if isinstance(node, list):
-                # ASCII digits only: str.isdigit() also accepts '²' and '٣', which int() refuses; and
-                # at most 18 of them, so int() never meets Python's int-digit limit (4300 digits).
+                # ASCII digits only: str.isdigit() also accepts '²' and '٣', which int() refuses.
+                # At most 18 digits: int() of a 5000-digit string raises ValueError (the int digit limit).
                 if not re.fullmatch(r"[0-9]{1,18}", part) or int(part) >= len(node):
                     raise ConfigError(
                         f"override {shorten(item)!r}: {'.'.join(parts[:i])} has {len(node)} entries; {shorten(part)!r} is not an index"

@@ -74,6 +74,12 @@ def features(pre, x, where="input"):
 
 def model_inputs(pre, x, where="input"):
     """Raw arrays of an image or array model -> float32 model inputs."""
+    try:
+        x = np.asarray(x)
+    except (ValueError, TypeError):  # a ragged list of rows
+        raise DataError(f"{where}: expected a rectangular array of numbers (rows of equal length)") from None
+    if x.ndim >= 1 and len(x) == 0:
+        raise DataError(f"{where}: no rows (an empty array); give at least one input")
     if pre["kind"] == "image":
         return pixels(pre, x, where)
     if pre["kind"] == "array":

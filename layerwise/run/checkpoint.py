@@ -88,6 +88,12 @@ def with_prefix(arrays, prefix):
 def resolve_checkpoint(target, which="best"):
     """A run directory (-> its best.npz or last.npz) or a checkpoint file."""
     target = Path(target)
+    try:
+        target.stat()
+    except FileNotFoundError:
+        raise CheckpointError(f"no run directory or checkpoint at {_short(target)}") from None
+    except OSError as e:  # a name too long, a loop of links, no permission
+        raise CheckpointError(f"cannot read {_short(target)}: {e.strerror or type(e).__name__}") from None
     if target.is_dir():
         path = target / f"{which}.npz"
         if not path.is_file():
@@ -98,3 +104,8 @@ def resolve_checkpoint(target, which="best"):
     if not target.exists():
         raise CheckpointError(f"no run directory or checkpoint at {target}")
     return target
+
+
+def _short(path, limit=120):
+    text = str(path)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"

@@ -18,8 +18,6 @@ class LoadedModel:
     `predict(x)` returns class names (classification) or values, `predict_proba(x)` class
     probabilities; `x` is an array of raw inputs (pixels 0-255 for image models, unstandardised
     numbers for array models) or the path of an input file (CSV, .npy, .npz, IDX, PNG/JPEG).
-    Safe to share between threads: the layers keep each forward's arrays on themselves, so one
-    lock lets one forward pass run at a time.
     """
 
     def __init__(self, model, preprocessing, task, cfg, path, epoch):
@@ -30,7 +28,9 @@ class LoadedModel:
         self.path = path
         self.epoch = epoch
         self.classes = preprocessing.get("class_names")
-        self._forward_lock = threading.Lock()
+        # The layers keep their forward buffers between calls: one forward pass at a time, so threads
+        # sharing this model each get their own result.
+        self._lock = threading.Lock()
         loss = cfg.loss.get("type") if isinstance(cfg.loss, dict) else cfg.loss
         # The link the loss trained the logits for: one sigmoid per class for binary_cross_entropy
         # (one-vs-rest), a softmax over the classes otherwise.
@@ -52,8 +52,8 @@ class LoadedModel:
         """Model outputs for model inputs x: logits, or predicted values in the target's units."""
         from ..data.preprocess import target_units
 
-        with self._forward_lock, np.errstate(over="ignore", invalid="ignore"):
-            outputs = self.model.predict(np.ascontiguousarray(x, dtype=np.float32))
+        with self._lock, np.errstate(over="ignore", invalid="ignore"):
+            outputs = np.array(self.model.predict(np.ascontiguousarray(x, dtype=np.float32)))  # a copy: ours
             return outputs if self.task == "classification" else target_units(self.preprocessing, outputs)
 
     def predict_proba(self, x):

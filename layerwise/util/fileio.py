@@ -32,10 +32,21 @@ def describe_os_error(e):
     return e.strerror or str(e) or type(e).__name__
 
 
+NAME_MAX = 255  # bytes in one file name (Linux, macOS)
+TEMP_EXTRA = len("..") + 8 + len(".tmp")  # mkstemp's 8 random characters, our dots and suffix
+
+
+def _temp_stem(name):
+    """`name`, cut to the bytes that leave room for the temporary name's 14 extra characters, so a legal
+    output name of up to 255 bytes gets a legal temporary name too."""
+    raw = os.fsencode(name)
+    return name if len(raw) + TEMP_EXTRA <= NAME_MAX else os.fsdecode(raw[: NAME_MAX - TEMP_EXTRA])
+
+
 def _write_temp(path, write):
     """write(f) into a new temporary file next to `path` (usual file mode, flushed to disk); returns
     its name. If writing fails, the temporary file is removed before the error propagates."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{_temp_stem(path.name)}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)

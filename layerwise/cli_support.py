@@ -1,0 +1,86 @@
+"""What every `layerwise` command shares: the -s and --json options, printing, --threads, and the
+mapping of errors to one line and an exit code."""
+
+import functools
+import sys
+
+import click
+
+set_option = click.option(
+    "-s",
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY.PATH=VALUE",
+    help="Override a config value (typed as YAML), e.g. -s optimizer.lr=0.05. Repeatable.",
+)
+
+
+def say(message="", err=False, nl=True):
+    """click.echo for everything a command prints: control characters in untrusted text (class names from a
+    checkpoint, file names) are escaped, so they cannot drive the terminal."""
+    from .util.text import printable
+
+    click.echo(printable(str(message)), err=err, nl=nl)
+
+
+def computes(command):
+    """--threads N (or $LAYERWISE_THREADS): the command's BLAS thread count, set before it computes."""
+
+    @click.option("--threads", type=click.IntRange(1, 1024), metavar="N",
+                  help="BLAS threads for NumPy's matrix products (default: $LAYERWISE_THREADS, else the library's).")
+    @functools.wraps(command)
+    def wrapper(*args, threads=None, **kwargs):
+        from .util.threads import limited
+
+        with limited(threads):
+            return command(*args, **kwargs)
+
+    return wrapper
+
+
+def reports_errors(command):
+    """Turn a LayerwiseError into a one-line message and its exit code; bugs keep their traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        from .errors import LayerwiseError
+
+        try:
+            result = command(*args, **kwargs)
+            sys.stdout.flush()  # a full disk shows here, inside the one-line error handling
+            return result
+        except LayerwiseError as e:
+            say(f"error: {e}", err=True)
+            sys.exit(e.exit_code)
+        except OSError as e:
+            # Writing our own output failed (stdout on a full disk, `> /dev/full`): every file layerwise
+            # writes itself reports a StorageError, so a bare OSError without a file name is stdout's.
+            if e.filename is not None or isinstance(e, BrokenPipeError):
+                raise
+            _stdout_failed(e)
+
+    return wrapper
+
+
+def _stdout_failed(e):
+    import os
+
+    from .util.fileio import describe_os_error
+
+    try:
+        sys.stdout = open(os.devnull, "w")  # what is still buffered for the old stdout can go nowhere
+    except OSError:
+        pass
+    say(f"error: cannot write to standard output: {describe_os_error(e)}", err=True)
+    sys.exit(4)
+
+
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON document on stdout (notes go to stderr)."
+)
+
+
+def _echo(as_json):
+    """Where a command's progress and notes go: stderr when stdout carries the JSON document."""
+    return functools.partial(say, err=True) if as_json else say
