@@ -38,7 +38,7 @@ def check_name(path, label):
     return path
 
 
-NEVER = "layerwise never overwrites it: choose another file name (or remove it)"
+NEVER = "refusing to overwrite it (layerwise never does): choose another file name, or remove it"
 
 
 def check_output(path, label, overwrite=False, hint=NEVER):
