@@ -75,3 +75,52 @@ def test_every_json_command_prints_pure_json(in_tmp):
         json.loads(result.stdout)  # nothing but the document
         if name in ("eval", "gradcheck"):
             assert "read t.csv" in result.stderr, name  # the note is still shown, on stderr
+
+
+# --- a. regression metrics in the target's own units, with standardize_target ----------------------
+
+
+def test_standardised_target_metrics_are_in_the_targets_units(in_tmp):
+    trained = train_table(in_tmp, "tabular_regression", "y", "-s", "optimizer.lr=0.02")
+    assert "standardised target" in trained.output  # the loss's unit is said once
+    run = in_tmp / "runs" / "tabular_regression-t"
+    test = json.loads((run / "test.json").read_text())
+    # y's std is about 670: an MSE in the target's units is far above the standardised loss
+    assert test["test_mse"] > 1000 * test["test_loss"]
+    assert test["test_r2"] > 0.5
+    evaluated = json.loads(invoke("eval", run, "--json").stdout)
+    assert evaluated["mse"] == pytest.approx(test["test_mse"], rel=1e-5)
+    # eval --data and predict on the same file agree (they did not: standardised against raw)
+    on_file = invoke("eval", run, "--data", "t.csv", "--json")
+    predicted = json.loads(invoke("predict", run, "t.csv", "--json").stdout)
+    scored = json.loads(on_file.stdout)
+    for key in ("mse", "mae", "r2"):
+        assert scored[key] == pytest.approx(predicted[key], rel=1e-4), key
+    assert "standardised target" in on_file.stderr
+    metrics = (run / "metrics.csv").read_text().splitlines()
+    header, last = metrics[0].split(","), metrics[-1].split(",")
+    val_mse, val_loss = float(last[header.index("val_mse")]), float(last[header.index("val_loss")])
+    assert val_mse > 1000 * val_loss
+    assert f"mse {val_mse:.4f}" in trained.output  # the epoch line prints the same number
+
+
+# --- h. a data file given with -s names the default run directory ----------------------------------
+
+
+def test_a_second_data_file_gets_its_own_run_directory(in_tmp):
+    from conftest import REPO
+
+    from layerwise.config.schema import load_config
+
+    (in_tmp / "Penguins.CSV.gz").write_bytes(b"")
+    config = REPO / "configs" / "tabular_classification.yaml"
+    assert load_config(config, ["data.path=Penguins.CSV.gz", "data.target=label"]).output == "runs/tabular_classification-Penguins"
+    assert load_config(config, ["data.path=t.csv", "data.target=label", "output=mine"]).output == "mine"  # an output given wins
+    (in_tmp / "own.yaml").write_text("data: {dataset: csv, path: t.csv, target: label}\n")
+    assert load_config(in_tmp / "own.yaml").output == "runs/own"  # a path written in the config: as before
+    train_table(in_tmp, "tabular_classification", "label")
+    (in_tmp / "u.csv").write_text(table(seed=1))
+    second = invoke("train", config, "-s", "data.path=u.csv", "-s", "data.target=label", "-s", "train.epochs=1")
+    assert second.exit_code == 0, second.output
+    assert (in_tmp / "runs" / "tabular_classification-t" / "test.json").is_file()
+    assert (in_tmp / "runs" / "tabular_classification-u" / "test.json").is_file()
