@@ -91,15 +91,15 @@ def trace(target, overrides, batch, dot_file, units, as_json):
     """
     from .views.trace import format_trace, trace_step
 
-    if units and not dot_file:
+    if units and dot_file is None:
         raise click.UsageError("--units draws the graph one node per unit: give --dot FILE too")
     echo = _echo(as_json)
-    if dot_file:
+    if dot_file is not None:
         from .views.trace_graph import check_graph_target
 
         check_graph_target(dot_file)
     report, arrays = trace_step(target, overrides, batch, echo=echo)
-    if dot_file:
+    if dot_file is not None:
         from .views.trace_graph import write_graph
 
         echo(write_graph(dot_file, report, arrays, units))

@@ -6,11 +6,9 @@ training data.
 
 import csv
 import io
-from pathlib import Path
 
 import numpy as np
 
-from .errors import ConfigError, DataError
 from .run.loaded import load
 
 PICTURE_LIMIT = 20  # block pictures are drawn when there are at most this many image inputs
@@ -135,18 +133,16 @@ def _renderer():
 
 
 def check_output(output):
-    """Refuse an -o file that exists (never overwritten) or whose directory does not."""
-    path = Path(output)
-    if path.exists() or path.is_symlink():
-        raise ConfigError(f"-o {output}: the file already exists; refusing to overwrite it (remove it, "
-                          "or choose another file name)")
-    if not path.parent.is_dir():
-        raise ConfigError(f"-o {output}: directory {path.parent} does not exist; create it first")
+    """Refuse an -o file that exists (never overwritten), whose name is unusable or whose directory does
+    not exist (util/outputs.py: the rule every user-named output follows)."""
+    from .util.outputs import check_output as check_new
+
+    return check_new(output, "-o")
 
 
 def write_csv(output, loaded, inputs, outputs):
     """input, prediction (or prediction_<target>), p_<class> per class, and target when known; atomic."""
-    from .util.fileio import atomic_create
+    from .util.outputs import create_output
     from .util.text import (
         spreadsheet_safe as safe,  # names come from the user's files and the checkpoint
     )
@@ -171,9 +167,4 @@ def write_csv(output, loaded, inputs, outputs):
         cells = [row + [t] for row, t in zip(cells, target)]
     writer.writerow([safe(h) for h in header])
     writer.writerows(cells)
-    try:
-        atomic_create(output, lambda f: f.write(out.getvalue().encode()))
-    except FileExistsError:
-        raise ConfigError(f"-o {output}: the file appeared while predicting; refusing to overwrite it") from None
-    except OSError as e:
-        raise DataError(f"-o {output}: cannot write it ({e.strerror or e})") from None
+    create_output(output, lambda f: f.write(out.getvalue().encode()), "-o")

@@ -19,10 +19,11 @@ from pathlib import Path
 
 import yaml
 
-from ..errors import ConfigError, LayerwiseError, MissingExtra, TrainingInterrupted
+from ..errors import ConfigError, LayerwiseError, MissingExtra, StorageError, TrainingInterrupted
 from ..run.lock import acquire
 from ..run.report import format_metrics
-from ..util.fileio import atomic_write_text
+from ..util.fileio import atomic_write_text, describe_os_error
+from ..util.outputs import check_name
 from .axes import make_trials, parse_axes
 from .trial import finished_row, run_trial
 
@@ -42,11 +43,15 @@ def run_sweep(config, overrides=(), seeds=None, samples=None, jobs=None, output=
     from ..config.schema import load_config
 
     load_config(config, fixed)  # the base config and fixed overrides are sound before anything is written
-    directory = Path(output) if output else Path("sweeps") / config.stem
-    if directory.exists() and any(directory.iterdir()):
-        raise ConfigError(f"sweep directory {directory} already holds files; continue it with: layerwise sweep "
-                          f"--resume {directory} (or choose another with --output DIR)")
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = check_name(output, "--output") if output is not None else Path("sweeps") / config.stem
+    try:
+        if directory.exists() and any(directory.iterdir()):
+            raise ConfigError(f"sweep directory {directory} already holds files; continue it with: layerwise sweep "
+                              f"--resume {directory} (or choose another with --output DIR)")
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StorageError(f"cannot create the sweep directory {directory}: {describe_os_error(e)}",
+                           describe_os_error(e)) from None
     manifest = {"config": str(config), "config_sha256": _sha256(config), "fixed": list(fixed),
                 "axes": {**grid, **{k: f"{kind}({','.join(map(str, args))})" for k, (kind, args) in sampled.items()}},
                 "seeds": seeds, "samples": samples, "sample_seed": sample_seed, "trials": trials}

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..errors import CheckpointError, ConfigError, MissingExtra, StorageError
 from ..util.fileio import atomic_write, describe_os_error
+from ..util.outputs import check_name, check_output, create_output
 from .figures import FONT, draw_confusion, draw_curves, draw_errors, draw_weights
 
 KINDS = ("curves", "confusion", "errors", "weights")
@@ -71,13 +72,25 @@ def plot_runs(runs, what="curves", output=None, overwrite=False):
     for data, path in jobs:
         fig = figure_class(figsize=SIZES[what], dpi=DPI, layout="constrained")
         draw(fig, data)
-        try:
-            path.parent.mkdir(exist_ok=True)
-        except OSError as e:
-            raise StorageError(f"cannot create {path.parent}: {describe_os_error(e)}", describe_os_error(e)) from None
-        atomic_write(path, lambda f: fig.savefig(f, format=path.suffix[1:].lower(), dpi=DPI, facecolor="white"))
+        _save(fig, path, output is not None, overwrite)
         written.append(path)
     return written
+
+
+def _save(fig, path, user_named, overwrite):
+    """A user's -o file is created as every user-named output is (util/outputs.py: never replacing a file
+    that appeared meanwhile, unless --overwrite); RUN/plots/<what>.png is layerwise's own, replaced."""
+    def write(f):
+        fig.savefig(f, format=path.suffix[1:].lower(), dpi=DPI, facecolor="white")
+
+    if user_named:
+        create_output(path, write, "-o", overwrite)
+        return
+    try:
+        path.parent.mkdir(exist_ok=True)
+    except OSError as e:
+        raise StorageError(f"cannot create {path.parent}: {describe_os_error(e)}", describe_os_error(e)) from None
+    atomic_write(path, write)
 
 
 def _plot_sweep(directory, output, overwrite):
@@ -90,11 +103,7 @@ def _plot_sweep(directory, output, overwrite):
     panels = len(data["keys"]) + 1
     fig = figure_class(figsize=(6 * min(panels, 3), 5 * -(-panels // 3)), dpi=DPI, layout="constrained")
     draw_sweep(fig, data)
-    try:
-        path.parent.mkdir(exist_ok=True)
-    except OSError as e:
-        raise StorageError(f"cannot create {path.parent}: {describe_os_error(e)}", describe_os_error(e)) from None
-    atomic_write(path, lambda f: fig.savefig(f, format=path.suffix[1:].lower(), dpi=DPI, facecolor="white"))
+    _save(fig, path, output is not None, overwrite)
     return path
 
 
@@ -144,16 +153,11 @@ def _default_output(runs, names, what):
 
 
 def _checked_output(output, overwrite):
-    path = Path(output).expanduser()
+    """-o FILE, checked as every user-named output is (util/outputs.py), and a picture format."""
+    path = check_name(output, "-o")
     if path.suffix.lower() not in FORMATS:
         raise ConfigError(f"-o {output}: expected a file name ending in {', '.join(FORMATS)}, received {path.suffix or 'no suffix'!r}")
-    if path.is_dir():
-        raise ConfigError(f"-o {output} is a directory; give a file name such as {path / 'curves.png'}")
-    if not path.parent.is_dir():
-        raise ConfigError(f"-o {output}: directory {path.parent} does not exist")
-    if (path.exists() or path.is_symlink()) and not overwrite:
-        raise ConfigError(f"-o {output} already exists; pass --overwrite to replace it, or choose another file")
-    return path
+    return check_output(path, "-o", overwrite, hint="pass --overwrite to replace it, or choose another file")
 
 
 # --- reading runs -----------------------------------------------------------------------------
