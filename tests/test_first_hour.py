@@ -124,3 +124,35 @@ def test_a_second_data_file_gets_its_own_run_directory(in_tmp):
     assert second.exit_code == 0, second.output
     assert (in_tmp / "runs" / "tabular_classification-t" / "test.json").is_file()
     assert (in_tmp / "runs" / "tabular_classification-u" / "test.json").is_file()
+
+
+# --- e. eval --checkpoint last says exactly which weights it scores ---------------------------------
+
+
+def test_eval_of_an_interrupted_run_names_the_step(in_tmp, monkeypatch):
+    import os
+    import signal
+
+    from conftest import REPO
+
+    import layerwise
+    from layerwise.errors import TrainingInterrupted
+    from layerwise.run import trainer
+
+    calls, step = [0], trainer.train_step
+
+    def interrupted_at_10(*args):
+        calls[0] += 1
+        if calls[0] == 10:  # epoch 2 (7 steps each: 56 rows in batches of 8), its 3rd step
+            os.kill(os.getpid(), signal.SIGINT)
+        return step(*args)
+
+    monkeypatch.setattr(trainer, "train_step", interrupted_at_10)
+    with pytest.raises(TrainingInterrupted):
+        layerwise.train(REPO / "configs" / "tabular_classification.yaml", echo=None, data__path="t.csv",
+                        data__target="label", train__batch_size=8, train__epochs=3, output="run")
+    last = invoke("eval", "run", "--checkpoint", "last")
+    assert last.exit_code == 0, last.output
+    assert "weights from epoch 2, step 3 of 7 (interrupted)" in last.output
+    best = invoke("eval", "run")
+    assert "weights after epoch 1:" in best.output
