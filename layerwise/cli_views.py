@@ -5,7 +5,15 @@ import sys
 
 import click
 
-from .cli_support import _echo, computes, json_option, reports_errors, say, say_json, set_option
+from .cli_support import (
+    _echo,
+    computes,
+    json_option,
+    reports_errors,
+    say,
+    say_json,
+    set_option,
+)
 
 
 @click.command()

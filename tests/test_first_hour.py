@@ -156,3 +156,30 @@ def test_eval_of_an_interrupted_run_names_the_step(in_tmp, monkeypatch):
     assert "weights from epoch 2, step 3 of 7 (interrupted)" in last.output
     best = invoke("eval", "run")
     assert "weights after epoch 1:" in best.output
+
+
+# --- g. predict -o: `-` is stdout, the extension chooses the format ----------------------------------
+
+
+def test_predict_output_format_follows_the_name(in_tmp):
+    import csv
+    import io
+
+    train_table(in_tmp, "tabular_classification", "label")
+    run = "runs/tabular_classification-t"
+    to_stdout = invoke("predict", run, "t.csv", "-o", "-")
+    assert to_stdout.exit_code == 0, to_stdout.output
+    rows = list(csv.reader(io.StringIO(to_stdout.stdout)))
+    assert rows[0][:2] == ["input", "prediction"] and len(rows) == 81  # stdout is the CSV alone
+    assert "accuracy" in to_stdout.stderr and not (in_tmp / "-").exists()
+    assert invoke("predict", run, "t.csv", "-o", "p.json").exit_code == 0
+    doc = json.loads((in_tmp / "p.json").read_text())
+    assert doc["inputs"] == 80 and doc["predictions"][0]["prediction"] in ("yes", "no")
+    assert invoke("predict", run, "t.csv", "-o", "p.npy").exit_code == 0
+    proba = np.load(in_tmp / "p.npy")
+    assert proba.shape == (80, 2) and np.allclose(proba.sum(axis=1), 1, atol=1e-5)
+    assert invoke("predict", run, "t.csv", "-o", "p.CSV").exit_code == 0
+    assert (in_tmp / "p.CSV").read_text().startswith("input,prediction")
+    refused = invoke("predict", run, "t.csv", "-o", "p.txt")
+    assert refused.exit_code == 2 and "unknown extension .txt" in refused.output and not (in_tmp / "p.txt").exists()
+    assert invoke("predict", run, "t.csv", "-o", "-", "--json").exit_code == 2
