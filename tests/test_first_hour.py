@@ -183,3 +183,28 @@ def test_predict_output_format_follows_the_name(in_tmp):
     refused = invoke("predict", run, "t.csv", "-o", "p.txt")
     assert refused.exit_code == 2 and "unknown extension .txt" in refused.output and not (in_tmp / "p.txt").exists()
     assert invoke("predict", run, "t.csv", "-o", "-", "--json").exit_code == 2
+
+
+# --- i. eval's confusion matrix shows class names; gradcheck takes a run directory -----------------
+
+
+def test_confusion_names_and_gradcheck_of_a_run(in_tmp):
+    from layerwise.run.report import format_confusion
+
+    train_table(in_tmp, "tabular_classification", "label")
+    run = "runs/tabular_classification-t"
+    shown = invoke("eval", run)
+    assert shown.exit_code == 0, shown.output
+    header, row_no, row_yes = shown.output.splitlines()[-3:]
+    assert header.split()[1:] == ["no", "yes"] and row_no.split()[0] == "no" and row_yes.split()[0] == "yes"
+    assert json.loads(invoke("eval", run, "--json").stdout)["classes"] == ["no", "yes"]
+    lines = format_confusion(np.array([[3, 0], [1, 2]]), ["a" * 30, "b\x1b]0;x\x07"]).splitlines()
+    assert lines[1].split()[1] == "a" * 11 + "~" and len(lines) == 4  # long names cut
+    for args in (["summary", run], ["trace", run], ["gradcheck", run]):
+        result = invoke(*args)
+        assert result.exit_code == 0, (args, result.output)
+    assert "rows pass" in result.output
+    rows = json.loads(invoke("gradcheck", run, "--json").stdout)["rows"]
+    assert rows and all(r["passed"] for r in rows)
+    missing = invoke("gradcheck", in_tmp)  # not a run: the same message as summary's
+    assert missing.exit_code == 1 and "is it a layerwise run directory?" in missing.output

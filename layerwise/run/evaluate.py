@@ -140,7 +140,10 @@ def evaluate_run(target, split="test", which="best", overrides=(), echo=print, d
         echo(UNITS_NOTE)
     echo(f"{split if data is None else 'data'} {format_metrics(result)}")
     if "confusion" in result:
-        echo(format_confusion(result["confusion"]))
+        names = (dataset.preprocessing or {}).get("class_names")
+        echo(format_confusion(result["confusion"], names))
+        if names is not None:
+            result["classes"] = list(names)
     if _is_linear_regression(model, dataset):
         W, b = model.layers[0].params["W"][:, 0], model.layers[0].params.get("b")
         echo("learned weights w = [" + ", ".join(f"{w:.4f}" for w in W) + "]" + (f", bias b = {b[0]:.4f}" if b is not None else ""))
