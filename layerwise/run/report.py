@@ -15,15 +15,21 @@ def epoch_line(row, epochs):
 def format_metrics(result):
     parts = []
     for key, value in result.items():
-        if key == "confusion" or (key == "loss" and "mse" in result and math.isclose(value, result["mse"], rel_tol=1e-4)):
+        if key == "confusion" or (key == "loss" and _is_close(value, result.get("mse"))):
             continue  # when the loss is the MSE (float32 vs float64 sums aside), print it once
-        if key == "accuracy":
+        if value is None:  # NaN or infinite, as JSON files store it (null)
+            parts.append(f"{'acc' if key == 'accuracy' else key} n/a")
+        elif key == "accuracy":
             parts.append(f"acc {100 * value:.2f}%")
         elif key == "r2":
             parts.append(f"R2 {value:.4f}")
         else:
             parts.append(f"{key} {value:.4f}")
     return "  ".join(parts)
+
+
+def _is_close(a, b):
+    return a is not None and b is not None and math.isclose(a, b, rel_tol=1e-4)
 
 
 def format_confusion(counts, names=None, limit=12):
