@@ -173,8 +173,8 @@ class Conv2d(Layer):
     @classmethod
     def scratch(cls, in_features, out_channels, kernel_size, stride=1, padding=0, **kwargs):
         """Floats per example beyond the output: im2col patches and their gradient, the padded input."""
-        c, h, w = in_features
         ho, wo = check_window(cls.name, in_features, kernel_size, stride, padding)
+        c, h, w = in_features
         return 2 * ho * wo * kernel_size * kernel_size * c + 2 * (h + 2 * padding) * (w + 2 * padding) * c
 
     def flops(self, in_shape):
