@@ -27,7 +27,8 @@ LAYERS = {
 def is_spatial(specs):
     """Whether a layer list holds a layer that takes images (conv2d, the pools)."""
     return isinstance(specs, list) and any(
-        isinstance(s, dict) and getattr(LAYERS.get(s.get("type"), None), "SPATIAL", False) for s in specs
+        isinstance(s, dict) and isinstance(s.get("type"), str) and getattr(LAYERS.get(s["type"]), "SPATIAL", False)
+        for s in specs
     )
 
 
@@ -91,7 +92,7 @@ def build_model(specs, in_features, out_features=None, *, rng=None, dtype=np.flo
         parameters, width_from = parameters + count, key
         activations += int(np.prod(width)) + extra
     if out_features is not None and width != out_features:
-        raise ConfigError(f"{where}: the last layer gives {describe_shape(width)} outputs but the task needs "
+        raise ConfigError(f"{where}: the last layer gives {describe_shape(width) if isinstance(width, tuple) else width} outputs but the task needs "
                           f"{out_features}" + ("; end with flatten and a linear layer" if isinstance(width, tuple) else ""))
     itemsize = np.dtype(dtype).itemsize
     check_fits(
