@@ -87,7 +87,7 @@ class RunState:
             if not ok:
                 raise _malformed(path, f"stopped is {_short(self.stopped)} after {self.epoch} epochs")
 
-    def check_against(self, data, batch_size, path):
+    def check_against(self, data, batch_size, path, monitor=None):
         """The state fits this run's training data and batch size (and task)."""
         n = len(data.train)
         batches = -(-n // batch_size)
@@ -95,7 +95,7 @@ class RunState:
             raise _malformed(
                 path, f"step {self.step} with {self.seen} examples seen, but an epoch is {batches} steps of {n} examples"
             )
-        monitor = metrics.MONITOR[data.task][0]
+        monitor = monitor or metrics.MONITOR[data.task][0]
         if self.best is not None and self.best["metric"] != monitor:
             raise _malformed(path, f"best.metric is {_short(self.best['metric'])}; this task monitors {monitor!r}")
 

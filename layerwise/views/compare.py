@@ -62,7 +62,7 @@ def read_run(run_dir):
             saved = json.loads(test_file.read_text())
         except (ValueError, OSError) as e:
             raise CheckpointError(f"{test_file}: not readable JSON ({e})") from None
-        run["test"] = {k[5:]: v for k, v in saved.items() if k.startswith("test_") and k != "test_confusion"}
+        run["test"] = {k[5:]: v for k, v in saved.items() if k.startswith("test_") and k not in ("test_confusion", "test_per_class")}
     return run
 
 
