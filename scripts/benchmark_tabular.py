@@ -31,6 +31,7 @@ import warnings
 from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before NumPy loads BLAS: one thread, as measured
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # HistGradientBoosting's OpenMP threads too
 
 import numpy as np  # noqa: E402
 

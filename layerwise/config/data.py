@@ -89,6 +89,8 @@ class CsvData:
     dates: str = spec("features", choices=("features", "drop"),
                       doc="a column of dates: year, day of year, weekday (and hour) as inputs, or drop it")
     ids: str = spec("drop", choices=("drop", "keep"), doc="a column with a distinct text per row (an ID): drop or keep")
+    class_weight: typing.Optional[str] = spec(None, choices=("balanced",),
+                                              doc="balanced: weigh each class by rows / (classes * its rows) in the loss")
     min_category_count: int = spec(1, minimum=1, doc="categories seen fewer times in the training rows share one input")
 
 

@@ -161,6 +161,10 @@ def _fit_preprocessing(cfg, task, features, targets, table, train):
                 f"{table.path}: the training rows hold only one class ({prep['class_names'][0]!r}) in column "
                 f"{targets[0]!r}; classification needs at least two"
             )
+        prep["class_weight"] = None
+        if cfg.class_weight == "balanced":  # scikit-learn's: n / (C * n_c), from the training rows
+            counts = np.bincount(_targets(prep, train, "training"), minlength=len(prep["class_names"]))
+            prep["class_weight"] = (len(train) / (len(counts) * np.maximum(counts, 1))).tolist()
     else:
         prep["class_names"] = None
     prep["columns"] = [c for f in prep["features"]

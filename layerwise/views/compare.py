@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..config.schema import load_config
 from ..errors import CheckpointError
+from ..run.metrics import MONITORS as TRAIN_MONITORS
 from ..run.report import format_metrics
 
 IGNORED_KEYS = ("output",)  # always differs between runs: it is the run's directory
@@ -49,7 +50,10 @@ def read_run(run_dir):
            "best_epoch": None, "monitor": None, "best_val": None, "test": {}}
     if history:
         run["seconds"] = sum(float(row.get("seconds") or 0) for row in history)
-        for column, higher in MONITORS:
+        monitors = MONITORS
+        if cfg.train.monitor is not None:  # what the run itself picked best.npz by
+            monitors = ((cfg.train.monitor, TRAIN_MONITORS[cfg.train.monitor[4:]][0]),)
+        for column, higher in monitors:
             if column in history[0]:
                 values = [(float(row[column]), int(row["epoch"])) for row in history]
                 # A tie goes to the later epoch, as training picks best.npz.

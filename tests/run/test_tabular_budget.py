@@ -138,3 +138,41 @@ def test_tabular_budget_resumes_bit_identically(tmp_path, monkeypatch, stop_afte
     assert drop(resumed["history"]) == drop(straight["history"])
     assert resumed["best"] == straight["best"] and resumed["test"].keys() == straight["test"].keys()
     assert resumed["test"]["f1"] == straight["test"]["f1"] and resumed["test"]["auc"] == straight["test"]["auc"]
+
+
+def test_balanced_class_weight_is_fitted_stored_and_used_by_eval(tmp_path, monkeypatch):
+    from layerwise.run.evaluate import load_run
+
+    monkeypatch.chdir(tmp_path)
+    config = write_run(tmp_path)
+    result = fit(load_config(config, ["output=run", "data.class_weight=balanced"]), echo=quiet)
+    cfg, data, model, loss, _ = load_run(tmp_path / "run")
+    labels = np.array(data.preprocessing["class_names"])
+    assert labels.tolist() == ["no", "yes"]
+    weights = data.preprocessing["class_weight"]
+    # rows / (classes * rows of the class), over the 84 training rows: the two weights average to the
+    # inverse of the class shares, so w_no * n_no == w_yes * n_yes == 84 / 2
+    n_no = round(84 / (2 * weights[0]))
+    assert n_no + round(84 / (2 * weights[1])) == 84 and weights[0] * n_no == pytest.approx(42)
+    assert loss.class_weight.tolist() == weights  # eval's loss is weighted as training's was
+    test = json.loads((tmp_path / "run" / "test.json").read_text())
+    assert test["test_loss"] == result["test"]["loss"]
+
+
+def test_compare_and_plot_use_the_runs_monitor(tmp_path, monkeypatch):
+    from layerwise.views.compare import compare_runs, format_comparison
+    from layerwise.views.plot import _curves_data
+
+    monkeypatch.chdir(tmp_path)
+    config = write_run(tmp_path, "val_f1")
+    runs = [fit(load_config(config, [f"output=r{lr}", f"optimizer.lr={lr}"]), echo=quiet) for lr in (0.01, 0.003)]
+    result = compare_runs([tmp_path / "r0.01", tmp_path / "r0.003"])
+    by_dir = {r["run"]: r for r in result["runs"]}
+    for lr, run in zip((0.01, 0.003), runs):
+        row = by_dir[str(tmp_path / f"r{lr}")]
+        assert row["monitor"] == "f1" and row["best_val"] == run["best"]["value"]
+        assert row["best_epoch"] == run["best"]["epoch"] and row["test"]["f1"] == run["test"]["f1"]
+    text = format_comparison(result)
+    assert "F1" in text and "auc" in text
+    (name, m), _ = _curves_data([tmp_path / "r0.01", tmp_path / "r0.003"], ["a", "b"])
+    assert m["monitor"] == "val_f1" and m["best"] + 1 == runs[0]["best"]["epoch"]
