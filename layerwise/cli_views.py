@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from .cli_support import _echo, computes, json_option, reports_errors, say, set_option
+from .cli_support import _echo, computes, json_option, reports_errors, say, say_json, set_option
 
 
 @click.command()
@@ -27,9 +27,7 @@ def gradcheck(config, overrides, samples, batch, as_json):
     rows = check_config(load_config(config, overrides), samples=samples, batch=batch)
     failed = [row["layer"] for row in rows if not row["passed"]]
     if as_json:
-        from .util.fileio import json_text
-
-        say(json_text({"tolerance": TOLERANCE, "passed": not failed, "rows": rows}))
+        say_json({"tolerance": TOLERANCE, "passed": not failed, "rows": rows})
         sys.exit(1 if failed else 0)
     say(format_table(rows))
     if failed:
@@ -67,9 +65,7 @@ def summary(target, overrides, batch, as_json):
 
     result = summarize(target, overrides, batch, echo=_echo(True))
     if as_json:
-        from .util.fileio import json_text
-
-        say(json_text(result))
+        say_json(result)
     else:
         say(format_summary(result))
 
@@ -108,9 +104,7 @@ def trace(target, overrides, batch, dot_file, units, as_json):
 
         echo(write_graph(dot_file, report, arrays, units))
     if as_json:
-        from .util.fileio import json_text
-
-        say(json_text(report))
+        say_json(report)
     else:
         say(format_trace(report))
 
@@ -128,9 +122,7 @@ def compare(runs, as_json):
 
     result = compare_runs(runs)
     if as_json:
-        from .util.fileio import json_text
-
-        say(json_text(result))
+        say_json(result)
     else:
         say(format_comparison(result))
 

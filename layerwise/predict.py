@@ -15,7 +15,8 @@ PICTURE_LIMIT = 20  # block pictures are drawn when there are at most this many 
 
 
 def predict_files(run, paths, top=3, output=None, as_json=False, show=True, checkpoint="best", echo=print):
-    """`layerwise predict`: one line per input (or JSON), an optional CSV; returns the result dict."""
+    """`layerwise predict`: one line per input, an optional CSV; returns the result dict (with as_json
+    nothing is printed but notes: the caller prints the dict as the JSON document)."""
     from .data.inputs import merged, read_inputs
 
     if output is not None:
@@ -26,11 +27,7 @@ def predict_files(run, paths, top=3, output=None, as_json=False, show=True, chec
     result = summarise(loaded, inputs, outputs, top)
     if output is not None:
         write_csv(output, loaded, inputs, outputs)
-    if as_json:
-        from .util.fileio import json_text
-
-        echo(json_text(result))
-    else:
+    if not as_json:
         for line in report_lines(loaded, inputs, result, show):
             echo(line)
         if output is not None:

@@ -13,6 +13,7 @@ from ..data.fingerprint import valid_fingerprint
 from ..errors import CheckpointError, ConfigError
 from ..util.fileio import atomic_write_text, remove_stale_temps
 from .build import SHUFFLE_STREAM, build, check_fingerprint, describe_data
+from .evaluate import UNITS_NOTE, standardised_targets
 from .checkpoint import load_run_arrays, load_run_meta, save_run_checkpoint
 from .rundir import check_run_dir, create_run_dir, lock_run_dir
 from .state import RunState
@@ -43,6 +44,8 @@ def fit(cfg: Config, *, overwrite=False, echo=print, callbacks=()):
             f"training {describe_data(cfg)} into {run_dir}: {model.num_parameters():,} parameters; "
             f"{len(data.train):,} train / {len(data.val):,} val / {len(data.test):,} test examples; {_threads()}"
         )
+        if standardised_targets(data.preprocessing):
+            echo(UNITS_NOTE)
         return trainer.fit()
 
 
@@ -66,6 +69,8 @@ def resume(run_dir, overrides=(), echo=print, callbacks=()):
         remove_stale_temps(run_dir)  # left by a save that was killed
         atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())  # the overrides are part of the run now
         echo(f"resuming {cfg.name} in {run_dir} at epoch {state.epoch + 1}, step {state.step + 1}; {_threads()}")
+        if standardised_targets(trainer.data.preprocessing):
+            echo(UNITS_NOTE)
         old_epochs = meta["config"].get("train", {}).get("epochs")
         if cfg.optimizer.schedule == "cosine" and old_epochs != cfg.train.epochs:
             echo(f"note: train.epochs changed from {old_epochs} to {cfg.train.epochs}: the cosine learning-rate "

@@ -224,6 +224,9 @@ def _curves_data(runs, names):
     if len(tasks) > 1:
         raise ConfigError("cannot overlay classification and regression runs in one picture: their losses "
                           "and metrics differ; plot them separately")
+    if tasks == {"regression"}:  # the axes say in which units: the loss may be on standardised targets
+        for run, (_, m) in zip(runs, series):
+            m["standardised_target"] = _standardised_target(run)
     return series
 
 
@@ -244,6 +247,15 @@ def _with_best(run, m):
         m["best"] = len(values) - 1 - int(np.argmax(values[::-1]))  # a tie goes to the later epoch
         m["monitor"] = monitor
     return m
+
+
+def _standardised_target(run):
+    from ..run.evaluate import standardised_targets
+
+    try:
+        return standardised_targets(read_checkpoint(run, meta_only=True)[1].get("preprocessing"))
+    except CheckpointError:
+        return False
 
 
 def _confusion_data(run, name):
@@ -271,8 +283,11 @@ def _errors_data(run, name):
     outputs = model.predict(data.test.x, cfg.train.eval_batch_size)
     title = {"name": name, "epoch": state.epoch}
     if data.task == "regression":
-        return {**title, "kind": "regression", "pred": outputs, "true": data.test.y,
-                "metrics": metrics.regression_metrics(outputs, data.test.y)}
+        from ..run.evaluate import in_target_units
+
+        pred, true = in_target_units(data.preprocessing, outputs, data.test.y)  # the target's units
+        return {**title, "kind": "regression", "pred": pred, "true": true,
+                "metrics": metrics.regression_metrics(pred, true)}
     shape = image_shape(meta, data.num_features)
     if shape is None:
         raise ConfigError(f"{run}: --what errors draws test images, but this model takes {data.num_features} "

@@ -195,9 +195,9 @@ def test_shipped_tabular_configs_train(tmp_path, monkeypatch):
         result = CliRunner().invoke(main, ["train", str(REPO / "configs" / f"{config}.yaml"), "-s", "data.path=t.csv",
                                            "-s", f"data.target={target}", "-s", "train.epochs=2"])
         assert result.exit_code == 0, result.output
-        assert (tmp_path / "runs" / config / "test.json").is_file()
+        assert (tmp_path / "runs" / f"{config}-t" / "test.json").is_file()
         # Every view of a table run reads its data with the run's loss (mse: numeric targets).
-        run = str(tmp_path / "runs" / config)
+        run = str(tmp_path / "runs" / f"{config}-t")
         for args in (["summary", run], ["trace", run], ["predict", run, "t.csv", "--json"], ["eval", run, "--json"]):
             viewed = CliRunner().invoke(main, args)
             assert viewed.exit_code == 0, (args, viewed.output)

@@ -1,0 +1,126 @@
+"""Issue 17, "what a new user hit in the first hour": each item through the CLI or the API, on tiny
+tables and images the tests write themselves."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from layerwise.cli import main
+
+MLP = "model.layers=[{type: linear, out_features: 8}, {type: relu}, {type: linear}]"
+
+
+def table(n=80, seed=0):
+    """a, b (numbers), color (text), label (yes/no), y = 300 * (2a - b) + 5000 (a target far from 0 +- 1)."""
+    rng = np.random.default_rng(seed)
+    a, b = rng.normal(size=n).round(3), rng.normal(size=n).round(3)
+    color = np.array(["red", "green", "blue"])[np.arange(n) % 3]
+    label = np.where(a > 0, "no", "yes")
+    rows = [f"{a[i]},{b[i]},{color[i]},{label[i]},{300 * (2 * a[i] - b[i]) + 5000:.3f}" for i in range(n)]
+    return "a,b,color,label,y\n" + "\n".join(rows) + "\n"
+
+
+def invoke(*args):
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    return result
+
+
+def train_table(tmp_path, config, target, *more):
+    from conftest import REPO
+
+    result = invoke("train", REPO / "configs" / f"{config}.yaml", "-s", "data.path=t.csv", "-s", f"data.target={target}",
+                    "-s", "train.epochs=3", "-s", MLP, *more)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.fixture
+def in_tmp(tmp_path, monkeypatch):
+    (tmp_path / "t.csv").write_text(table())
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+# --- b. --json: stdout is one JSON document, every note on stderr ---------------------------------
+
+
+def test_every_json_command_prints_pure_json(in_tmp):
+    from conftest import REPO
+
+    trained = invoke("train", REPO / "configs" / "tabular_classification.yaml", "-s", "data.path=t.csv", "-s",
+                     "data.target=label", "-s", "train.epochs=2", "-s", MLP, "--json")
+    assert trained.exit_code == 0, trained.output
+    doc = json.loads(trained.stdout)
+    assert doc["test"]["accuracy"] >= 0 and len(doc["history"]) == 2
+    assert "read t.csv" in trained.stderr and "epoch 2/2" in trained.stderr
+    run = doc["run_dir"]
+    (in_tmp / "cfg.yaml").write_text("data: {dataset: csv, path: t.csv, target: label}\ntrain: {epochs: 1}\n"
+                                     "model: {layers: [{type: linear, out_features: 4}, {type: relu}, {type: linear}]}\n")
+    commands = {
+        "eval": ["eval", run, "--json"],
+        "eval --data": ["eval", run, "--data", "t.csv", "--json"],
+        "predict": ["predict", run, "t.csv", "--json"],
+        "gradcheck": ["gradcheck", "cfg.yaml", "--json"],
+        "summary": ["summary", run, "--json"],
+        "trace": ["trace", run, "--json"],
+        "compare": ["compare", run, run, "--json"],
+        "export": ["export", run, "m.onnx", "--json"],
+        "sweep": ["sweep", "cfg.yaml", "-s", "seed=0,1", "--jobs", "1", "--json"],
+    }
+    for name, args in commands.items():
+        result = invoke(*args)
+        assert result.exit_code == 0, (name, result.output)
+        json.loads(result.stdout)  # nothing but the document
+        if name in ("eval", "gradcheck"):
+            assert "read t.csv" in result.stderr, name  # the note is still shown, on stderr
+
+
+# --- a. regression metrics in the target's own units, with standardize_target ----------------------
+
+
+def test_standardised_target_metrics_are_in_the_targets_units(in_tmp):
+    trained = train_table(in_tmp, "tabular_regression", "y", "-s", "optimizer.lr=0.02")
+    assert "standardised target" in trained.output  # the loss's unit is said once
+    run = in_tmp / "runs" / "tabular_regression-t"
+    test = json.loads((run / "test.json").read_text())
+    # y's std is about 670: an MSE in the target's units is far above the standardised loss
+    assert test["test_mse"] > 1000 * test["test_loss"]
+    assert test["test_r2"] > 0.5
+    evaluated = json.loads(invoke("eval", run, "--json").stdout)
+    assert evaluated["mse"] == pytest.approx(test["test_mse"], rel=1e-5)
+    # eval --data and predict on the same file agree (they did not: standardised against raw)
+    on_file = invoke("eval", run, "--data", "t.csv", "--json")
+    predicted = json.loads(invoke("predict", run, "t.csv", "--json").stdout)
+    scored = json.loads(on_file.stdout)
+    for key in ("mse", "mae", "r2"):
+        assert scored[key] == pytest.approx(predicted[key], rel=1e-4), key
+    assert "standardised target" in on_file.stderr
+    metrics = (run / "metrics.csv").read_text().splitlines()
+    header, last = metrics[0].split(","), metrics[-1].split(",")
+    val_mse, val_loss = float(last[header.index("val_mse")]), float(last[header.index("val_loss")])
+    assert val_mse > 1000 * val_loss
+    assert f"mse {val_mse:.4f}" in trained.output  # the epoch line prints the same number
+
+
+# --- h. a data file given with -s names the default run directory ----------------------------------
+
+
+def test_a_second_data_file_gets_its_own_run_directory(in_tmp):
+    from conftest import REPO
+
+    from layerwise.config.schema import load_config
+
+    (in_tmp / "Penguins.CSV.gz").write_bytes(b"")
+    config = REPO / "configs" / "tabular_classification.yaml"
+    assert load_config(config, ["data.path=Penguins.CSV.gz", "data.target=label"]).output == "runs/tabular_classification-Penguins"
+    assert load_config(config, ["data.path=t.csv", "data.target=label", "output=mine"]).output == "mine"  # an output given wins
+    (in_tmp / "own.yaml").write_text("data: {dataset: csv, path: t.csv, target: label}\n")
+    assert load_config(in_tmp / "own.yaml").output == "runs/own"  # a path written in the config: as before
+    train_table(in_tmp, "tabular_classification", "label")
+    (in_tmp / "u.csv").write_text(table(seed=1))
+    second = invoke("train", config, "-s", "data.path=u.csv", "-s", "data.target=label", "-s", "train.epochs=1")
+    assert second.exit_code == 0, second.output
+    assert (in_tmp / "runs" / "tabular_classification-t" / "test.json").is_file()
+    assert (in_tmp / "runs" / "tabular_classification-u" / "test.json").is_file()
