@@ -19,9 +19,11 @@ def epoch_line(row, epochs):
 def format_metrics(result):
     parts = []
     for key, value in result.items():
-        if key in NOT_SCALARS or (key == "loss" and "mse" in result and math.isclose(value, result["mse"], rel_tol=1e-4)):
+        if key in NOT_SCALARS or (key == "loss" and _is_close(value, result.get("mse"))):
             continue  # when the loss is the MSE (float32 vs float64 sums aside), print it once
-        if key == "accuracy":
+        if value is None:  # NaN or infinite, as JSON files store it (null)
+            parts.append(f"{'acc' if key == 'accuracy' else key} n/a")
+        elif key == "accuracy":
             parts.append(f"acc {100 * value:.2f}%")
         elif key in ("f1", "precision", "recall", "auc"):
             parts.append(f"{'F1' if key == 'f1' else key} {value:.4f}")
@@ -42,6 +44,10 @@ def format_per_class(per_class, names=None):
         lines.append(f"{c:<{width}}  {per_class['precision'][i]:>9.4f}  {per_class['recall'][i]:>6.4f}  "
                      f"{per_class['f1'][i]:.4f}")
     return "\n".join(lines)
+
+
+def _is_close(a, b):
+    return a is not None and b is not None and math.isclose(a, b, rel_tol=1e-4)
 
 
 def format_confusion(counts):

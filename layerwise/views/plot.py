@@ -9,14 +9,13 @@ matplotlib is imported only here, on its Agg canvas (files only, never a window,
 Every input is read and checked before anything is drawn; files are written atomically.
 """
 
-import csv
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import CheckpointError, ConfigError, MissingExtra, StorageError
+from ..run.runfiles import read_metrics_csv, read_test_json
 from ..util.fileio import atomic_write, describe_os_error
 from ..util.outputs import check_name, check_output, create_output
 from .figures import FONT, draw_confusion, draw_curves, draw_errors, draw_weights
@@ -164,36 +163,25 @@ def _checked_output(output, overwrite):
 
 
 def read_metrics(run):
-    """metrics.csv as {column: float array}, one entry per epoch."""
+    """metrics.csv as {column: float array}, one entry per epoch, read as untrusted input (run/runfiles.py)."""
     path = run / "metrics.csv"
-    if not path.is_file():
-        raise CheckpointError(f"{run} holds no metrics.csv: no epoch has finished (or it is not a layerwise run directory)")
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    if not rows or not {"epoch", "lr", "train_loss", "val_loss"} <= set(rows[0]):
+    try:
+        rows = read_metrics_csv(path, required=("epoch", "lr", "train_loss", "val_loss"))
+    except FileNotFoundError:
+        raise CheckpointError(f"{run} holds no metrics.csv: no epoch has finished (or it is not a layerwise run directory)") from None
+    if not rows:
         raise CheckpointError(f"{path}: expected the columns epoch, lr, train_loss, val_loss, ... and a row per epoch")
-    columns = {}
-    for key in rows[0]:
-        try:
-            columns[key] = np.array([float(row[key]) for row in rows])
-        except (TypeError, ValueError):
-            raise CheckpointError(f"{path}: column {key} holds a value that is not a number") from None
-    return columns
+    return {key: np.array([row[key] for row in rows]) for key in rows[0]}
 
 
 def read_test(run):
-    path = run / "test.json"
-    if not path.is_file():
+    """test.json, read as untrusted input (run/runfiles.py: bounded, schema-checked)."""
+    try:
+        return read_test_json(run / "test.json")
+    except FileNotFoundError:
         raise CheckpointError(f"{run} holds no test.json (written when training finishes); an unfinished run "
                               f"continues with layerwise train --resume {run}, and layerwise eval {run} prints "
-                              f"the confusion matrix of any run")
-    try:
-        result = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise CheckpointError(f"{path}: not valid JSON") from None
-    if not isinstance(result, dict):
-        raise CheckpointError(f"{path}: expected a JSON object of test metrics")
-    return result
+                              f"the confusion matrix of any run") from None
 
 
 def read_checkpoint(run, meta_only=False):
