@@ -6,7 +6,15 @@ NumPy and the training code are imported inside the commands so `layerwise --hel
 import click
 
 from . import __version__
-from .cli_support import _echo, computes, json_option, reports_errors, say, say_json, set_option
+from .cli_support import (
+    _echo,
+    computes,
+    json_option,
+    reports_errors,
+    say,
+    say_json,
+    set_option,
+)
 from .cli_views import VIEW_COMMANDS
 
 
@@ -94,7 +102,8 @@ def evaluate(run, split, checkpoint, data, overrides, as_json):
 @click.argument("run", type=click.Path(exists=True), metavar="RUN_DIR_OR_CHECKPOINT")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(), metavar="INPUT...")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), metavar="FILE",
-              help="Also write the predictions to a new CSV file (never overwritten).")
+              help="Also write the predictions to a new file (never overwritten), its format by the extension: "
+              ".csv, .json or .npy; - writes the CSV to stdout (the lines then go to stderr).")
 @json_option
 @click.option("--top", type=click.IntRange(min=1), default=3, show_default=True, help="Class probabilities shown per input.")
 @click.option("--no-show", is_flag=True, help="Do not draw image inputs as block pictures.")
@@ -111,8 +120,12 @@ def predict(run, inputs, output, as_json, top, no_show, checkpoint):
     """
     from .predict import predict_files
 
+    if output == "-" and as_json:
+        raise click.UsageError("-o - writes the CSV to stdout and --json the JSON document: give only one "
+                               "(or -o FILE.json)")
     result = predict_files(run, inputs, top=top, output=output, as_json=as_json, show=not no_show,
-                           checkpoint=checkpoint, echo=_echo(as_json))
+                           checkpoint=checkpoint, echo=_echo(as_json or output == "-"),
+                           stdout=lambda text: say(text, nl=False))
     if as_json:
         say_json(result)
 

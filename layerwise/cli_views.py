@@ -5,11 +5,19 @@ import sys
 
 import click
 
-from .cli_support import _echo, computes, json_option, reports_errors, say, say_json, set_option
+from .cli_support import (
+    _echo,
+    computes,
+    json_option,
+    reports_errors,
+    say,
+    say_json,
+    set_option,
+)
 
 
 @click.command()
-@click.argument("config", type=click.Path(exists=True, dir_okay=False))
+@click.argument("config", type=click.Path(exists=True), metavar="CONFIG_OR_RUN")
 @set_option
 @click.option("--samples", type=click.IntRange(min=1), default=30, show_default=True, help="Entries checked per array (all if fewer).")
 @click.option("--batch", type=click.IntRange(min=1), default=8, show_default=True, help="Examples from the training data.")
@@ -19,12 +27,14 @@ from .cli_support import _echo, computes, json_option, reports_errors, say, say_
 def gradcheck(config, overrides, samples, batch, as_json):
     """Check every layer's backward against central finite differences, in float64, on real data.
 
+    CONFIG starts from its seeded initial weights; a RUN directory (as summary and trace take it) is
+    checked at its trained weights (best.npz, else last.npz).
+
     Exits 1 if any layer fails.
     """
-    from .config.schema import load_config
-    from .views.gradcheck import TOLERANCE, check_config, format_table
+    from .views.gradcheck import TOLERANCE, check_target, format_table
 
-    rows = check_config(load_config(config, overrides), samples=samples, batch=batch)
+    rows = check_target(config, overrides, samples=samples, batch=batch)
     failed = [row["layer"] for row in rows if not row["passed"]]
     if as_json:
         say_json({"tolerance": TOLERANCE, "passed": not failed, "rows": rows})

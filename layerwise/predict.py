@@ -6,33 +6,59 @@ training data.
 
 import csv
 import io
+from pathlib import Path
 
 import numpy as np
 
+from .errors import ConfigError
 from .run.loaded import load
 
 PICTURE_LIMIT = 20  # block pictures are drawn when there are at most this many image inputs
 
 
-def predict_files(run, paths, top=3, output=None, as_json=False, show=True, checkpoint="best", echo=print):
-    """`layerwise predict`: one line per input, an optional CSV; returns the result dict (with as_json
-    nothing is printed but notes: the caller prints the dict as the JSON document)."""
+def predict_files(run, paths, top=3, output=None, as_json=False, show=True, checkpoint="best", echo=print,
+                  stdout=None):
+    """`layerwise predict`: one line per input, and with `output` the predictions in a new file whose
+    extension chooses the format (.csv, .json, .npy), or `-`: CSV on `stdout` (a callable taking text;
+    default sys.stdout.write). Returns the result dict (with as_json nothing is printed but notes: the
+    caller prints the dict as the JSON document)."""
     from .data.inputs import merged, read_inputs
 
-    if output is not None:
+    if output is not None and output != "-":
         check_output(output)
+    kind = None if output is None else output_format(output)
     loaded = load(run, checkpoint)
     inputs = merged(read_inputs(paths, loaded.preprocessing, loaded.task))
     outputs = loaded.outputs(inputs.x)
     result = summarise(loaded, inputs, outputs, top)
-    if output is not None:
-        write_csv(output, loaded, inputs, outputs)
+    if output == "-":
+        import sys
+
+        (stdout or sys.stdout.write)(csv_text(loaded, inputs, outputs))
+    elif output is not None:
+        write_output(output, kind, loaded, inputs, outputs, result)
     if not as_json:
         for line in report_lines(loaded, inputs, result, show):
             echo(line)
-        if output is not None:
-            echo(f"wrote {len(inputs.x):,} predictions to {output}")
+        if output is not None and output != "-":
+            echo(f"wrote {len(inputs.x):,} predictions to {output} ({kind.upper()})")
     return result
+
+
+# -o FILE: the extension chooses the format; `-o -` is CSV on stdout.
+OUTPUT_FORMATS = {".csv": "csv", ".json": "json", ".npy": "npy"}
+
+
+def output_format(output):
+    """"csv", "json" or "npy" for an -o name; an unknown extension is refused (never CSV under another name)."""
+    if output == "-":
+        return "csv"
+    suffix = Path(output).suffix.lower()
+    if suffix not in OUTPUT_FORMATS:
+        raise ConfigError(f"-o {output}: unknown extension {suffix or '(none)'!s}; the format follows the extension: "
+                          ".csv (a table), .json (what --json prints) or .npy (probabilities, or predicted values), "
+                          "or -o - for CSV on standard output")
+    return OUTPUT_FORMATS[suffix]
 
 
 def summarise(loaded, inputs, outputs, top):
@@ -140,9 +166,8 @@ def check_output(output):
     return check_new(output, "-o")
 
 
-def write_csv(output, loaded, inputs, outputs):
-    """input, prediction (or prediction_<target>), p_<class> per class, and target when known; atomic."""
-    from .util.outputs import create_output
+def csv_text(loaded, inputs, outputs):
+    """The CSV: input, prediction (or prediction_<target>), p_<class> per class, and target when known."""
     from .util.text import (
         spreadsheet_safe as safe,  # names come from the user's files and the checkpoint
     )
@@ -167,4 +192,23 @@ def write_csv(output, loaded, inputs, outputs):
         cells = [row + [t] for row, t in zip(cells, target)]
     writer.writerow([safe(h) for h in header])
     writer.writerows(cells)
-    create_output(output, lambda f: f.write(out.getvalue().encode()), "-o")
+    return out.getvalue()
+
+
+def write_output(output, kind, loaded, inputs, outputs, result):
+    """The predictions as a new file (atomic, never overwriting): CSV, the --json document, or an .npy of
+    the class probabilities (N, classes) or predicted values (N, targets), float32."""
+    from .util.outputs import create_output
+
+    if kind == "csv":
+        data = csv_text(loaded, inputs, outputs).encode()
+    elif kind == "json":
+        from .util.fileio import json_text
+
+        data = (json_text(result) + "\n").encode()
+    else:
+        values = loaded.probabilities(outputs) if loaded.task == "classification" else outputs
+        buffer = io.BytesIO()
+        np.save(buffer, np.ascontiguousarray(values, dtype=np.float32), allow_pickle=False)
+        data = buffer.getvalue()
+    create_output(output, lambda f: f.write(data), "-o")

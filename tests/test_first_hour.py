@@ -125,3 +125,87 @@ def test_a_second_data_file_gets_its_own_run_directory(in_tmp):
     assert second.exit_code == 0, second.output
     assert (in_tmp / "runs" / "tabular_classification-t" / "test.json").is_file()
     assert (in_tmp / "runs" / "tabular_classification-u" / "test.json").is_file()
+
+
+# --- e. eval --checkpoint last says exactly which weights it scores ---------------------------------
+
+
+def test_eval_of_an_interrupted_run_names_the_step(in_tmp, monkeypatch):
+    import os
+    import signal
+
+    from conftest import REPO
+
+    import layerwise
+    from layerwise.errors import TrainingInterrupted
+    from layerwise.run import trainer
+
+    calls, step = [0], trainer.train_step
+
+    def interrupted_at_10(*args):
+        calls[0] += 1
+        if calls[0] == 10:  # epoch 2 (7 steps each: 56 rows in batches of 8), its 3rd step
+            os.kill(os.getpid(), signal.SIGINT)
+        return step(*args)
+
+    monkeypatch.setattr(trainer, "train_step", interrupted_at_10)
+    with pytest.raises(TrainingInterrupted):
+        layerwise.train(REPO / "configs" / "tabular_classification.yaml", echo=None, data__path="t.csv",
+                        data__target="label", train__batch_size=8, train__epochs=3, output="run")
+    last = invoke("eval", "run", "--checkpoint", "last")
+    assert last.exit_code == 0, last.output
+    assert "weights from epoch 2, step 3 of 7 (interrupted)" in last.output
+    best = invoke("eval", "run")
+    assert "weights after epoch 1:" in best.output
+
+
+# --- g. predict -o: `-` is stdout, the extension chooses the format ----------------------------------
+
+
+def test_predict_output_format_follows_the_name(in_tmp):
+    import csv
+    import io
+
+    train_table(in_tmp, "tabular_classification", "label")
+    run = "runs/tabular_classification-t"
+    to_stdout = invoke("predict", run, "t.csv", "-o", "-")
+    assert to_stdout.exit_code == 0, to_stdout.output
+    rows = list(csv.reader(io.StringIO(to_stdout.stdout)))
+    assert rows[0][:2] == ["input", "prediction"] and len(rows) == 81  # stdout is the CSV alone
+    assert "accuracy" in to_stdout.stderr and not (in_tmp / "-").exists()
+    assert invoke("predict", run, "t.csv", "-o", "p.json").exit_code == 0
+    doc = json.loads((in_tmp / "p.json").read_text())
+    assert doc["inputs"] == 80 and doc["predictions"][0]["prediction"] in ("yes", "no")
+    assert invoke("predict", run, "t.csv", "-o", "p.npy").exit_code == 0
+    proba = np.load(in_tmp / "p.npy")
+    assert proba.shape == (80, 2) and np.allclose(proba.sum(axis=1), 1, atol=1e-5)
+    assert invoke("predict", run, "t.csv", "-o", "p.CSV").exit_code == 0
+    assert (in_tmp / "p.CSV").read_text().startswith("input,prediction")
+    refused = invoke("predict", run, "t.csv", "-o", "p.txt")
+    assert refused.exit_code == 2 and "unknown extension .txt" in refused.output and not (in_tmp / "p.txt").exists()
+    assert invoke("predict", run, "t.csv", "-o", "-", "--json").exit_code == 2
+
+
+# --- i. eval's confusion matrix shows class names; gradcheck takes a run directory -----------------
+
+
+def test_confusion_names_and_gradcheck_of_a_run(in_tmp):
+    from layerwise.run.report import format_confusion
+
+    train_table(in_tmp, "tabular_classification", "label")
+    run = "runs/tabular_classification-t"
+    shown = invoke("eval", run)
+    assert shown.exit_code == 0, shown.output
+    header, row_no, row_yes = shown.output.splitlines()[-3:]
+    assert header.split()[1:] == ["no", "yes"] and row_no.split()[0] == "no" and row_yes.split()[0] == "yes"
+    assert json.loads(invoke("eval", run, "--json").stdout)["classes"] == ["no", "yes"]
+    lines = format_confusion(np.array([[3, 0], [1, 2]]), ["a" * 30, "b\x1b]0;x\x07"]).splitlines()
+    assert lines[1].split()[1] == "a" * 11 + "~" and len(lines) == 4  # long names cut
+    for args in (["summary", run], ["trace", run], ["gradcheck", run]):
+        result = invoke(*args)
+        assert result.exit_code == 0, (args, result.output)
+    assert "rows pass" in result.output
+    rows = json.loads(invoke("gradcheck", run, "--json").stdout)["rows"]
+    assert rows and all(r["passed"] for r in rows)
+    missing = invoke("gradcheck", in_tmp)  # not a run: the same message as summary's
+    assert missing.exit_code == 1 and "is it a layerwise run directory?" in missing.output

@@ -29,6 +29,8 @@ def save_run_checkpoint(path, cfg, model, optimizer, state, data=None):
             "layer_rng": model.rng_state()}  # Dropout's mask streams, so a resumed run draws the same masks
     if data is not None:
         meta["data"] = {"task": data.task, "num_features": data.num_features, "num_outputs": data.num_outputs}
+        if data.train is not None:  # what "epoch 20, step 311 of 469" needs without the training data
+            meta["data"]["steps_per_epoch"] = -(-len(data.train) // cfg.train.batch_size)
         meta["preprocessing"] = data.preprocessing
         meta["fingerprint"] = data.fingerprint
     save_checkpoint(path, expected_arrays(model, optimizer), meta)

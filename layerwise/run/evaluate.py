@@ -141,13 +141,17 @@ def evaluate_run(target, split="test", which="best", overrides=(), echo=print, d
     cfg, dataset, model, loss, state = load_run(target, which, overrides, split, data)
     result = evaluate(model, loss, dataset.split(split), dataset.task, cfg.train.eval_batch_size, dataset.preprocessing)
     what = f"{split} split" if data is None else f"{data} (not the run's data)"
-    echo(f"{cfg.name}, weights after epoch {state.epoch}: {what}, {len(dataset.split(split)):,} examples")
+    steps = (load_run_meta(resolve_checkpoint(target, which)).get("data") or {}).get("steps_per_epoch")
+    echo(f"{cfg.name}, {state.describe_weights(steps)}: {what}, {len(dataset.split(split)):,} examples")
     if standardised_targets(dataset.preprocessing):
         echo(UNITS_NOTE)
     echo(f"{split if data is None else 'data'} {format_metrics(result)}")
     if "confusion" in result:
-        echo(format_per_class(result["per_class"], dataset.preprocessing.get("class_names") if dataset.preprocessing else None))
-        echo(format_confusion(result["confusion"]))
+        names = (dataset.preprocessing or {}).get("class_names")
+        echo(format_per_class(result["per_class"], names))
+        echo(format_confusion(result["confusion"], names))
+        if names is not None:
+            result["classes"] = list(names)
     if _is_linear_regression(model, dataset):
         W, b = model.layers[0].params["W"][:, 0], model.layers[0].params.get("b")
         echo("learned weights w = [" + ", ".join(f"{w:.4f}" for w in W) + "]" + (f", bias b = {b[0]:.4f}" if b is not None else ""))

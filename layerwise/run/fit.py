@@ -13,8 +13,8 @@ from ..data.fingerprint import valid_fingerprint
 from ..errors import CheckpointError, ConfigError
 from ..util.fileio import atomic_write_text, remove_stale_temps
 from .build import SHUFFLE_STREAM, build, check_fingerprint, describe_data
-from .evaluate import UNITS_NOTE, standardised_targets
 from .checkpoint import load_run_arrays, load_run_meta, save_run_checkpoint
+from .evaluate import UNITS_NOTE, standardised_targets
 from .rundir import check_run_dir, create_run_dir, lock_run_dir
 from .state import RunState
 from .trainer import Trainer

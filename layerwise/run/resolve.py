@@ -70,6 +70,31 @@ def resolved_yaml(config_path, overrides=(), echo=print):
     return cfg.to_yaml()
 
 
+def run_config(target, overrides=(), which="best"):
+    """A RUN directory -> (its config.yaml with the overrides, the path of its `which`.npz, or last.npz
+    when no epoch has finished yet): how summary, trace and gradcheck read a run."""
+    target = Path(target)
+    path = target / f"{which}.npz"
+    if not path.is_file() and (target / "last.npz").is_file():
+        path = target / "last.npz"
+    if not path.is_file():
+        names = f"{which}.npz" + (" or last.npz" if which != "last" else "")
+        raise CheckpointError(f"{target} holds no {names}: is it a layerwise run directory?")
+    if not (target / "config.yaml").is_file():
+        raise CheckpointError(f"{target} holds no config.yaml: is it a layerwise run directory?")
+    return load_config(target / "config.yaml", overrides), path
+
+
+def load_run_weights(path, model, cfg):
+    """The model arrays of checkpoint `path` into `model` (any float dtype); returns the checkpoint's meta."""
+    arrays, meta = load_run_checkpoint(path)
+    try:
+        model.load_state_dict(with_prefix(arrays, "model/"))
+    except CheckpointError as e:
+        raise CheckpointError(f"{path} does not match the model in {cfg.source}: {e}") from None
+    return meta
+
+
 def load_target(target, overrides=(), which="best", initialise=True, echo=print):
     """A CONFIG file or a RUN directory -> Target.
 
@@ -86,21 +111,9 @@ def load_target(target, overrides=(), which="best", initialise=True, echo=print)
 
             found.model.reset_parameters(np.random.default_rng([cfg.seed, INIT_STREAM]))
         return found
-    path = target / f"{which}.npz"
-    if not path.is_file() and (target / "last.npz").is_file():
-        path = target / "last.npz"
-    if not path.is_file():
-        names = f"{which}.npz" + (" or last.npz" if which != "last" else "")
-        raise CheckpointError(f"{target} holds no {names}: is it a layerwise run directory?")
-    if not (target / "config.yaml").is_file():
-        raise CheckpointError(f"{target} holds no config.yaml: is it a layerwise run directory?")
-    cfg = load_config(target / "config.yaml", overrides)
+    cfg, path = run_config(target, overrides, which)
     found = build_uninitialised(cfg, echo)
-    arrays, meta = load_run_checkpoint(path)
-    try:
-        found.model.load_state_dict(with_prefix(arrays, "model/"))
-    except CheckpointError as e:
-        raise CheckpointError(f"{path} does not match the model in {cfg.source}: {e}") from None
+    meta = load_run_weights(path, found.model, cfg)
     epoch = meta["state"].get("epoch", 0) if isinstance(meta.get("state"), dict) else 0
     schedule = meta["state"].get("schedule") if isinstance(meta.get("state"), dict) else None
     found.run = {"checkpoint": str(path), "epoch": epoch, "schedule": schedule}

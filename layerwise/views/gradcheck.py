@@ -7,6 +7,8 @@ checked entries). Per-entry ratios are meaningless for entries whose true gradie
 tanh, a near-zero softmax probability): there the finite difference is dominated by rounding in L.
 """
 
+from pathlib import Path
+
 import numpy as np
 
 EPS = 1e-6  # finite-difference step
@@ -90,7 +92,19 @@ def check_loss(loss_fn, output, target, rng=None, samples=None, eps=EPS):
     return compare(analytic.reshape(-1)[idx], numeric)
 
 
-def check_config(cfg, samples=30, batch=8):
+def check_target(target, overrides=(), samples=30, batch=8):
+    """gradcheck of a CONFIG file (its seeded initial weights) or of a RUN directory, read as summary and
+    trace read it: its config.yaml, at its trained weights (best.npz, else last.npz)."""
+    from ..config.schema import load_config
+    from ..run.resolve import run_config
+
+    if not Path(target).is_dir():
+        return check_config(load_config(target, overrides), samples, batch)
+    cfg, path = run_config(target, overrides)
+    return check_config(cfg, samples, batch, weights=path)
+
+
+def check_config(cfg, samples=30, batch=8, weights=None):
     """Check each layer of the configured model, and its loss, on `batch` real training examples.
 
     The model is built in float64 from the config's seed. Each layer is checked on its own, with the
@@ -102,6 +116,10 @@ def check_config(cfg, samples=30, batch=8):
 
     rng = np.random.default_rng(cfg.seed)
     data, model, loss_fn, _ = build(cfg, dtype=np.float64)
+    if weights is not None:  # a run's checkpoint: checked where the run's weights are
+        from ..run.resolve import load_run_weights
+
+        load_run_weights(weights, model, cfg)
     x = data.train.x[:batch].astype(np.float64)
     target = data.train.y[:batch]
     if target.dtype.kind == "f":
