@@ -34,16 +34,19 @@ def read_text(path, what="run file"):
         raise
     except OSError as e:
         raise _unreadable(path, e) from None
+    too_large = CheckpointError(f"{path}: larger than {MAX_BYTES:,} bytes; not a layerwise {what} (edited?)")
     try:
         with os.fdopen(fd, "rb") as f:
-            mode = os.fstat(f.fileno()).st_mode
-            if not stat.S_ISREG(mode):
-                raise CheckpointError(f"{path}: not a regular file (a {_kind(mode)}); a layerwise {what} is a file")
-            data = f.read(MAX_BYTES + 1)
+            info = os.fstat(f.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise CheckpointError(f"{path}: not a regular file (a {_kind(info.st_mode)}); a layerwise {what} is a file")
+            if info.st_size > MAX_BYTES:  # refused without reading it (a sparse file of gigabytes)
+                raise too_large
+            data = f.read(MAX_BYTES + 1)  # and a file growing meanwhile is read no further than this
     except OSError as e:
         raise _unreadable(path, e) from None
     if len(data) > MAX_BYTES:
-        raise CheckpointError(f"{path}: larger than {MAX_BYTES >> 20} MiB; not a layerwise {what} (edited?)")
+        raise too_large
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
