@@ -6,7 +6,15 @@ NumPy and the training code are imported inside the commands so `layerwise --hel
 import click
 
 from . import __version__
-from .cli_support import _echo, computes, json_option, reports_errors, say, set_option
+from .cli_support import (
+    _echo,
+    computes,
+    json_option,
+    reports_errors,
+    say,
+    say_json,
+    set_option,
+)
 from .cli_views import VIEW_COMMANDS
 
 
@@ -32,9 +40,10 @@ def main():
     "--resume", "resume_dir", type=click.Path(exists=True, file_okay=False), metavar="RUN_DIR",
     help="Continue the run in RUN_DIR from its last checkpoint (instead of CONFIG).",
 )
+@json_option
 @reports_errors
 @computes
-def train(config, overrides, overwrite, resume_dir):
+def train(config, overrides, overwrite, resume_dir, as_json):
     """Train the model a YAML CONFIG describes; results go to its run directory (the output key).
 
     Ctrl-C or SIGTERM stops after the current step, saves last.npz and prints the command that
@@ -47,10 +56,14 @@ def train(config, overrides, overwrite, resume_dir):
     from .config.schema import load_config
     from .run.fit import fit, resume
 
+    echo = _echo(as_json)
     if resume_dir:
-        resume(resume_dir, overrides, echo=say)
+        result = resume(resume_dir, overrides, echo=echo)
     else:
-        fit(load_config(config, overrides), overwrite=overwrite, echo=say)
+        result = fit(load_config(config, overrides), overwrite=overwrite, echo=echo)
+    if as_json:
+        say_json({"run_dir": str(result["run_dir"]), "best": result["best"], "test": result["test"],
+                  "history": result["history"]})
 
 
 @main.command("eval")
@@ -82,17 +95,16 @@ def evaluate(run, split, checkpoint, data, overrides, as_json):
         raise click.UsageError("--checkpoint chooses within a run directory; RUN is already a checkpoint file")
     result = evaluate_run(run, split, checkpoint or "best", overrides, echo=_echo(as_json), data=data)
     if as_json:
-        from .util.fileio import json_text
-
-        say(json_text(result))
+        say_json(result)
 
 
 @main.command()
 @click.argument("run", type=click.Path(exists=True), metavar="RUN_DIR_OR_CHECKPOINT")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(), metavar="INPUT...")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), metavar="FILE",
-              help="Also write the predictions to a new CSV file (never overwritten).")
-@click.option("--json", "as_json", is_flag=True, help="Print the predictions as one JSON object.")
+              help="Also write the predictions to a new file (never overwritten), its format by the extension: "
+              ".csv, .json or .npy; - writes the CSV to stdout (the lines then go to stderr).")
+@json_option
 @click.option("--top", type=click.IntRange(min=1), default=3, show_default=True, help="Class probabilities shown per input.")
 @click.option("--no-show", is_flag=True, help="Do not draw image inputs as block pictures.")
 @click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True)
@@ -108,8 +120,14 @@ def predict(run, inputs, output, as_json, top, no_show, checkpoint):
     """
     from .predict import predict_files
 
-    predict_files(run, inputs, top=top, output=output, as_json=as_json, show=not no_show,
-                  checkpoint=checkpoint, echo=say)
+    if output == "-" and as_json:
+        raise click.UsageError("-o - writes the CSV to stdout and --json the JSON document: give only one "
+                               "(or -o FILE.json)")
+    result = predict_files(run, inputs, top=top, output=output, as_json=as_json, show=not no_show,
+                           checkpoint=checkpoint, echo=_echo(as_json or output == "-"),
+                           stdout=lambda text: say(text, nl=False))
+    if as_json:
+        say_json(result)
 
 
 @main.command()
@@ -131,9 +149,7 @@ def export(run, output, opset, checkpoint, as_json):
 
     result = export_onnx(run, output, opset=opset, checkpoint=checkpoint)
     if as_json:
-        from .util.fileio import json_text
-
-        say(json_text(result))
+        say_json(result)
         return
     ops = ", ".join(f"{op} {n}" for op, n in sorted(result["ops"].items(), key=lambda kv: (-kv[1], kv[0])))
     say(f"exported {result['checkpoint']} (epoch {result['epoch']}) to {result['output']}: "
@@ -178,9 +194,7 @@ def sweep(config, overrides, seeds, samples, jobs, output, resume_dir, threads, 
         result = run_sweep(config, overrides, seeds=seeds, samples=samples, jobs=jobs, output=output, echo=echo,
                            threads=threads, backend=backend, address=address)
     if as_json:
-        from .util.fileio import json_text
-
-        say(json_text(result))
+        say_json(result)
 
 
 for command in VIEW_COMMANDS:

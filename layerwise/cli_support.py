@@ -76,9 +76,39 @@ def _stdout_failed(e):
     sys.exit(4)
 
 
-json_option = click.option(
-    "--json", "as_json", is_flag=True, help="Print one JSON document on stdout (notes go to stderr)."
-)
+_documents = []  # the real stdout of each running --json command (innermost last)
+
+
+def json_option(command):
+    """--json: stdout carries one JSON document and nothing else. While the command runs, sys.stdout *is*
+    stderr, so every note (a CSV's columns, a mirror failing, a progress line, even a library's print)
+    goes there; only `say_json` writes to the real stdout."""
+
+    @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout (notes go to stderr).")
+    @functools.wraps(command)
+    def wrapper(*args, as_json=False, **kwargs):
+        if not as_json:
+            return command(*args, as_json=False, **kwargs)
+        out = sys.stdout
+        _documents.append(out)
+        sys.stdout = sys.stderr
+        try:
+            return command(*args, as_json=True, **kwargs)
+        finally:
+            sys.stdout = out
+            _documents.pop()
+
+    return wrapper
+
+
+def say_json(document):
+    """The command's JSON document, on the real stdout (flushed here, so a full disk is reported as one line)."""
+    from .util.fileio import json_text
+    from .util.text import printable
+
+    out = _documents[-1] if _documents else sys.stdout
+    click.echo(printable(json_text(document)), file=out)
+    out.flush()
 
 
 def _echo(as_json):

@@ -5,11 +5,19 @@ import sys
 
 import click
 
-from .cli_support import _echo, computes, json_option, reports_errors, say, set_option
+from .cli_support import (
+    _echo,
+    computes,
+    json_option,
+    reports_errors,
+    say,
+    say_json,
+    set_option,
+)
 
 
 @click.command()
-@click.argument("config", type=click.Path(exists=True, dir_okay=False))
+@click.argument("config", type=click.Path(exists=True), metavar="CONFIG_OR_RUN")
 @set_option
 @click.option("--samples", type=click.IntRange(min=1), default=30, show_default=True, help="Entries checked per array (all if fewer).")
 @click.option("--batch", type=click.IntRange(min=1), default=8, show_default=True, help="Examples from the training data.")
@@ -19,17 +27,17 @@ from .cli_support import _echo, computes, json_option, reports_errors, say, set_
 def gradcheck(config, overrides, samples, batch, as_json):
     """Check every layer's backward against central finite differences, in float64, on real data.
 
+    CONFIG starts from its seeded initial weights; a RUN directory (as summary and trace take it) is
+    checked at its trained weights (best.npz, else last.npz).
+
     Exits 1 if any layer fails.
     """
-    from .config.schema import load_config
-    from .views.gradcheck import TOLERANCE, check_config, format_table
+    from .views.gradcheck import TOLERANCE, check_target, format_table
 
-    rows = check_config(load_config(config, overrides), samples=samples, batch=batch)
+    rows = check_target(config, overrides, samples=samples, batch=batch)
     failed = [row["layer"] for row in rows if not row["passed"]]
     if as_json:
-        from .util.fileio import json_text
-
-        say(json_text({"tolerance": TOLERANCE, "passed": not failed, "rows": rows}))
+        say_json({"tolerance": TOLERANCE, "passed": not failed, "rows": rows})
         sys.exit(1 if failed else 0)
     say(format_table(rows))
     if failed:
@@ -67,9 +75,7 @@ def summary(target, overrides, batch, as_json):
 
     result = summarize(target, overrides, batch, echo=_echo(True))
     if as_json:
-        from .util.fileio import json_text
-
-        say(json_text(result))
+        say_json(result)
     else:
         say(format_summary(result))
 
@@ -95,22 +101,20 @@ def trace(target, overrides, batch, dot_file, units, as_json):
     """
     from .views.trace import format_trace, trace_step
 
-    if units and not dot_file:
+    if units and dot_file is None:
         raise click.UsageError("--units draws the graph one node per unit: give --dot FILE too")
     echo = _echo(as_json)
-    if dot_file:
+    if dot_file is not None:
         from .views.trace_graph import check_graph_target
 
         check_graph_target(dot_file)
     report, arrays = trace_step(target, overrides, batch, echo=echo)
-    if dot_file:
+    if dot_file is not None:
         from .views.trace_graph import write_graph
 
         echo(write_graph(dot_file, report, arrays, units))
     if as_json:
-        from .util.fileio import json_text
-
-        say(json_text(report))
+        say_json(report)
     else:
         say(format_trace(report))
 
@@ -128,9 +132,7 @@ def compare(runs, as_json):
 
     result = compare_runs(runs)
     if as_json:
-        from .util.fileio import json_text
-
-        say(json_text(result))
+        say_json(result)
     else:
         say(format_comparison(result))
 

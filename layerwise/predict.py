@@ -10,34 +10,55 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ConfigError, DataError
+from .errors import ConfigError
 from .run.loaded import load
 
 PICTURE_LIMIT = 20  # block pictures are drawn when there are at most this many image inputs
 
 
-def predict_files(run, paths, top=3, output=None, as_json=False, show=True, checkpoint="best", echo=print):
-    """`layerwise predict`: one line per input (or JSON), an optional CSV; returns the result dict."""
+def predict_files(run, paths, top=3, output=None, as_json=False, show=True, checkpoint="best", echo=print,
+                  stdout=None):
+    """`layerwise predict`: one line per input, and with `output` the predictions in a new file whose
+    extension chooses the format (.csv, .json, .npy), or `-`: CSV on `stdout` (a callable taking text;
+    default sys.stdout.write). Returns the result dict (with as_json nothing is printed but notes: the
+    caller prints the dict as the JSON document)."""
     from .data.inputs import merged, read_inputs
 
-    if output is not None:
+    if output is not None and output != "-":
         check_output(output)
+    kind = None if output is None else output_format(output)
     loaded = load(run, checkpoint)
     inputs = merged(read_inputs(paths, loaded.preprocessing, loaded.task))
     outputs = loaded.outputs(inputs.x)
     result = summarise(loaded, inputs, outputs, top)
-    if output is not None:
-        write_csv(output, loaded, inputs, outputs)
-    if as_json:
-        from .util.fileio import json_text
+    if output == "-":
+        import sys
 
-        echo(json_text(result))
-    else:
+        (stdout or sys.stdout.write)(csv_text(loaded, inputs, outputs))
+    elif output is not None:
+        write_output(output, kind, loaded, inputs, outputs, result)
+    if not as_json:
         for line in report_lines(loaded, inputs, result, show):
             echo(line)
-        if output is not None:
-            echo(f"wrote {len(inputs.x):,} predictions to {output}")
+        if output is not None and output != "-":
+            echo(f"wrote {len(inputs.x):,} predictions to {output} ({kind.upper()})")
     return result
+
+
+# -o FILE: the extension chooses the format; `-o -` is CSV on stdout.
+OUTPUT_FORMATS = {".csv": "csv", ".json": "json", ".npy": "npy"}
+
+
+def output_format(output):
+    """"csv", "json" or "npy" for an -o name; an unknown extension is refused (never CSV under another name)."""
+    if output == "-":
+        return "csv"
+    suffix = Path(output).suffix.lower()
+    if suffix not in OUTPUT_FORMATS:
+        raise ConfigError(f"-o {output}: unknown extension {suffix or '(none)'!s}; the format follows the extension: "
+                          ".csv (a table), .json (what --json prints) or .npy (probabilities, or predicted values), "
+                          "or -o - for CSV on standard output")
+    return OUTPUT_FORMATS[suffix]
 
 
 def summarise(loaded, inputs, outputs, top):
@@ -138,18 +159,15 @@ def _renderer():
 
 
 def check_output(output):
-    """Refuse an -o file that exists (never overwritten) or whose directory does not."""
-    path = Path(output)
-    if path.exists() or path.is_symlink():
-        raise ConfigError(f"-o {output}: the file already exists; refusing to overwrite it (remove it, "
-                          "or choose another file name)")
-    if not path.parent.is_dir():
-        raise ConfigError(f"-o {output}: directory {path.parent} does not exist; create it first")
+    """Refuse an -o file that exists (never overwritten), whose name is unusable or whose directory does
+    not exist (util/outputs.py: the rule every user-named output follows)."""
+    from .util.outputs import check_output as check_new
+
+    return check_new(output, "-o")
 
 
-def write_csv(output, loaded, inputs, outputs):
-    """input, prediction (or prediction_<target>), p_<class> per class, and target when known; atomic."""
-    from .util.fileio import atomic_create
+def csv_text(loaded, inputs, outputs):
+    """The CSV: input, prediction (or prediction_<target>), p_<class> per class, and target when known."""
     from .util.text import (
         spreadsheet_safe as safe,  # names come from the user's files and the checkpoint
     )
@@ -174,9 +192,23 @@ def write_csv(output, loaded, inputs, outputs):
         cells = [row + [t] for row, t in zip(cells, target)]
     writer.writerow([safe(h) for h in header])
     writer.writerows(cells)
-    try:
-        atomic_create(output, lambda f: f.write(out.getvalue().encode()))
-    except FileExistsError:
-        raise ConfigError(f"-o {output}: the file appeared while predicting; refusing to overwrite it") from None
-    except OSError as e:
-        raise DataError(f"-o {output}: cannot write it ({e.strerror or e})") from None
+    return out.getvalue()
+
+
+def write_output(output, kind, loaded, inputs, outputs, result):
+    """The predictions as a new file (atomic, never overwriting): CSV, the --json document, or an .npy of
+    the class probabilities (N, classes) or predicted values (N, targets), float32."""
+    from .util.outputs import create_output
+
+    if kind == "csv":
+        data = csv_text(loaded, inputs, outputs).encode()
+    elif kind == "json":
+        from .util.fileio import json_text
+
+        data = (json_text(result) + "\n").encode()
+    else:
+        values = loaded.probabilities(outputs) if loaded.task == "classification" else outputs
+        buffer = io.BytesIO()
+        np.save(buffer, np.ascontiguousarray(values, dtype=np.float32), allow_pickle=False)
+        data = buffer.getvalue()
+    create_output(output, lambda f: f.write(data), "-o")

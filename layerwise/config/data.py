@@ -79,7 +79,16 @@ class CsvData:
     test_fraction: float = spec(0.2, above=0, doc="share of the rows held out for the test (without test_path)")
     standardize: bool = spec(True, doc="(x - mean) / std per encoded column, from the training rows")
     standardize_target: bool = spec(False, doc="regression: train on (y - mean) / std of the training rows")
-    missing: str = spec("error", choices=("error", "drop"), doc="a missing or unparsable cell: error, or drop its row")
+    missing: str = spec("error", choices=("error", "drop", "impute"),
+                        doc="a missing or unparsable cell: error, drop its row, or impute it (median / most frequent, "
+                            "with an is-missing input, fitted on the training rows)")
+    delimiter: typing.Optional[str] = spec(None, choices=(",", ";", "\t", "tab", "|"),
+                                           doc="the cell separator; null: sniffed from the first lines")
+    exclude: typing.Optional[typing.List[str]] = spec(None, doc="columns to leave out of the inputs")
+    dates: str = spec("features", choices=("features", "drop"),
+                      doc="a column of dates: year, day of year, weekday (and hour) as inputs, or drop it")
+    ids: str = spec("drop", choices=("drop", "keep"), doc="a column with a distinct text per row (an ID): drop or keep")
+    min_category_count: int = spec(1, minimum=1, doc="categories seen fewer times in the training rows share one input")
 
 
 @dataclass

@@ -110,7 +110,7 @@ class Config:
 
     def to_yaml(self):
         """The resolved config as YAML: what `layerwise config` prints and a run's config.yaml holds."""
-        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)  # é as é, not "\xE9"
 
 
 # --- loading -----------------------------------------------------------------------------------
@@ -148,7 +148,27 @@ def load_config(path, overrides=()):
         raise ConfigError(f"{path}: expected a mapping of keys at the top level, received {_kind(raw)}")
     raw.setdefault("name", path.stem)
     _relative_to(raw, path.parent)
-    return config_from_dict(apply_overrides(raw, overrides, str(path)), str(path))
+    merged = apply_overrides(raw, overrides, str(path))
+    _name_run_after_data(raw, merged)
+    return config_from_dict(merged, str(path))
+
+
+def _name_run_after_data(raw, merged):
+    """A config whose data file is given on the command line (-s data.path=penguins.csv, as the shipped
+    tabular configs are used) trains by default into runs/<config name>-<data file name>, so a second
+    data file gets its own run directory instead of being refused."""
+    data, given = merged.get("data"), raw.get("data")
+    path = data.get("path") if isinstance(data, dict) else None
+    before = given.get("path") if isinstance(given, dict) else None
+    if merged.get("output") is not None or not isinstance(path, str) or not path or path == before:
+        return
+    stem = os.path.basename(os.path.normpath(path))
+    for suffix in (".gz", ".csv", ".npz", ".npy", ".tsv"):
+        if stem.lower().endswith(suffix) and len(stem) > len(suffix):
+            stem = stem[: -len(suffix)]
+    name = f"{merged.get('name')}-{stem}"
+    name = name.encode()[:200].decode(errors="ignore")  # a file name within NAME_MAX, with room for temporaries
+    merged["output"] = str(Path("runs") / name)
 
 
 def _relative_to(raw, directory):

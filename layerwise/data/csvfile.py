@@ -1,5 +1,9 @@
 """Reading a CSV file (optionally .gz) with a header row into typed columns, with NumPy's C parser.
 
+The delimiter (`,` `;` tab `|`) is sniffed from the first lines unless given; a first column with no
+header name (or named like a row index) that holds distinct integers is a pandas/R row index and is
+left out, with a note in `Table.notes`.
+
 A clean all-numeric file takes one `np.loadtxt` pass into float64. Anything else (text columns,
 missing or unparsable cells) is read once more as strings and each column is typed on its own: no
 Python loop over cells, one per column (and, for a column that is neither clean numbers nor text, one
@@ -32,6 +36,11 @@ MISSING = ("", "NA", "N/A", "n/a", "NaN", "nan", "NULL", "null", "None", "?", "-
 MAX_HEADER_CHARS = 1 << 24  # the header line: 16 Mi characters
 SMALL = 1 << 24  # a text path needing less memory than this is not checked
 TEXT_BYTES_PER_BYTE = 12  # memory of the text path per byte of file: a str object (~50 B) per cell of a few bytes
+DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+# First-column names pandas (df.to_csv: ""; read back: "Unnamed: 0") and R (write.csv: "", Rdatasets:
+# "rownames") give a row index.
+INDEX_NAMES = ("", "unnamed: 0", "rownames", "index")
+SNIFF_LINES = 50
 
 
 @dataclass
@@ -56,8 +65,9 @@ class Column:
 class Table:
     """The columns of a CSV file by name, and the file line of each data row (for messages)."""
 
-    def __init__(self, path, names, columns, lines):
+    def __init__(self, path, names, columns, lines, delimiter=",", notes=()):
         self.path, self.names, self.columns, self._lines = path, names, columns, lines
+        self.delimiter, self.notes = delimiter, list(notes)  # notes: what reading decided on its own
 
     def __len__(self):
         return len(next(iter(self.columns.values())).numbers)
@@ -73,16 +83,21 @@ class Table:
         """A Table of only these rows (an index array or a boolean mask)."""
         cols = {n: Column(c.name, c.numeric, c.numbers[rows], None if c.text is None else c.text[rows])
                 for n, c in self.columns.items()}
-        return Table(self.path, self.names, cols, lambda: self._lines()[rows])
+        return Table(self.path, self.names, cols, lambda: self._lines()[rows], self.delimiter, self.notes)
+
+    def without(self, names):
+        """The Table without the columns `names`."""
+        keep = [n for n in self.names if n not in names]
+        return Table(self.path, keep, {n: self.columns[n] for n in keep}, self._lines, self.delimiter, self.notes)
 
 
 def _open(path):
     return open_input(path, text=True, encoding="utf-8-sig")
 
 
-def read_csv(path, where="data.path", text=False):
-    """Read `path` into a Table (with `text`, every column keeps its cells as text too). Every problem
-    with the file is a DataError naming it."""
+def read_csv(path, where="data.path", text=False, delimiter=None):
+    """Read `path` into a Table (with `text`, every column keeps its cells as text too); `delimiter`
+    None sniffs it. Every problem with the file is a DataError naming it."""
     path = Path(path)
     kind = kind_of(path)
     if kind == "missing":
@@ -93,14 +108,21 @@ def read_csv(path, where="data.path", text=False):
         what = kind if "long" in kind else f"not a regular file ({kind})"
         raise DataError(f"{where}: cannot open {path}: {what}")
     try:
-        names = _header(path)
-        values = None if text else _numbers(path, len(names))
+        notes = []
+        delimiter = "\t" if delimiter == "tab" else delimiter
+        if delimiter is None:
+            delimiter = _sniff(path)
+            if delimiter != ",":
+                notes.append(f"{DELIMITERS[delimiter]}-separated")
+        names = _header(path, delimiter)
+        values = None if text else _numbers(path, len(names), delimiter)
         if values is not None:
             lines = _line_numbers(path)
             columns = {n: Column(n, True, values[:, j]) for j, n in enumerate(names)}
         else:
-            columns = _typed_columns(path, names)
+            columns = _typed_columns(path, names, delimiter)
             lines = _line_numbers(path)
+        names, columns = _drop_index(path, names, columns, notes)
     except UnicodeDecodeError:
         raise DataError(f"{where}: {path} is not UTF-8 text; is it really a CSV file?") from None
     except MemoryError:
@@ -109,10 +131,47 @@ def read_csv(path, where="data.path", text=False):
         if isinstance(e, NotRegularFile):
             raise DataError(f"{where}: cannot open {path}: {e.strerror}") from None
         raise DataError(f"{where}: cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
-    return Table(path, names, columns, lines)
+    return Table(path, names, columns, lines, delimiter, notes)
 
 
-def _header(path):
+def _sniff(path):
+    """The delimiter of the first lines: of `,` `;` tab `|`, the one that splits the header into the
+    most fields and every following line into as many (quotes respected); `,` when none splits it."""
+    with _open(path) as f:
+        lines = [line for _, line in zip(range(SNIFF_LINES), f) if line.strip()]
+    best, widest = ",", 1
+    for d in DELIMITERS:
+        try:
+            counts = [len(row) for row in csv.reader(lines, delimiter=d)]
+        except csv.Error:  # a cell over the csv module's field limit: the header reports it
+            continue
+        if counts and counts[0] > widest and all(c == counts[0] for c in counts[1:-1]):
+            best, widest = d, counts[0]
+    return best
+
+
+def _drop_index(path, names, columns, notes):
+    """Leave out a first column that is a row index: unnamed (or named like one) and distinct integers."""
+    first = names[0] if names else None
+    if first is None or first.strip("'\"").lower() not in INDEX_NAMES:
+        return names, columns
+    v = columns[first].numbers
+    index = (len(names) > 1 and np.isfinite(v).all() and (v == np.round(v)).all()
+             and len(np.unique(v)) == len(v))
+    if not index:
+        if first == "":
+            raise DataError(f"{path}, line 1: column 1 of the header has no name")
+        return names, columns
+    notes.append(f"column 1 ({first!r}) is a row index (distinct integers): left out")
+    return names[1:], {n: c for n, c in columns.items() if n != first}
+
+
+def _csv_problem(e):
+    """What a csv.Error says, in words: 'a cell longer than 131,072 characters'."""
+    return f"a cell longer than {csv.field_size_limit():,} characters" if "field limit" in str(e) else str(e)[:100]
+
+
+def _header(path, delimiter):
     with _open(path) as f:
         first = f.readline(MAX_HEADER_CHARS + 1)
     if len(first) > MAX_HEADER_CHARS:
@@ -121,14 +180,12 @@ def _header(path):
     if not first.strip():
         raise DataError(f"{path} is empty: expected a header row of column names, then one row per example")
     try:
-        names = [n.strip() for n in next(csv.reader([first]))]
-    except csv.Error as e:  # a cell over csv.field_size_limit() (128 Ki characters), a NUL, ...
-        limit = csv.field_size_limit()
-        why = f"a cell longer than {limit:,} characters" if "field limit" in str(e) else str(e)
-        raise DataError(f"{path}, line 1: the header row has {why}; column names are short (is it really "
-                        "a CSV file?)") from None
-    if any(n == "" for n in names):
-        raise DataError(f"{path}, line 1: column {names.index('') + 1} of the header has no name")
+        names = [_unquote(n.strip()) for n in next(csv.reader([first], delimiter=delimiter))]
+    except csv.Error as e:  # a cell over csv.field_size_limit() (128 Ki characters), ...
+        raise DataError(f"{path}, line 1: the header row has {_csv_problem(e)}; column names are short "
+                        "(is it really a CSV file?)") from None
+    if any(n == "" for n in names[1:]):
+        raise DataError(f"{path}, line 1: column {names.index('', 1) + 1} of the header has no name")
     seen = set()
     for n in names:
         if n in seen:
@@ -137,18 +194,23 @@ def _header(path):
     return names
 
 
-def _loadtxt(f, dtype):
+def _unquote(name):
+    """A header name without the single quotes some files put around it ('age' -> age)."""
+    return name[1:-1].strip() if len(name) >= 2 and name[0] == name[-1] == "'" else name
+
+
+def _loadtxt(f, dtype, delimiter):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "input contained no data": an empty body is reported below
-        return np.loadtxt(f, delimiter=",", dtype=dtype, comments=None, quotechar='"', ndmin=2)
+        return np.loadtxt(f, delimiter=delimiter, dtype=dtype, comments=None, quotechar='"', ndmin=2)
 
 
-def _numbers(path, width):
+def _numbers(path, width, delimiter):
     """The fast path: every cell a finite number -> float64 (N, width); else None."""
     with _open(path) as f:
         f.readline()
         try:
-            values = _loadtxt(f, np.float64)
+            values = _loadtxt(f, np.float64, delimiter)
         except ValueError:
             return None
     if values.shape[0] == 0:
@@ -158,14 +220,14 @@ def _numbers(path, width):
     return values
 
 
-def _typed_columns(path, names):
+def _typed_columns(path, names, delimiter):
     need = os.stat(path).st_size * TEXT_BYTES_PER_BYTE * (4 if _gzipped(path) else 1)
     if need > SMALL:
         check_fits(need, f"{path}: reading its text cells", "give a smaller file", DataError)
     with _open(path) as f:
         f.readline()
         try:
-            cells = _loadtxt(f, object)  # Python strings: no cell widens the others
+            cells = _loadtxt(f, object, delimiter)  # Python strings: no cell widens the others
         except ValueError as e:
             found = re.search(r"changed from (\d+) to (\d+) at row (\d+)", str(e))
             if not found:

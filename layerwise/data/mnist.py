@@ -147,7 +147,13 @@ def find_in(directory, name: str, origin: str, title="MNIST") -> Path:
 
 
 def cached_or_downloaded(name, cache: Path, mirrors, expected: str, md5_gz, echo, title="MNIST"):
-    """Return (array, source) from a verified cache entry, else from the first good mirror."""
+    """Return (array, source) from a verified cache entry, else from the first good mirror.
+
+    A cached file that fails its checksum is never deleted (the cache may be a link into the user's
+    own data directory): it is reported, and only a download that verifies is renamed over it
+    (atomic_write: a temporary file beside it, then os.replace). If no mirror gives a good copy, the
+    error names the corrupt file, which is left exactly as it was."""
+    corrupt = []
     for path in (cache / f"{name}.gz", cache / name):
         if not path.is_file():
             continue
@@ -156,13 +162,20 @@ def cached_or_downloaded(name, cache: Path, mirrors, expected: str, md5_gz, echo
             raw = gzip.decompress(data) if data[:2] == GZIP_MAGIC else data
             verify(raw, expected, data if data[:2] == GZIP_MAGIC else None, md5_gz)
         except (EOFError, zlib.error, gzip.BadGzipFile, DataError) as e:
-            echo(f"cached file {path} is corrupt ({describe(e)}); downloading it again")
-            path.unlink(missing_ok=True)  # else a stale raw copy could shadow the fresh .gz later
+            echo(f"cached file {path} is corrupt ({describe(e)}); downloading a fresh copy (the file is left "
+                 f"as it is unless the download verifies)")
+            corrupt.append(path)
             continue
         remember(path, hashlib.sha256(raw).hexdigest())
         return read_idx_bytes(raw, str(path)), str(path)
-    gz, raw, url = download(name, mirrors, expected, md5_gz, echo, title)
-    path = cache / f"{name}.gz"
+    try:
+        gz, raw, url = download(name, mirrors, expected, md5_gz, echo, title)
+    except DataError as e:
+        if not corrupt:
+            raise
+        raise DataError(f"{e}; the cached {' and '.join(map(str, corrupt))} failed its checksum and was left as "
+                        f"it is: replace it with a good copy, or remove it") from None
+    path = cache / f"{name}.gz"  # searched first, so a corrupt raw copy beside it is never read again
     source = str(path) if save_atomically(path, gz, echo) else url
     remember(source, hashlib.sha256(raw).hexdigest())
     return read_idx_bytes(raw, url), source

@@ -9,10 +9,14 @@ With target_mean set (data.standardize_target), the model learned (y - target_me
 its outputs are turned back into the target's units by `preprocess.target_units`.
 """
 
+import inspect
+from pathlib import Path
+
 import numpy as np
 
 from ..errors import ConfigError, DataError, did_you_mean
 from ..util.memory import check_fits
+from .columns import analyse, derive, derived_names, fit_categories, fit_fill, impute
 from .csvfile import MISSING, read_csv
 from .dataset import Dataset, Split, split_rows
 
@@ -21,7 +25,9 @@ def load_csv(cfg, task, seed, source, echo=print, splits=("train", "val", "test"
     """The Dataset `cfg` (a config's CsvData) describes; `task` follows the loss.
 
     `preprocessing` (a checkpoint's) is used instead of what the training rows would give; with it, a
-    test split alone (`splits`) from a separate data.test_path reads only that file.
+    test split alone (`splits`) from a separate data.test_path reads only that file. What the loading
+    decided on its own (delimiter, index column, dates, IDs, rows dropped, cells imputed, unseen
+    categories) is one note line, to stderr.
     """
     targets = [cfg.target] if isinstance(cfg.target, str) else list(cfg.target)
     if task == "classification" and len(targets) > 1:
@@ -29,20 +35,35 @@ def load_csv(cfg, task, seed, source, echo=print, splits=("train", "val", "test"
             f"{source}: data.target: classification predicts one column, received {targets}; "
             f"several targets need loss: mse (multi-output regression)"
         )
+    notes = []
     if preprocessing is not None and cfg.test_path is not None and set(splits) == {"test"}:
-        x, y = table_inputs(preprocessing, cfg.test_path)
+        x, y = table_inputs(preprocessing, cfg.test_path, notes=notes, drop=True)
         if y is None:
             raise DataError(f"data.test_path: {cfg.test_path} has no target column {', '.join(map(repr, targets))}")
         if task == "regression":
             y = scale_targets(preprocessing, y)  # the units the model learned, as the loss sees them
+        _note(echo, cfg.test_path, notes)
         classes = preprocessing["class_names"]
         return Dataset(train=None, val=None, test=Split(x, y), task=task,
                        num_outputs=len(classes) if classes is not None else len(targets),
                        preprocessing=preprocessing, sources=[str(cfg.test_path)])
-    table = read_csv(cfg.path, "data.path")
-    features = _columns(cfg, table, targets, source)
-    kinds = _kinds(table, features, targets, task)
-    table = _complete_rows(table, kinds, cfg.missing, echo)
+    prep = preprocessing
+    table = read_csv(cfg.path, "data.path", delimiter=(prep or {}).get("delimiter", cfg.delimiter))
+    notes += table.notes
+    if prep is None:
+        raw = _columns(cfg, table, targets, source)
+        derived, dropped, found = analyse(table, raw, cfg.dates, cfg.ids)
+        notes += found
+        raw = [f for f in raw if f not in dropped]
+    else:
+        derived, raw = prep.get("derived") or {}, prep.get("inputs", prep["features"])
+        _present(table, raw)
+    table = derive(table, derived)
+    features = _expand(raw, derived, table, None if prep is None else prep["features"])
+    policy = cfg.missing if prep is None else prep.get("missing", cfg.missing)
+    numeric = None if prep is None else prep["numeric"]
+    kinds = _kinds(table, features if policy != "impute" else [], targets, task, numeric)
+    table = _complete_rows(table, kinds, policy, notes)
     labels = None
     if task == "classification":
         column = table[targets[0]]
@@ -61,21 +82,20 @@ def load_csv(cfg, task, seed, source, echo=print, splits=("train", "val", "test"
         test = table.take(test_rows)
     else:
         train_rows, val_rows, _ = split_rows(len(table), cfg.val_fraction, 0.0, labels, seed, table.path)
-        test = read_csv(cfg.test_path, "data.test_path", text=_needs_text(table, features))
-        _columns(cfg, test, targets, source, where="data.test_path")
-        numeric = [f for f in features if kinds[f]]
-        test = _complete_rows(test, _kinds(test, features, targets, task, numeric), cfg.missing, echo)
+        test = read_csv(cfg.test_path, "data.test_path", text=True, delimiter=(prep or {}).get("delimiter", cfg.delimiter))
+        _present(test, raw + targets, where="data.test_path")
+        test = derive(test, derived)
+        numeric = [f for f in features if table[f].numeric] if numeric is None else numeric
+        test_kinds = _kinds(test, features if policy != "impute" else [], targets, task, numeric)
+        test = _complete_rows(test, test_kinds, policy, notes)
     train, val = table.take(train_rows), table.take(val_rows)
-
-    if preprocessing is not None:
-        prep = preprocessing
-        x_train = _standardize(prep, _encode(prep, train, "training"))
-    else:
-        prep, x_train = _fit_preprocessing(cfg, task, features, targets, table, train)
+    if prep is None:
+        prep = _fit_preprocessing(cfg, task, features, targets, table, train)
+        prep.update(inputs=raw, derived=derived, delimiter=cfg.delimiter, missing=policy)
+        prep["notes"] = list(notes)
 
     def split(part, name):
-        x = x_train if part is train else _standardize(prep, _encode(prep, part, name))
-        return Split(x, _targets(prep, part, name))
+        return Split(_inputs(prep, part, name, notes), _targets(prep, part, name))
 
     data = Dataset(
         train=split(train, "training"), val=split(val, "validation"), test=split(test, "test"),
@@ -89,14 +109,51 @@ def load_csv(cfg, task, seed, source, echo=print, splits=("train", "val", "test"
         + (f" ({n_cat} categorical, one-hot encoded: {len(prep['columns'])} inputs)" if n_cat else "")
         + (f", {len(prep['class_names'])} classes" if task == "classification" else f", target {', '.join(targets)}")
     )
+    _note(echo, table.path, notes)
     return data
 
 
+def _note(echo, path, notes):
+    """The automatic decisions, in one line: to stderr when echo is the CLI's (it takes err=)."""
+    if not notes or echo is None:
+        return
+    line = f"note: {Path(path).name}: " + "; ".join(notes)
+    try:
+        takes_err = "err" in inspect.signature(echo).parameters
+    except (TypeError, ValueError):
+        takes_err = False
+    echo(line, err=True) if takes_err else echo(line)
+
+
+def _expand(raw, derived, table, known=None):
+    """The feature columns after derivation: each derived column's parts (those with a value in the
+    table; a checkpoint's `known` features decide instead)."""
+    out = []
+    for f in raw:
+        if f not in derived:
+            out.append(f)
+            continue
+        parts = derived_names(f, derived[f])
+        if known is not None:
+            out += [p for p in parts if p in known]
+        else:
+            out += [p for p in parts if np.isfinite(table[p].numbers).any()]
+    return out
+
+
 def _fit_preprocessing(cfg, task, features, targets, table, train):
-    """The encoding the training rows give (categories, mean/std, classes) and the encoded training inputs."""
-    prep = {"kind": "table", "task": task, "features": features, "target_names": targets}
-    prep["numeric"] = [f for f in features if table[f].numeric]
-    prep["categories"] = {f: np.unique(train[f].text).tolist() for f in features if not train[f].numeric}
+    """The encoding the training rows give (fill values, categories, mean/std, classes)."""
+    prep = {"kind": "table", "task": task, "target_names": targets}
+    numeric = [f for f in features if table[f].numeric]
+    prep["fill"], prep["indicators"] = {}, []
+    if cfg.missing == "impute":
+        prep["fill"], prep["indicators"] = fit_fill(train, features, numeric)
+    indicators = set(prep["indicators"])
+    prep["features"] = [c for f in features for c in ([f, f"{f} missing"] if f in indicators else [f])]
+    prep["numeric"] = [f for f in prep["features"] if f in numeric or f.endswith(" missing") and f[:-8] in indicators]
+    filled = impute(train, prep)[0] if prep["fill"] else train
+    categorical = [f for f in features if f not in numeric]
+    prep["categories"], prep["grouped"] = fit_categories(filled, categorical, cfg.min_category_count)
     if task == "classification":
         prep["class_names"] = _sorted_classes(train[targets[0]])
         if len(prep["class_names"]) < 2:
@@ -106,52 +163,82 @@ def _fit_preprocessing(cfg, task, features, targets, table, train):
             )
     else:
         prep["class_names"] = None
-    prep["columns"] = [c for f in features for c in ([f] if f in prep["numeric"] else [f"{f}={v}" for v in prep["categories"][f]])]
+    prep["columns"] = [c for f in prep["features"]
+                       for c in ([f] if f in prep["numeric"] else [f"{f}={v}" for v in prep["categories"][f]])]
     widest = max(prep["categories"], key=lambda f: len(prep["categories"][f]), default=None)
     check_fits(
         4 * len(table) * len(prep["columns"]),
         f"data.path: {len(table):,} rows one-hot encoded into {len(prep['columns']):,} inputs"
         + (f" (column {widest!r} has {len(prep['categories'][widest]):,} categories)" if widest else ""),
-        "leave out columns of unique values (names, ids) with data.features",
+        "leave out columns of unique values (names, ids) with data.exclude",
     )
-    x_train = _encode(prep, train, "training")
+    prep["mean"] = prep["std"] = None
+    x_train = _encode(prep, filled, "training", {})
     if cfg.standardize:
         # Statistics from the training rows only, applied to every split (and stored for predict).
         mean, std = x_train.mean(axis=0, dtype=np.float64), x_train.std(axis=0, dtype=np.float64)
         prep["mean"], prep["std"] = mean.tolist(), np.where(std > 0, std, 1.0).tolist()
-        _standardize(prep, x_train)
-    else:
-        prep["mean"] = prep["std"] = None
 
     prep["target_mean"] = prep["target_std"] = None
     if task == "regression" and cfg.standardize_target:
         y = _targets(prep, train, "training")
         prep["target_mean"] = y.mean(axis=0, dtype=np.float64).tolist()
         prep["target_std"] = np.where((s := y.std(axis=0, dtype=np.float64)) > 0, s, 1.0).tolist()
-    return prep, x_train
+    return prep
 
 
-def table_inputs(preprocessing, path):
-    """(x float32 (N, D), y or None) from a CSV with the model's feature columns (any order, any extra
-    columns), encoded exactly as in training. y is returned when every target column is present:
-    class indices (int64), or float32 (N, M) targets in the target's own units (never standardised:
-    compare them with `preprocess.target_units` of the model's outputs)."""
-    prep = preprocessing
-    features, targets = prep["features"], prep["target_names"]
-    table = read_csv(path, "input", text=bool(prep["categories"]) or prep["class_names"] is not None)
-    absent = [f for f in features if f not in table.columns]
-    if absent:
-        raise DataError(
-            f"{path}: no column {absent[0]!r}{did_you_mean(absent[0], table.names)}; the model reads the columns "
-            f"{', '.join(features)}"
-        )
+def _inputs(prep, table, part, notes):
+    """float32 (N, D) model inputs of a (derived) table: missing cells filled, encoded, standardised."""
+    if prep.get("fill"):
+        table, filled = impute(table, prep)
+        if filled and part != "training":
+            notes.append(f"{sum(filled.values()):,} missing cells of the {part} rows imputed")
+        elif filled:
+            notes.append(f"{sum(filled.values()):,} missing cells in {len(filled)} columns of the training rows imputed "
+                         f"(median / most frequent, fitted on the training rows, with an is-missing input)")
+    unseen = {}
+    x = _standardize(prep, _encode(prep, table, part, unseen))
+    for f, n in unseen.items():
+        notes.append(f"{n:,} {part} rows hold a category of {f!r} unseen in the training rows: encoded as all zeros")
+    return x
+
+
+def table_inputs(preprocessing, path, notes=None, drop=False):
+    """(x float32 (N, D), y or None) from a CSV with the model's input columns (any order, any extra
+    columns), read, derived, filled and encoded exactly as in training. y is returned when every
+    target column is present: class indices (int64), or float32 (N, M) targets in the target's own
+    units (never standardised: compare them with `preprocess.target_units` of the model's outputs).
+
+    With data.missing: drop, rows with a missing cell are dropped (a note) when `drop`, else an error
+    (predict gives one output per row); with impute they are filled."""
+    prep, notes = preprocessing, [] if notes is None else notes
+    targets = prep["target_names"]
+    raw = prep.get("inputs", prep["features"])
+    table = read_csv(path, "input", text=True, delimiter=prep.get("delimiter"))
+    notes += table.notes
+    _present(table, raw, where=None)
+    table = derive(table, prep.get("derived") or {})
     has_y = all(t in table.columns for t in targets)
-    kinds = _kinds(table, features, targets if has_y else [], prep["task"], prep["numeric"])
-    table = _complete_rows(table, kinds, "error", None, predict=True)
-    x = _standardize(prep, _encode(prep, table, "input"))
+    policy = prep.get("missing", "error")
+    indicators = {f"{f} missing" for f in prep.get("indicators", [])}
+    base = [f for f in prep["features"] if f not in indicators]
+    kinds = _kinds(table, base if policy != "impute" else [], targets if has_y else [], prep["task"], prep["numeric"])
+    table = _complete_rows(table, kinds, policy if drop or policy == "error" else "error", notes, predict=not drop,
+                           trained=policy)
+    x = _inputs(prep, table, "input", notes)
     if not has_y:
         return x, None
     return x, _targets(prep, table, "input", scaled=False)
+
+
+def _present(table, names, where="data.path"):
+    """Every column in `names` is in the table, else a DataError naming the first absent one."""
+    absent = [f for f in names if f not in table.columns]
+    if absent:
+        raise DataError(
+            f"{table.path}: no column {absent[0]!r}{did_you_mean(absent[0], table.names)}; the model reads the columns "
+            f"{', '.join(names)}" + (f" ({where})" if where else "")
+        )
 
 
 # --- columns and rows -------------------------------------------------------------------------
@@ -159,7 +246,8 @@ def table_inputs(preprocessing, path):
 
 def _columns(cfg, table, targets, source, where="data.path"):
     """The feature columns in order; an unknown target or feature column is a ConfigError."""
-    for key, names in (("data.target", targets), ("data.features", cfg.features or [])):
+    for key, names in (("data.target", targets), ("data.features", cfg.features or []),
+                       ("data.exclude", cfg.exclude or [])):
         for name in names:
             if name not in table.columns:
                 raise ConfigError(
@@ -167,6 +255,7 @@ def _columns(cfg, table, targets, source, where="data.path"):
                     f"its columns: {', '.join(table.names)}"
                 )
     features = list(cfg.features) if cfg.features is not None else [n for n in table.names if n not in targets]
+    features = [f for f in features if f not in (cfg.exclude or [])]
     if not features:
         raise ConfigError(f"{source}: data.target: {table.path} has no column left to use as input")
     return features
@@ -197,9 +286,10 @@ def _kinds(table, features, targets, task, numeric_features=None):
     return kinds
 
 
-def _complete_rows(table, kinds, missing, echo, predict=False):
+def _complete_rows(table, kinds, missing, notes, predict=False, trained=None):
     """The table without rows holding a missing or unparsable cell in the columns of `kinds` (with
-    missing: drop), else a DataError naming the first such cell's line and column."""
+    missing: drop or impute, where kinds holds only the targets), else a DataError naming the first
+    such cell's line and column. `trained` is the run's policy (predict's messages say it)."""
     bad = np.zeros(len(table), bool)
     for name, number in kinds.items():
         bad |= _bad(table[name], number)
@@ -210,11 +300,17 @@ def _complete_rows(table, kinds, missing, echo, predict=False):
         name = next(n for n, number in kinds.items() if _bad(table[n], number)[row])
         cell = table[name].cell(row)
         what = "missing value" if cell in MISSING else f"{cell!r} is not a number"
-        hint = "; fix the file" + ("" if predict else ", or set data.missing: drop to drop such rows")
+        if predict and trained == "drop":
+            hint = "; the model was trained with data.missing: drop, so a prediction needs every cell (fix the file, or train with data.missing: impute)"
+        elif predict:
+            hint = "; fix the file"
+        else:
+            hint = "; fix the file, or set data.missing: impute (fill it) or drop (drop such rows)"
         raise DataError(f"{table.path}, line {table.line(row)}, column {name!r}: {what}{hint}")
     if bad.all():
         raise DataError(f"{table.path}: every row has a missing or unparsable cell; nothing is left to train on")
-    echo(f"dropped {int(bad.sum()):,} of {len(table):,} rows of {table.path.name} with a missing or unparsable cell (data.missing: drop)")
+    what = "a missing or unparsable cell" if missing == "drop" else "no target value"
+    notes.append(f"dropped {int(bad.sum()):,} of {len(table):,} rows of {table.path.name} with {what} (data.missing: {missing})")
     return table.take(~bad)
 
 
@@ -278,10 +374,13 @@ def scale_targets(prep, y):
     return y
 
 
-def _encode(prep, table, part):
-    """float32 (N, D): numeric features as they are, each categorical one as one-hot columns."""
+def _encode(prep, table, part, unseen=None):
+    """float32 (N, D): numeric features as they are, each categorical one as one-hot columns. A category
+    the training rows never had joins OTHER where the column groups rare ones, else is all zeros
+    (scikit-learn's handle_unknown="ignore"), counted in `unseen`; without `unseen` it is an error."""
     n = len(table)
     x = np.zeros((n, len(prep["columns"])), dtype=np.float32)
+    grouped = set(prep.get("grouped", []))
     j = 0
     for f in prep["features"]:
         if f in prep["numeric"]:
@@ -289,9 +388,26 @@ def _encode(prep, table, part):
             j += 1
         else:
             cats = np.asarray(prep["categories"][f])
-            x[np.arange(n), j + _indices(table, f, table[f].text, cats, part, "category")] = 1.0
+            if unseen is None:
+                x[np.arange(n), j + _indices(table, f, table[f].text, cats, part, "category")] = 1.0
+            else:
+                pos, found = _positions(cats, table[f].text)
+                if f in grouped:
+                    pos[~found], found[:] = len(cats) - 1, True  # OTHER is the last category
+                elif not found.all():
+                    unseen[f] = int((~found).sum())
+                rows = np.flatnonzero(found)
+                x[rows, j + pos[rows]] = 1.0
             j += len(cats)
     return x
+
+
+def _positions(known, values):
+    """(position of each value in `known`, whether it is there)."""
+    order = np.argsort(known, kind="stable")
+    pos = np.minimum(np.searchsorted(known[order], values), len(known) - 1)
+    found = known[order][pos] == values
+    return order[pos].astype(np.int64), found
 
 
 def _standardize(prep, x):

@@ -15,8 +15,8 @@ import json
 import numpy as np
 
 from .. import __version__
-from ..errors import CheckpointError, ConfigError, MissingExtra, StorageError
-from ..util.fileio import atomic_create
+from ..errors import CheckpointError, ConfigError, MissingExtra
+from ..util.outputs import check_name, check_output, create_output
 
 DEFAULT_OPSET = 20
 MIN_OPSET = 13  # Softmax over the last axis alone, BatchNormalization without training outputs
@@ -186,15 +186,13 @@ def build_onnx(loaded, opset=DEFAULT_OPSET):
 def export_onnx(target, output, opset=DEFAULT_OPSET, checkpoint="best"):
     """Write the run or checkpoint `target` as ONNX to `output` (a new file, written atomically; an
     existing file is never replaced). Returns {"output", "bytes", "ops": {op_type: count}, ...}."""
-    from pathlib import Path
 
     from ..run.loaded import load
 
-    output = Path(output)
+    output = check_name(output, "OUT.onnx")
     if output.suffix.lower() != ".onnx":
         raise ConfigError(f"{output}: the output file name should end in .onnx")
-    if output.exists() or output.is_symlink():
-        raise StorageError(f"{output} already exists; choose another name (exported models are never overwritten)")
+    check_output(output, "OUT.onnx", hint="choose another name (exported models are never overwritten)")
     loaded = load(target, checkpoint)
     try:
         proto = build_onnx(loaded, opset)
@@ -203,10 +201,7 @@ def export_onnx(target, output, opset=DEFAULT_OPSET, checkpoint="best"):
     except Exception as e:  # the onnx checker refusing what we built is a bug, reported with its cause
         raise CheckpointError(f"{loaded.path}: the exported graph failed onnx's checks: {e}") from e
     data = proto.SerializeToString()
-    try:
-        atomic_create(output, lambda f: f.write(data))
-    except FileExistsError:
-        raise StorageError(f"{output} already exists; choose another name (exported models are never overwritten)") from None
+    create_output(output, lambda f: f.write(data), "OUT.onnx")
     ops = {}
     for node in proto.graph.node:
         ops[node.op_type] = ops.get(node.op_type, 0) + 1

@@ -15,4 +15,5 @@
     signals.py      Ctrl-C / SIGTERM: finish the step, save, say how to resume
     metrics.py      accuracy, confusion matrix, regression metrics; what picks the best epoch
     report.py       text: the epoch line, metrics in one line, the confusion matrix
+    runfiles.py     reading metrics.csv, test.json and a sweep's files back, as untrusted input
 """

@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import numpy as np
+
 from ..config.schema import apply_overrides, config_from_dict, load_config
 from ..errors import CheckpointError
 from . import metrics
@@ -9,16 +11,38 @@ from .checkpoint import load_run_arrays, load_run_meta, resolve_checkpoint
 from .report import format_confusion, format_metrics
 
 
-def evaluate(model, loss_fn, split, task, batch_size=5000):
-    """Loss (mean over the split) and the task's metrics; classification also returns `confusion`."""
+def evaluate(model, loss_fn, split, task, batch_size=5000, preprocessing=None):
+    """Loss (mean over the split) and the task's metrics; classification also returns `confusion`.
+
+    A split's targets are what the loss trains on, standardised when the run standardised them; the
+    loss is computed there, and the regression metrics (MSE, MAE, R2) in the target's own units, with
+    the `preprocessing`'s target_mean/target_std: every epoch line, metrics.csv, test.json and eval."""
     outputs = model.predict(split.x, batch_size)
     result = {"loss": loss_fn.forward(outputs, split.y)}
     if task == "classification":
         result["accuracy"] = metrics.accuracy(outputs, split.y)
         result["confusion"] = metrics.confusion_matrix(outputs, split.y, outputs.shape[1])
     else:
-        result.update(metrics.regression_metrics(outputs, split.y))
+        result.update(metrics.regression_metrics(*in_target_units(preprocessing, outputs, split.y)))
     return result
+
+
+def in_target_units(preprocessing, outputs, y):
+    """(outputs, y) of a regression split in the target's units (unchanged unless the targets were standardised)."""
+    from ..data.preprocess import target_units
+
+    if not preprocessing or preprocessing.get("target_mean") is None:
+        return outputs, y
+    return target_units(preprocessing, outputs), target_units(preprocessing, y)
+
+
+def standardised_targets(preprocessing):
+    """Whether the run's loss sees standardised targets (its loss is then not in the target's units)."""
+    return isinstance(preprocessing, dict) and preprocessing.get("target_mean") is not None
+
+
+UNITS_NOTE = ("note: data.standardize_target: the loss is on the standardised target, (y - mean) / std; "
+              "mse, mae and R2 are in the target's own units")
 
 
 def load_run(target, which="best", overrides=(), split="test", data=None):
@@ -93,22 +117,33 @@ def _other_data(path, meta, cfg, source, split):
 
         labels = labels_beside(source)  # an IDX images file: its labels file next to it
         inputs = merged(read_inputs([source] + ([labels] if labels else []), pre, sizes["task"]))
+    y = inputs.y
+    if y is not None and sizes["task"] == "regression":
+        from ..data.tabular import scale_targets
+
+        y = scale_targets(pre, np.array(y, dtype=np.float32))  # as the loss sees them, like every other split
     if inputs.y is None:
         raise DataError(f"--data {source}: holds no targets to score against (an .npz needs y, a CSV the target "
                         "column); to see predictions without targets use layerwise predict")
     dataset = Dataset(None, None, None, sizes["task"], sizes["num_outputs"], pre, [str(source)])
-    setattr(dataset, split, Split(inputs.x, inputs.y))
+    setattr(dataset, split, Split(inputs.x, y))
     return dataset
 
 
 def evaluate_run(target, split="test", which="best", overrides=(), echo=print, data=None):
     cfg, dataset, model, loss, state = load_run(target, which, overrides, split, data)
-    result = evaluate(model, loss, dataset.split(split), dataset.task, cfg.train.eval_batch_size)
+    result = evaluate(model, loss, dataset.split(split), dataset.task, cfg.train.eval_batch_size, dataset.preprocessing)
     what = f"{split} split" if data is None else f"{data} (not the run's data)"
-    echo(f"{cfg.name}, weights after epoch {state.epoch}: {what}, {len(dataset.split(split)):,} examples")
+    steps = (load_run_meta(resolve_checkpoint(target, which)).get("data") or {}).get("steps_per_epoch")
+    echo(f"{cfg.name}, {state.describe_weights(steps)}: {what}, {len(dataset.split(split)):,} examples")
+    if standardised_targets(dataset.preprocessing):
+        echo(UNITS_NOTE)
     echo(f"{split if data is None else 'data'} {format_metrics(result)}")
     if "confusion" in result:
-        echo(format_confusion(result["confusion"]))
+        names = (dataset.preprocessing or {}).get("class_names")
+        echo(format_confusion(result["confusion"], names))
+        if names is not None:
+            result["classes"] = list(names)
     if _is_linear_regression(model, dataset):
         W, b = model.layers[0].params["W"][:, 0], model.layers[0].params.get("b")
         echo("learned weights w = [" + ", ".join(f"{w:.4f}" for w in W) + "]" + (f", bias b = {b[0]:.4f}" if b is not None else ""))

@@ -15,9 +15,11 @@ def epoch_line(row, epochs):
 def format_metrics(result):
     parts = []
     for key, value in result.items():
-        if key == "confusion" or (key == "loss" and "mse" in result and math.isclose(value, result["mse"], rel_tol=1e-4)):
+        if key == "confusion" or (key == "loss" and _is_close(value, result.get("mse"))):
             continue  # when the loss is the MSE (float32 vs float64 sums aside), print it once
-        if key == "accuracy":
+        if value is None:  # NaN or infinite, as JSON files store it (null)
+            parts.append(f"{'acc' if key == 'accuracy' else key} n/a")
+        elif key == "accuracy":
             parts.append(f"acc {100 * value:.2f}%")
         elif key == "r2":
             parts.append(f"R2 {value:.4f}")
@@ -26,12 +28,21 @@ def format_metrics(result):
     return "  ".join(parts)
 
 
-def format_confusion(counts):
-    """Rows are the true class, columns the predicted class."""
+def _is_close(a, b):
+    return a is not None and b is not None and math.isclose(a, b, rel_tol=1e-4)
+
+
+def format_confusion(counts, names=None, limit=12):
+    """Rows are the true class, columns the predicted class, each labelled with its class name (cut to
+    `limit` characters with "~"; 0..K-1 without names). Control characters are escaped where it is printed."""
     n = counts.shape[0]
-    width = max(5, len(str(counts.max())) + 1)
+    labels = [str(i) for i in range(n)] if names is None or len(names) != n else [str(c) for c in names]
+    labels = [c if len(c) <= limit else c[: limit - 1] + "~" for c in labels]
+    width = max(5, len(str(counts.max())) + 1, max(len(c) for c in labels) + 1)
+    first = max(9, max(len(c) for c in labels))
     lines = ["confusion matrix (rows: true class, columns: predicted)"]
-    lines.append("true\\pred" + "".join(f"{j:>{width}}" for j in range(n)))
+    corner = "true\\pred"
+    lines.append(f"{corner:<{first}}" + "".join(f"{c:>{width}}" for c in labels))
     for i in range(n):
-        lines.append(f"{i:>9}" + "".join(f"{c:>{width}}" for c in counts[i]))
+        lines.append(f"{labels[i]:>{first}}" + "".join(f"{c:>{width}}" for c in counts[i]))
     return "\n".join(lines)

@@ -87,6 +87,16 @@ class RunState:
             if not ok:
                 raise _malformed(path, f"stopped is {_short(self.stopped)} after {self.epoch} epochs")
 
+    def describe_weights(self, steps_per_epoch=None):
+        """What a checkpoint with this state holds, exactly: "weights after epoch 19", or for a run stopped
+        mid-epoch "weights from epoch 20, step 311 of 469 (interrupted)"."""
+        if self.step > 0:
+            of = f" of {steps_per_epoch}" if isinstance(steps_per_epoch, int) and steps_per_epoch >= self.step else ""
+            return f"weights from epoch {self.epoch + 1}, step {self.step}{of} (interrupted)"
+        if self.epoch == 0:
+            return "initial weights (no training step taken yet)"
+        return f"weights after epoch {self.epoch}"
+
     def check_against(self, data, batch_size, path):
         """The state fits this run's training data and batch size (and task)."""
         n = len(data.train)

@@ -141,7 +141,8 @@ class Trainer:
         """Validate, record the epoch's row and whether it is the best so far, move the state to the next
         epoch, then hand the row to the callbacks (schedule, early stopping, checkpoints, metrics.csv, line)."""
         state, cfg = self.state, self.cfg
-        val = evaluate(self.model, self.loss_fn, self.data.val, self.data.task, cfg.train.eval_batch_size)
+        val = evaluate(self.model, self.loss_fn, self.data.val, self.data.task, cfg.train.eval_batch_size,
+                       self.data.preprocessing)
         clipped = {}
         if cfg.optimizer.clip_norm is not None:  # the gradients' global norm before clipping
             clipped = {"grad_norm_mean": state.grad_norm_sum / max(state.step, 1), "grad_norm_max": state.grad_norm_max}
@@ -169,7 +170,8 @@ class Trainer:
     def _test(self):
         """Score best.npz on the test split and write test.json."""
         load_run_arrays(self.run_dir / "best.npz", self.model)
-        test = evaluate(self.model, self.loss_fn, self.data.test, self.data.task, self.cfg.train.eval_batch_size)
+        test = evaluate(self.model, self.loss_fn, self.data.test, self.data.task, self.cfg.train.eval_batch_size,
+                        self.data.preprocessing)
         best = self.state.best
         summary = {"checkpoint": "best.npz", "epoch": best["epoch"], f"val_{best['metric']}": best["value"],
                    **{f"test_{k}": v.tolist() if k == "confusion" else v for k, v in test.items()}}

@@ -19,10 +19,13 @@ from pathlib import Path
 
 import yaml
 
-from ..errors import ConfigError, LayerwiseError, MissingExtra, TrainingInterrupted
+from ..errors import ConfigError, LayerwiseError, MissingExtra, StorageError, TrainingInterrupted
 from ..run.lock import acquire
+from ..config.yaml_loader import parse_yaml
 from ..run.report import format_metrics
-from ..util.fileio import atomic_write_text
+from ..run.runfiles import read_text
+from ..util.fileio import atomic_write_text, describe_os_error
+from ..util.outputs import check_name
 from .axes import make_trials, parse_axes
 from .trial import finished_row, run_trial
 
@@ -42,11 +45,15 @@ def run_sweep(config, overrides=(), seeds=None, samples=None, jobs=None, output=
     from ..config.schema import load_config
 
     load_config(config, fixed)  # the base config and fixed overrides are sound before anything is written
-    directory = Path(output) if output else Path("sweeps") / config.stem
-    if directory.exists() and any(directory.iterdir()):
-        raise ConfigError(f"sweep directory {directory} already holds files; continue it with: layerwise sweep "
-                          f"--resume {directory} (or choose another with --output DIR)")
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = check_name(output, "--output") if output is not None else Path("sweeps") / config.stem
+    try:
+        if directory.exists() and any(directory.iterdir()):
+            raise ConfigError(f"sweep directory {directory} already holds files; continue it with: layerwise sweep "
+                              f"--resume {directory} (or choose another with --output DIR)")
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StorageError(f"cannot create the sweep directory {directory}: {describe_os_error(e)}",
+                           describe_os_error(e)) from None
     manifest = {"config": str(config), "config_sha256": _sha256(config), "fixed": list(fixed),
                 "axes": {**grid, **{k: f"{kind}({','.join(map(str, args))})" for k, (kind, args) in sampled.items()}},
                 "seeds": seeds, "samples": samples, "sample_seed": sample_seed, "trials": trials}
@@ -64,10 +71,10 @@ def resume_sweep(directory, jobs=None, echo=print, threads=None, backend="local"
     directory = Path(directory)
     path = directory / MANIFEST
     try:
-        manifest = yaml.safe_load(path.read_text())
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        manifest = parse_yaml(read_text(path, "sweep manifest"))
+    except (OSError, yaml.YAMLError, LayerwiseError) as e:
         raise ConfigError(f"{path}: cannot read the sweep manifest ({type(e).__name__}); is {directory} a sweep directory?") from None
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("trials"), list) or "config" not in manifest:
+    if not _is_manifest(manifest):
         raise ConfigError(f"{path}: not a layerwise sweep manifest")
     config = Path(manifest["config"])
     if not config.is_file() or _sha256(config) != manifest.get("config_sha256"):
@@ -78,6 +85,18 @@ def resume_sweep(directory, jobs=None, echo=print, threads=None, backend="local"
         done = sum((directory / "trials" / t["id"] / "test.json").is_file() for t in manifest["trials"])
         echo(f"resuming sweep {directory}: {done} of {len(manifest['trials'])} trials finished")
         return _execute(directory, manifest, jobs, echo, _threads(threads), backend, address)
+
+
+def _is_manifest(manifest):
+    """sweep.yaml as run_sweep writes it: the config's path, the fixed -s items, and the trials, each an
+    id (a directory name in trials/) and its overrides."""
+    return (
+        isinstance(manifest, dict) and isinstance(manifest.get("config"), str)
+        and isinstance(manifest.get("fixed"), list) and all(isinstance(i, str) for i in manifest["fixed"])
+        and isinstance(manifest.get("trials"), list)
+        and all(isinstance(t, dict) and isinstance(t.get("id"), str) and t["id"] and "/" not in t["id"]
+                and t["id"] not in (".", "..") and isinstance(t.get("overrides"), dict) for t in manifest["trials"])
+    )
 
 
 def _execute(directory, manifest, jobs, echo, threads=1, backend="local", address=None):

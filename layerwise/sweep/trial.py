@@ -2,7 +2,6 @@
 can run it. It goes through exactly the code path of `layerwise train` (load_config, then fit; or
 resume when the trial has a last.npz from an interrupted or killed attempt), with one BLAS thread."""
 
-import json
 from pathlib import Path
 
 from ..run.callbacks import Callback
@@ -47,9 +46,12 @@ def run_trial(config, overrides, run_dir, trial_id, queue=None, threads=1):
 
 def finished_row(trial_id, run_dir):
     """A finished trial's row from its test.json: the best validation value and the test metrics."""
-    summary = json.loads((Path(run_dir) / "test.json").read_text())
+    from ..run.runfiles import read_test_json
+
+    summary = read_test_json(Path(run_dir) / "test.json")  # untrusted: bounded and schema-checked
     val = {k: v for k, v in summary.items() if k.startswith("val_")}
     test = {k[5:]: v for k, v in summary.items() if k.startswith("test_") and k != "test_confusion"}
     metric, value = next(iter(val.items()))
+    value = float("nan") if value is None else value  # null: NaN or infinite when it was written
     return {"id": trial_id, "status": "finished", "metric": metric, "best_val": value, "best_epoch": summary["epoch"],
             "test": test}

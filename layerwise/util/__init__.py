@@ -4,4 +4,5 @@
     npz.py          .npz archives read without trusting them (headers and sizes checked first,
                     no pickle) and written atomically
     memory.py       the size check before large allocations
+    outputs.py      files a user names (-o, --dot, OUT.onnx): checked early, created without replacing
 """

@@ -2,17 +2,17 @@
 
 A run is read from its directory alone: config.yaml (the config keys that differ between the runs),
 metrics.csv (epochs run, best epoch and validation metric, training time) and test.json (test
-metrics, written when a run finishes). Nothing is loaded into a model.
+metrics, written when a run finishes), each read as untrusted input (run/runfiles.py: an edited or
+damaged file is one error line naming it). Nothing is loaded into a model.
 """
 
-import csv
-import json
 import math
 from pathlib import Path
 
 from ..config.schema import load_config
 from ..errors import CheckpointError
 from ..run.report import format_metrics
+from ..run.runfiles import read_metrics_csv, read_test_json
 
 IGNORED_KEYS = ("output",)  # always differs between runs: it is the run's directory
 MONITORS = (("val_accuracy", True), ("val_mse", False))  # metrics.MONITOR, as metrics.csv columns
@@ -48,32 +48,30 @@ def read_run(run_dir):
     run = {"run": str(run_dir), "config": flatten(cfg.to_dict()), "epochs": len(history), "seconds": None,
            "best_epoch": None, "monitor": None, "best_val": None, "test": {}}
     if history:
-        run["seconds"] = sum(float(row.get("seconds") or 0) for row in history)
+        run["seconds"] = sum(row.get("seconds", 0.0) for row in history)
         for column, higher in MONITORS:
             if column in history[0]:
-                values = [(float(row[column]), int(row["epoch"])) for row in history]
+                values = [(row[column], int(row["epoch"])) for row in history if not math.isnan(row[column])]
+                if not values:
+                    break
                 # A tie goes to the later epoch, as training picks best.npz.
                 value, epoch = max(values, key=lambda ve: (ve[0] if higher else -ve[0], ve[1]))
                 run.update(monitor=column[4:], higher_is_better=higher, best_val=value, best_epoch=epoch)
                 break
-    test_file = run_dir / "test.json"
-    if test_file.is_file():
-        try:
-            saved = json.loads(test_file.read_text())
-        except (ValueError, OSError) as e:
-            raise CheckpointError(f"{test_file}: not readable JSON ({e})") from None
-        run["test"] = {k[5:]: v for k, v in saved.items() if k.startswith("test_") and k != "test_confusion"}
+    try:
+        saved = read_test_json(run_dir / "test.json")
+    except FileNotFoundError:
+        saved = {}
+    run["test"] = {k[5:]: v for k, v in saved.items() if k.startswith("test_") and k != "test_confusion"}
     return run
 
 
 def _read_metrics(path):
-    if not path.is_file():
+    """metrics.csv through the run-file reader (run/runfiles.py); [] before the first epoch ends."""
+    try:
+        return read_metrics_csv(path)
+    except FileNotFoundError:
         return []
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    if rows and "epoch" not in rows[0]:
-        raise CheckpointError(f"{path}: not a layerwise metrics.csv (no epoch column)")
-    return rows
 
 
 def compare_runs(run_dirs):

@@ -34,20 +34,22 @@ def draw_curves(fig, series):
             best = len(metric) - 1 - int(np.argmax(metric[::-1]))  # a tie goes to the later epoch, as in training
         else:
             metric = m.get("val_mae", m["val_loss"])
-            best = len(metric) - 1 - int(np.argmin(m["val_loss"][::-1]))  # best by validation MSE
+            by = m.get("val_mse", m["val_loss"])
+            best = len(metric) - 1 - int(np.argmin(by[::-1]))  # best by validation MSE, as in training
         metric_ax.plot(epochs, metric, **style)
         metric_ax.plot(epochs[best], metric[best], marker="*", ms=18, color=color, mec="black", ls="none")
         lr_ax.plot(epochs, m["lr"], **style)
     _log_if_wide(loss_ax, np.concatenate(losses))
     loss_ax.set_title("loss: train (solid), validation (dashed)")
-    loss_ax.set_ylabel("cross-entropy" if classification else "MSE")
+    standardised = any(m.get("standardised_target") is True for _, m in series)
+    loss_ax.set_ylabel("cross-entropy" if classification else "MSE of the standardised target" if standardised else "MSE")
     if classification:
         metric_ax.set_title("validation accuracy, \u2605 best epoch")
         metric_ax.set_ylabel("accuracy (%)")
     else:
         which = "MAE" if "val_mae" in series[0][1] else "MSE"
         metric_ax.set_title(f"validation {which}, \u2605 best epoch (by MSE)")
-        metric_ax.set_ylabel(which)
+        metric_ax.set_ylabel(f"{which} (target units)" if which == "MAE" else which)
         _log_if_wide(metric_ax, np.concatenate([m.get("val_mae", m["val_loss"]) for _, m in series]))
     lr_ax.set_title("learning rate")
     lr_ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))

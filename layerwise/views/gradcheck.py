@@ -7,11 +7,14 @@ checked entries). Per-entry ratios are meaningless for entries whose true gradie
 tanh, a near-zero softmax probability): there the finite difference is dominated by rounding in L.
 """
 
+from pathlib import Path
+
 import numpy as np
 
 EPS = 1e-6  # finite-difference step
 FLOOR = 1e-8  # denominator floor of the relative error, for arrays whose gradient is all zero
 TOLERANCE = 1e-6  # a gradcheck row passes below this relative error
+TIE_BREAK = 1e-4  # relative size of the offset that breaks ties in a max-pool's input
 
 
 def numerical_gradient(loss, array, indices, eps=EPS):
@@ -90,7 +93,19 @@ def check_loss(loss_fn, output, target, rng=None, samples=None, eps=EPS):
     return compare(analytic.reshape(-1)[idx], numeric)
 
 
-def check_config(cfg, samples=30, batch=8):
+def check_target(target, overrides=(), samples=30, batch=8):
+    """gradcheck of a CONFIG file (its seeded initial weights) or of a RUN directory, read as summary and
+    trace read it: its config.yaml, at its trained weights (best.npz, else last.npz)."""
+    from ..config.schema import load_config
+    from ..run.resolve import run_config
+
+    if not Path(target).is_dir():
+        return check_config(load_config(target, overrides), samples, batch)
+    cfg, path = run_config(target, overrides)
+    return check_config(cfg, samples, batch, weights=path)
+
+
+def check_config(cfg, samples=30, batch=8, weights=None):
     """Check each layer of the configured model, and its loss, on `batch` real training examples.
 
     The model is built in float64 from the config's seed. Each layer is checked on its own, with the
@@ -102,7 +117,11 @@ def check_config(cfg, samples=30, batch=8):
 
     rng = np.random.default_rng(cfg.seed)
     data, model, loss_fn, _ = build(cfg, dtype=np.float64)
-    x = data.train.x[:batch].astype(np.float64)
+    if weights is not None:  # a run's checkpoint: checked where the run's weights are
+        from ..run.resolve import load_run_weights
+
+        load_run_weights(weights, model, cfg)
+    x = np.ascontiguousarray(model.internal(data.train.x[:batch].astype(np.float64)))  # channels-last images
     target = data.train.y[:batch]
     if target.dtype.kind == "f":
         target = target.astype(np.float64)
@@ -112,7 +131,12 @@ def check_config(cfg, samples=30, batch=8):
         # Checked in training mode (Dropout with its mask held, BatchNorm with batch statistics: the
         # backward training runs); the input for the next layer comes from evaluation mode.
         layer.training = True
-        errors = check_layer(layer, x.copy(), rng, samples)
+        checked = x.copy()
+        if getattr(layer, "TIES", False):
+            # A max over equal entries (ReLU's zeros) has no derivative, so there the finite difference
+            # measures a one-sided slope: ties are broken by an offset far above eps (the check's x only).
+            checked += TIE_BREAK * (np.abs(checked).max() + 1) * rng.standard_normal(checked.shape)
+        errors = check_layer(layer, checked, rng, samples)
         layer.training = False
         rows.append(_row(f"{i}: {layer!r}", errors))
         x = layer.forward(x).copy()

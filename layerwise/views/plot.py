@@ -9,15 +9,15 @@ matplotlib is imported only here, on its Agg canvas (files only, never a window,
 Every input is read and checked before anything is drawn; files are written atomically.
 """
 
-import csv
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import CheckpointError, ConfigError, MissingExtra, StorageError
+from ..run.runfiles import read_metrics_csv, read_test_json
 from ..util.fileio import atomic_write, describe_os_error
+from ..util.outputs import check_name, check_output, create_output
 from .figures import FONT, draw_confusion, draw_curves, draw_errors, draw_weights
 
 KINDS = ("curves", "confusion", "errors", "weights")
@@ -71,13 +71,25 @@ def plot_runs(runs, what="curves", output=None, overwrite=False):
     for data, path in jobs:
         fig = figure_class(figsize=SIZES[what], dpi=DPI, layout="constrained")
         draw(fig, data)
-        try:
-            path.parent.mkdir(exist_ok=True)
-        except OSError as e:
-            raise StorageError(f"cannot create {path.parent}: {describe_os_error(e)}", describe_os_error(e)) from None
-        atomic_write(path, lambda f: fig.savefig(f, format=path.suffix[1:].lower(), dpi=DPI, facecolor="white"))
+        _save(fig, path, output is not None, overwrite)
         written.append(path)
     return written
+
+
+def _save(fig, path, user_named, overwrite):
+    """A user's -o file is created as every user-named output is (util/outputs.py: never replacing a file
+    that appeared meanwhile, unless --overwrite); RUN/plots/<what>.png is layerwise's own, replaced."""
+    def write(f):
+        fig.savefig(f, format=path.suffix[1:].lower(), dpi=DPI, facecolor="white")
+
+    if user_named:
+        create_output(path, write, "-o", overwrite)
+        return
+    try:
+        path.parent.mkdir(exist_ok=True)
+    except OSError as e:
+        raise StorageError(f"cannot create {path.parent}: {describe_os_error(e)}", describe_os_error(e)) from None
+    atomic_write(path, write)
 
 
 def _plot_sweep(directory, output, overwrite):
@@ -90,11 +102,7 @@ def _plot_sweep(directory, output, overwrite):
     panels = len(data["keys"]) + 1
     fig = figure_class(figsize=(6 * min(panels, 3), 5 * -(-panels // 3)), dpi=DPI, layout="constrained")
     draw_sweep(fig, data)
-    try:
-        path.parent.mkdir(exist_ok=True)
-    except OSError as e:
-        raise StorageError(f"cannot create {path.parent}: {describe_os_error(e)}", describe_os_error(e)) from None
-    atomic_write(path, lambda f: fig.savefig(f, format=path.suffix[1:].lower(), dpi=DPI, facecolor="white"))
+    _save(fig, path, output is not None, overwrite)
     return path
 
 
@@ -144,52 +152,36 @@ def _default_output(runs, names, what):
 
 
 def _checked_output(output, overwrite):
-    path = Path(output).expanduser()
+    """-o FILE, checked as every user-named output is (util/outputs.py), and a picture format."""
+    path = check_name(output, "-o")
     if path.suffix.lower() not in FORMATS:
         raise ConfigError(f"-o {output}: expected a file name ending in {', '.join(FORMATS)}, received {path.suffix or 'no suffix'!r}")
-    if path.is_dir():
-        raise ConfigError(f"-o {output} is a directory; give a file name such as {path / 'curves.png'}")
-    if not path.parent.is_dir():
-        raise ConfigError(f"-o {output}: directory {path.parent} does not exist")
-    if (path.exists() or path.is_symlink()) and not overwrite:
-        raise ConfigError(f"-o {output} already exists; pass --overwrite to replace it, or choose another file")
-    return path
+    return check_output(path, "-o", overwrite, hint="pass --overwrite to replace it, or choose another file")
 
 
 # --- reading runs -----------------------------------------------------------------------------
 
 
 def read_metrics(run):
-    """metrics.csv as {column: float array}, one entry per epoch."""
+    """metrics.csv as {column: float array}, one entry per epoch, read as untrusted input (run/runfiles.py)."""
     path = run / "metrics.csv"
-    if not path.is_file():
-        raise CheckpointError(f"{run} holds no metrics.csv: no epoch has finished (or it is not a layerwise run directory)")
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    if not rows or not {"epoch", "lr", "train_loss", "val_loss"} <= set(rows[0]):
+    try:
+        rows = read_metrics_csv(path, required=("epoch", "lr", "train_loss", "val_loss"))
+    except FileNotFoundError:
+        raise CheckpointError(f"{run} holds no metrics.csv: no epoch has finished (or it is not a layerwise run directory)") from None
+    if not rows:
         raise CheckpointError(f"{path}: expected the columns epoch, lr, train_loss, val_loss, ... and a row per epoch")
-    columns = {}
-    for key in rows[0]:
-        try:
-            columns[key] = np.array([float(row[key]) for row in rows])
-        except (TypeError, ValueError):
-            raise CheckpointError(f"{path}: column {key} holds a value that is not a number") from None
-    return columns
+    return {key: np.array([row[key] for row in rows]) for key in rows[0]}
 
 
 def read_test(run):
-    path = run / "test.json"
-    if not path.is_file():
+    """test.json, read as untrusted input (run/runfiles.py: bounded, schema-checked)."""
+    try:
+        return read_test_json(run / "test.json")
+    except FileNotFoundError:
         raise CheckpointError(f"{run} holds no test.json (written when training finishes); an unfinished run "
                               f"continues with layerwise train --resume {run}, and layerwise eval {run} prints "
-                              f"the confusion matrix of any run")
-    try:
-        result = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise CheckpointError(f"{path}: not valid JSON") from None
-    if not isinstance(result, dict):
-        raise CheckpointError(f"{path}: expected a JSON object of test metrics")
-    return result
+                              f"the confusion matrix of any run") from None
 
 
 def read_checkpoint(run, meta_only=False):
@@ -220,7 +212,19 @@ def _curves_data(runs, names):
     if len(tasks) > 1:
         raise ConfigError("cannot overlay classification and regression runs in one picture: their losses "
                           "and metrics differ; plot them separately")
+    if tasks == {"regression"}:  # the axes say in which units: the loss may be on standardised targets
+        for run, (_, m) in zip(runs, series):
+            m["standardised_target"] = _standardised_target(run)
     return series
+
+
+def _standardised_target(run):
+    from ..run.evaluate import standardised_targets
+
+    try:
+        return standardised_targets(read_checkpoint(run, meta_only=True)[1].get("preprocessing"))
+    except CheckpointError:
+        return False
 
 
 def _confusion_data(run, name):
@@ -248,8 +252,11 @@ def _errors_data(run, name):
     outputs = model.predict(data.test.x, cfg.train.eval_batch_size)
     title = {"name": name, "epoch": state.epoch}
     if data.task == "regression":
-        return {**title, "kind": "regression", "pred": outputs, "true": data.test.y,
-                "metrics": metrics.regression_metrics(outputs, data.test.y)}
+        from ..run.evaluate import in_target_units
+
+        pred, true = in_target_units(data.preprocessing, outputs, data.test.y)  # the target's units
+        return {**title, "kind": "regression", "pred": pred, "true": true,
+                "metrics": metrics.regression_metrics(pred, true)}
     shape = image_shape(meta, data.num_features)
     if shape is None:
         raise ConfigError(f"{run}: --what errors draws test images, but this model takes {data.num_features} "

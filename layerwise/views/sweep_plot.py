@@ -2,13 +2,16 @@
 validation curves of the best trials. Reads sweep.yaml and results.csv as untrusted files."""
 
 import csv
+import io
 import math
 from pathlib import Path
 
 import numpy as np
 import yaml
 
+from ..config.yaml_loader import parse_yaml
 from ..errors import CheckpointError
+from ..run.runfiles import read_text
 from .figures import COLORS, FONT, _log_if_wide
 
 BEST_CURVES = 5
@@ -22,15 +25,15 @@ def sweep_data(directory, read_metrics):
     """{"keys", "trials": [{"id", "values": {key: text}, "best_val"}], "metric", "curves": [(id, metrics)]}."""
     directory = Path(directory)
     try:
-        manifest = yaml.safe_load((directory / "sweep.yaml").read_text())
-        with open(directory / "results.csv", newline="") as f:
-            rows = list(csv.DictReader(f))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, csv.Error) as e:
+        manifest = parse_yaml(read_text(directory / "sweep.yaml", "sweep manifest"))
+        rows = list(csv.DictReader(io.StringIO(read_text(directory / "results.csv", "results.csv"), newline="")))
+    except (OSError, yaml.YAMLError, csv.Error) as e:
         raise CheckpointError(f"{directory}: cannot read its sweep.yaml and results.csv ({type(e).__name__}); "
                               "has the sweep finished?") from None
     if not isinstance(manifest, dict) or not isinstance(manifest.get("trials"), list):
         raise CheckpointError(f"{directory}/sweep.yaml: not a layerwise sweep manifest")
-    keys = list(dict.fromkeys(k for t in manifest["trials"] if isinstance(t, dict) for k in t.get("overrides", {})))
+    keys = list(dict.fromkeys(str(k) for t in manifest["trials"] if isinstance(t, dict) and isinstance(t.get("overrides"), dict)
+                              for k in t["overrides"]))
     trials = []
     for row in rows:
         if row.get("status") != "finished":
@@ -40,14 +43,18 @@ def sweep_data(directory, read_metrics):
         except (KeyError, TypeError, ValueError):
             continue
         if math.isfinite(value):
-            trials.append({"id": row.get("id", "?"), "values": {k: row.get(k, "") for k in keys}, "best_val": value,
-                           "metric": row.get("metric", "val")})
+            trials.append({"id": row.get("id") or "?", "values": {k: row.get(k) or "" for k in keys}, "best_val": value,
+                           "metric": row.get("metric") or "val"})
     if not trials:
         raise CheckpointError(f"{directory}: no finished trial to plot (see its results.csv)")
     metric = trials[0]["metric"]
     higher = metric in ("val_accuracy", "val_r2")
     ranked = sorted(trials, key=lambda t: -t["best_val"] if higher else t["best_val"])
     curves = [(t["id"], read_metrics(directory / "trials" / t["id"])) for t in ranked[:BEST_CURVES]]
+    for trial_id, m in curves:
+        if metric not in m:
+            raise CheckpointError(f"{directory / 'results.csv'}: metric {metric[:60]!r} is not a column of "
+                                  f"{directory / 'trials' / trial_id / 'metrics.csv'} (edited?)")
     return {"keys": keys, "trials": trials, "metric": metric, "curves": curves, "name": directory.name}
 
 

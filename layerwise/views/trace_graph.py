@@ -13,42 +13,50 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, LayerwiseError
-from ..util.fileio import atomic_write, atomic_write_text
+from ..util.outputs import check_output, create_output
 
 RENDERED = (".svg", ".png", ".pdf")
 MAX_UNITS = 16
 
 
-def check_graph_target(path):
-    """Refuse a FILE that exists (never overwritten) or whose directory does not."""
+def graph_file(path):
+    """The file --dot FILE writes: FILE, or FILE.dot when FILE asks for a picture and Graphviz's dot
+    is not installed."""
     path = Path(path)
-    for candidate in {path, path.with_suffix(".dot")} if path.suffix.lower() in RENDERED else {path}:
-        if candidate.exists() and not (candidate != path and shutil.which("dot")):
-            raise ConfigError(f"--dot: {candidate} already exists; give a new file name (nothing is overwritten)")
-    if not path.parent.is_dir():
-        raise ConfigError(f"--dot: directory {path.parent} does not exist")
+    if path.suffix.lower() in RENDERED and shutil.which("dot") is None:
+        return path.with_suffix(".dot")
+    return path
+
+
+def check_graph_target(path):
+    """Refuse, before tracing, a FILE that exists (never overwritten, nor a dangling link), whose name is
+    unusable or whose directory does not exist: the rule of every user-named output (util/outputs.py)."""
+    check_output(path, "--dot")
+    if graph_file(path) != Path(path):
+        check_output(graph_file(path), "--dot")
 
 
 def write_graph(path, report, arrays, units=False):
-    """Write the DOT text, or the picture when FILE ends in .svg/.png/.pdf and `dot` is installed.
-    Returns the message saying what was written (and how to render it if it was not)."""
+    """Write the DOT text, or the picture when FILE ends in .svg/.png/.pdf and `dot` is installed, as a
+    new file (create_output: a file that appeared meanwhile is left alone). Returns the message saying
+    what was written (and how to render it if it was not)."""
     path = Path(path)
     text = unit_graph(report, arrays) if units else layer_graph(report, arrays)
     fmt = path.suffix.lower()
     if fmt not in RENDERED:
-        atomic_write_text(path, text)
+        create_output(path, lambda f: f.write(text.encode()), "--dot")
         return f"wrote the graph to {path}; render it with: dot -Tsvg {path} -o {path.with_suffix('.svg')}"
     dot = shutil.which("dot")
     if dot is None:
-        dot_path = path.with_suffix(".dot")
-        atomic_write_text(dot_path, text)
+        dot_path = graph_file(path)
+        create_output(dot_path, lambda f: f.write(text.encode()), "--dot")
         return (f"Graphviz's dot is not installed, so wrote the graph as text to {dot_path}; render it with "
                 f"`dot -T{fmt[1:]} {dot_path} -o {path}` after installing Graphviz (Debian/Ubuntu: apt-get install graphviz)")
     done = subprocess.run([dot, f"-T{fmt[1:]}"], input=text.encode(), capture_output=True)
     if done.returncode != 0:
         problem = done.stderr.decode(errors="replace").strip().splitlines()
         raise LayerwiseError(f"--dot: Graphviz's dot could not render {path}: {problem[0] if problem else done.returncode}")
-    atomic_write(path, lambda f: f.write(done.stdout))
+    create_output(path, lambda f: f.write(done.stdout), "--dot")
     return f"wrote the graph to {path} (rendered by Graphviz's dot)"
 
 

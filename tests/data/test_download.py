@@ -262,3 +262,38 @@ def test_real_mnist(tmp_path):
     shutil.copytree(REAL_MNIST, tmp_path / "cache")
     cached = load_mnist(mirrors=[], cache_dir=tmp_path / "cache", echo=pytest.fail)
     np.testing.assert_array_equal(cached["test_labels"], arrays["test_labels"])
+
+
+def test_a_corrupt_cached_file_is_never_deleted_before_a_good_copy_exists(tmp_path, server):
+    """The cache is a link into the user's own data directory: a file there that fails its checksum is
+    reported and kept when no mirror has a good copy, and only a verified download replaces it."""
+    digests = make_tiny_mnist(tmp_path / "www" / "good")
+    mine = tmp_path / "my-data"
+    make_tiny_mnist(mine)
+    cache = tmp_path / "cache"
+    cache.symlink_to(mine)
+    damaged = mine / "t10k-images-idx3-ubyte.gz"
+    damaged.write_bytes(damaged.read_bytes()[:-10])
+    before = damaged.read_bytes()
+    lines = []
+    with pytest.raises(DataError, match="left as it is") as info:
+        load_mnist(mirrors=[server + "missing/"], cache_dir=cache, sha256=digests, echo=lines.append,
+                   keys=("test_images", "test_labels"))
+    assert str(damaged.name) in str(info.value)
+    assert damaged.read_bytes() == before  # still there, untouched
+    assert any("corrupt" in line for line in lines)
+    check_tiny(load_mnist(mirrors=[server + "good/"], cache_dir=cache, sha256=digests, echo=lines.append))
+    assert damaged.read_bytes() == (tmp_path / "www" / "good" / damaged.name).read_bytes()
+    assert not list(mine.glob(".*.tmp"))
+
+
+def test_a_corrupt_cached_link_is_replaced_not_its_target(tmp_path, server):
+    digests = make_tiny_mnist(tmp_path / "www" / "good")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    users = tmp_path / "users-file.gz"
+    users.write_bytes(b"not a dataset, but the user's")
+    (cache / "t10k-labels-idx1-ubyte.gz").symlink_to(users)
+    check_tiny(load_mnist(mirrors=[server + "good/"], cache_dir=cache, sha256=digests, echo=lambda line: None))
+    assert users.read_bytes() == b"not a dataset, but the user's"
+    assert not (cache / "t10k-labels-idx1-ubyte.gz").is_symlink()

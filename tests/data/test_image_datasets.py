@@ -216,7 +216,7 @@ def test_train_fashion_names_the_dataset_and_stores_preprocessing(tmp_path):
     for name in ("best.npz", "last.npz"):
         _, meta = load_run_checkpoint(tmp_path / "run" / name)
         assert meta["preprocessing"]["class_names"][9] == "Ankle boot"
-        assert meta["data"] == {"task": "classification", "num_features": 784, "num_outputs": 10}
+        assert meta["data"] == {"task": "classification", "num_features": 784, "num_outputs": 10, "steps_per_epoch": 4}
         assert [entry["sha256"] for entry in meta["fingerprint"]] == [
             hashlib.sha256(gzip.decompress((tmp_path / "fm" / f"{n}.gz").read_bytes())).hexdigest()
             for n in FILES.values()]

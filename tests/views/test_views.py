@@ -271,13 +271,14 @@ def test_eval_json_for_classification_has_accuracy_and_confusion(tmp_path):
     result = run("eval", tmp_path / "run", "--json", *slice_[:2])
     assert_ok(result)
     doc = json.loads(result.stdout)
-    assert set(doc) == {"loss", "accuracy", "confusion"}
+    assert set(doc) == {"loss", "accuracy", "confusion", "classes"}
+    assert doc["classes"] == [str(d) for d in range(10)]
     counts = np.array(doc["confusion"])
     assert counts.shape == (10, 10) and counts.sum() == 500  # data.test_limit
     assert doc["accuracy"] == pytest.approx(np.trace(counts) / 500)
 
 
-@pytest.mark.parametrize("command", ["summary", "trace"])
+@pytest.mark.parametrize("command", ["summary", "trace", "gradcheck"])
 def test_views_refuse_a_directory_that_is_not_a_run(command, tmp_path):
     assert_error(run(command, tmp_path), 1, str(tmp_path), "is it a layerwise run directory?")
     assert list(tmp_path.iterdir()) == []

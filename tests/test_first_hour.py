@@ -1,0 +1,210 @@
+"""Issue 17, "what a new user hit in the first hour": each item through the CLI or the API, on tiny
+tables and images the tests write themselves."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from layerwise.cli import main
+
+MLP = "model.layers=[{type: linear, out_features: 8}, {type: relu}, {type: linear}]"
+
+
+def table(n=80, seed=0):
+    """a, b (numbers), color (text), label (yes/no), y = 300 * (2a - b) + 5000 (a target far from 0 +- 1)."""
+    rng = np.random.default_rng(seed)
+    a, b = rng.normal(size=n).round(3), rng.normal(size=n).round(3)
+    color = np.array(["red", "green", "blue"])[np.arange(n) % 3]
+    label = np.where(a > 0, "no", "yes")
+    rows = [f"{a[i]},{b[i]},{color[i]},{label[i]},{300 * (2 * a[i] - b[i]) + 5000:.3f}" for i in range(n)]
+    return "a,b,color,label,y\n" + "\n".join(rows) + "\n"
+
+
+def invoke(*args):
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    return result
+
+
+def train_table(tmp_path, config, target, *more):
+    from conftest import REPO
+
+    result = invoke("train", REPO / "configs" / f"{config}.yaml", "-s", "data.path=t.csv", "-s", f"data.target={target}",
+                    "-s", "train.epochs=3", "-s", MLP, *more)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.fixture
+def in_tmp(tmp_path, monkeypatch):
+    (tmp_path / "t.csv").write_text(table())
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+# --- b. --json: stdout is one JSON document, every note on stderr ---------------------------------
+
+
+def test_every_json_command_prints_pure_json(in_tmp):
+    from conftest import REPO
+
+    trained = invoke("train", REPO / "configs" / "tabular_classification.yaml", "-s", "data.path=t.csv", "-s",
+                     "data.target=label", "-s", "train.epochs=2", "-s", MLP, "--json")
+    assert trained.exit_code == 0, trained.output
+    doc = json.loads(trained.stdout)
+    assert doc["test"]["accuracy"] >= 0 and len(doc["history"]) == 2
+    assert "read t.csv" in trained.stderr and "epoch 2/2" in trained.stderr
+    run = doc["run_dir"]
+    (in_tmp / "cfg.yaml").write_text("data: {dataset: csv, path: t.csv, target: label}\ntrain: {epochs: 1}\n"
+                                     "model: {layers: [{type: linear, out_features: 4}, {type: relu}, {type: linear}]}\n")
+    commands = {
+        "eval": ["eval", run, "--json"],
+        "eval --data": ["eval", run, "--data", "t.csv", "--json"],
+        "predict": ["predict", run, "t.csv", "--json"],
+        "gradcheck": ["gradcheck", "cfg.yaml", "--json"],
+        "summary": ["summary", run, "--json"],
+        "trace": ["trace", run, "--json"],
+        "compare": ["compare", run, run, "--json"],
+        "export": ["export", run, "m.onnx", "--json"],
+        "sweep": ["sweep", "cfg.yaml", "-s", "seed=0,1", "--jobs", "1", "--json"],
+    }
+    for name, args in commands.items():
+        result = invoke(*args)
+        assert result.exit_code == 0, (name, result.output)
+        json.loads(result.stdout)  # nothing but the document
+        if name in ("eval", "gradcheck"):
+            assert "read t.csv" in result.stderr, name  # the note is still shown, on stderr
+
+
+# --- a. regression metrics in the target's own units, with standardize_target ----------------------
+
+
+def test_standardised_target_metrics_are_in_the_targets_units(in_tmp):
+    trained = train_table(in_tmp, "tabular_regression", "y", "-s", "optimizer.lr=0.02")
+    assert "standardised target" in trained.output  # the loss's unit is said once
+    run = in_tmp / "runs" / "tabular_regression-t"
+    test = json.loads((run / "test.json").read_text())
+    # y's std is about 670: an MSE in the target's units is far above the standardised loss
+    assert test["test_mse"] > 1000 * test["test_loss"]
+    assert test["test_r2"] > 0.5
+    evaluated = json.loads(invoke("eval", run, "--json").stdout)
+    assert evaluated["mse"] == pytest.approx(test["test_mse"], rel=1e-5)
+    # eval --data and predict on the same file agree (they did not: standardised against raw)
+    on_file = invoke("eval", run, "--data", "t.csv", "--json")
+    predicted = json.loads(invoke("predict", run, "t.csv", "--json").stdout)
+    scored = json.loads(on_file.stdout)
+    for key in ("mse", "mae", "r2"):
+        assert scored[key] == pytest.approx(predicted[key], rel=1e-4), key
+    assert "standardised target" in on_file.stderr
+    metrics = (run / "metrics.csv").read_text().splitlines()
+    header, last = metrics[0].split(","), metrics[-1].split(",")
+    val_mse, val_loss = float(last[header.index("val_mse")]), float(last[header.index("val_loss")])
+    assert val_mse > 1000 * val_loss
+    assert f"mse {val_mse:.4f}" in trained.output  # the epoch line prints the same number
+
+
+# --- h. a data file given with -s names the default run directory ----------------------------------
+
+
+def test_a_second_data_file_gets_its_own_run_directory(in_tmp):
+    from conftest import REPO
+
+    from layerwise.config.schema import load_config
+
+    (in_tmp / "Penguins.CSV.gz").write_bytes(b"")
+    config = REPO / "configs" / "tabular_classification.yaml"
+    assert load_config(config, ["data.path=Penguins.CSV.gz", "data.target=label"]).output == "runs/tabular_classification-Penguins"
+    assert load_config(config, ["data.path=t.csv", "data.target=label", "output=mine"]).output == "mine"  # an output given wins
+    (in_tmp / "own.yaml").write_text("data: {dataset: csv, path: t.csv, target: label}\n")
+    assert load_config(in_tmp / "own.yaml").output == "runs/own"  # a path written in the config: as before
+    train_table(in_tmp, "tabular_classification", "label")
+    (in_tmp / "u.csv").write_text(table(seed=1))
+    second = invoke("train", config, "-s", "data.path=u.csv", "-s", "data.target=label", "-s", "train.epochs=1")
+    assert second.exit_code == 0, second.output
+    assert (in_tmp / "runs" / "tabular_classification-t" / "test.json").is_file()
+    assert (in_tmp / "runs" / "tabular_classification-u" / "test.json").is_file()
+
+
+# --- e. eval --checkpoint last says exactly which weights it scores ---------------------------------
+
+
+def test_eval_of_an_interrupted_run_names_the_step(in_tmp, monkeypatch):
+    import os
+    import signal
+
+    from conftest import REPO
+
+    import layerwise
+    from layerwise.errors import TrainingInterrupted
+    from layerwise.run import trainer
+
+    calls, step = [0], trainer.train_step
+
+    def interrupted_at_10(*args):
+        calls[0] += 1
+        if calls[0] == 10:  # epoch 2 (7 steps each: 56 rows in batches of 8), its 3rd step
+            os.kill(os.getpid(), signal.SIGINT)
+        return step(*args)
+
+    monkeypatch.setattr(trainer, "train_step", interrupted_at_10)
+    with pytest.raises(TrainingInterrupted):
+        layerwise.train(REPO / "configs" / "tabular_classification.yaml", echo=None, data__path="t.csv",
+                        data__target="label", train__batch_size=8, train__epochs=3, output="run")
+    last = invoke("eval", "run", "--checkpoint", "last")
+    assert last.exit_code == 0, last.output
+    assert "weights from epoch 2, step 3 of 7 (interrupted)" in last.output
+    best = invoke("eval", "run")
+    assert "weights after epoch 1:" in best.output
+
+
+# --- g. predict -o: `-` is stdout, the extension chooses the format ----------------------------------
+
+
+def test_predict_output_format_follows_the_name(in_tmp):
+    import csv
+    import io
+
+    train_table(in_tmp, "tabular_classification", "label")
+    run = "runs/tabular_classification-t"
+    to_stdout = invoke("predict", run, "t.csv", "-o", "-")
+    assert to_stdout.exit_code == 0, to_stdout.output
+    rows = list(csv.reader(io.StringIO(to_stdout.stdout)))
+    assert rows[0][:2] == ["input", "prediction"] and len(rows) == 81  # stdout is the CSV alone
+    assert "accuracy" in to_stdout.stderr and not (in_tmp / "-").exists()
+    assert invoke("predict", run, "t.csv", "-o", "p.json").exit_code == 0
+    doc = json.loads((in_tmp / "p.json").read_text())
+    assert doc["inputs"] == 80 and doc["predictions"][0]["prediction"] in ("yes", "no")
+    assert invoke("predict", run, "t.csv", "-o", "p.npy").exit_code == 0
+    proba = np.load(in_tmp / "p.npy")
+    assert proba.shape == (80, 2) and np.allclose(proba.sum(axis=1), 1, atol=1e-5)
+    assert invoke("predict", run, "t.csv", "-o", "p.CSV").exit_code == 0
+    assert (in_tmp / "p.CSV").read_text().startswith("input,prediction")
+    refused = invoke("predict", run, "t.csv", "-o", "p.txt")
+    assert refused.exit_code == 2 and "unknown extension .txt" in refused.output and not (in_tmp / "p.txt").exists()
+    assert invoke("predict", run, "t.csv", "-o", "-", "--json").exit_code == 2
+
+
+# --- i. eval's confusion matrix shows class names; gradcheck takes a run directory -----------------
+
+
+def test_confusion_names_and_gradcheck_of_a_run(in_tmp):
+    from layerwise.run.report import format_confusion
+
+    train_table(in_tmp, "tabular_classification", "label")
+    run = "runs/tabular_classification-t"
+    shown = invoke("eval", run)
+    assert shown.exit_code == 0, shown.output
+    header, row_no, row_yes = shown.output.splitlines()[-3:]
+    assert header.split()[1:] == ["no", "yes"] and row_no.split()[0] == "no" and row_yes.split()[0] == "yes"
+    assert json.loads(invoke("eval", run, "--json").stdout)["classes"] == ["no", "yes"]
+    lines = format_confusion(np.array([[3, 0], [1, 2]]), ["a" * 30, "b\x1b]0;x\x07"]).splitlines()
+    assert lines[1].split()[1] == "a" * 11 + "~" and len(lines) == 4  # long names cut
+    for args in (["summary", run], ["trace", run], ["gradcheck", run]):
+        result = invoke(*args)
+        assert result.exit_code == 0, (args, result.output)
+    assert "rows pass" in result.output
+    rows = json.loads(invoke("gradcheck", run, "--json").stdout)["rows"]
+    assert rows and all(r["passed"] for r in rows)
+    missing = invoke("gradcheck", in_tmp)  # not a run: the same message as summary's
+    assert missing.exit_code == 1 and "is it a layerwise run directory?" in missing.output
