@@ -171,6 +171,8 @@ def _array_file(path, pre, task):
             ykey = {"x": "y", "x_test": "y_test", "X": "y"}.get(xkey)
         shape, dtype = headers[xkey]
         rows = shape[0] if shape else 1
+        if rows == 0:
+            raise DataError(f"{path}: no rows (an array of shape {tuple(shape)[:8]}); give at least one input")
         per_row = (math.prod(shape[1:]) if shape else 1) * dtype.itemsize
         if ykey in headers:
             yshape, ydtype = headers[ykey]

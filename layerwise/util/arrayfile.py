@@ -54,7 +54,7 @@ def read_arrays(path, select=None, error=DataError):
             raise StorageError(f"cannot read {path}: {reason}", reason) from None
         except MemoryError:
             raise error(f"{path}: not enough memory to read it") from None
-    raise error(f"{path}: not a NumPy .npy or .npz file (corrupt, truncated, or another format?)")
+    raise error(f"{path}: not an .npz archive or an .npy file (corrupt, truncated, or another format?)")
 
 
 def _read_npz(f, path, select, error):
