@@ -78,7 +78,8 @@ def features(pre, x, where="input"):
         raise DataError(f"{where}: expected rows shaped ({want}), i.e. an array (N, {want}), received shape {x.shape}")
     if not np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_:
         raise DataError(f"{where}: expected numbers, received dtype {x.dtype}")
-    x = x.reshape(len(x), -1).astype(np.float32)
+    with np.errstate(over="ignore"):  # a value beyond float32 becomes inf, as the model would see it
+        x = x.reshape(len(x), -1).astype(np.float32)
     if pre["mean"] is not None:
         x -= np.asarray(pre["mean"], dtype=np.float32)
         x /= np.asarray(pre["std"], dtype=np.float32)
