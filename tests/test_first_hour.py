@@ -208,3 +208,41 @@ def test_confusion_names_and_gradcheck_of_a_run(in_tmp):
     assert rows and all(r["passed"] for r in rows)
     missing = invoke("gradcheck", in_tmp)  # not a run: the same message as summary's
     assert missing.exit_code == 1 and "is it a layerwise run directory?" in missing.output
+
+
+# --- f. progress lines inside an epoch when no progress bar shows ---------------------------------
+
+
+def test_progress_lines_at_a_bounded_rate(in_tmp, monkeypatch):
+    import re
+
+    from conftest import REPO
+
+    from layerwise.config.schema import load_config
+    from layerwise.run.callbacks import ProgressLog, default_callbacks
+    from layerwise.run.fit import fit
+
+    ticks = iter(range(10**6))  # a clock that advances one second per look
+    cfg = load_config(REPO / "configs" / "tabular_classification.yaml",
+                      ["data.path=t.csv", "data.target=label", "train.batch_size=8", "train.epochs=2", "output=run"])
+    lines = []
+    fit(cfg, echo=lines.append, callbacks=[ProgressLog(interval=3, clock=lambda: float(next(ticks)))])
+    progress = [line for line in lines if "ETA" in line]
+    # 14 steps, one clock reading each (after the start): a line every 3rd second, not one per step
+    assert 3 <= len(progress) <= 5, progress
+    pattern = r"epoch (\d)/2  step (\d)/7 \(\d+%\)  loss \d+\.\d{4}  ETA epoch (\d+):(\d\d), run (\d+):(\d\d)"
+    found = [re.fullmatch(pattern, line) for line in progress]
+    assert all(found), progress
+    runs_left = [int(m[5]) * 60 + int(m[6]) for m in found]
+    assert runs_left == sorted(runs_left, reverse=True) and runs_left[-1] < runs_left[0]
+    # only without a terminal (where tqdm's bar is off): the default list has a ProgressLog then
+    assert any(isinstance(c, ProgressLog) for c in default_callbacks(cfg, True, None))
+    import io
+    import sys
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    assert not any(isinstance(c, ProgressLog) for c in default_callbacks(cfg, True, None))
