@@ -34,6 +34,13 @@ class Dataset:
         split = next(s for s in (self.train, self.val, self.test) if s is not None)
         return split.x.shape[1]
 
+    @property
+    def input_shape(self):
+        """(C, H, W) of one example when the inputs are images (see preprocess.image_input_shape), else None."""
+        from .preprocess import image_input_shape
+
+        return image_input_shape(self.preprocessing)
+
     def split(self, name):
         return {"train": self.train, "val": self.val, "test": self.test}[name]
 

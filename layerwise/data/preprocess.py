@@ -83,6 +83,19 @@ def array_preprocessing(num_features, mean=None, std=None, target_names=("y",)):
             "class_names": None, "target_names": list(target_names), "target_mean": None, "target_std": None}
 
 
+def image_input_shape(pre):
+    """(C, H, W) of one example for a model with convolution layers, or None when the inputs are not
+    images: (1, H, W) for grayscale image data, an npz's (C, H, W) or (H, W) rows."""
+    if not isinstance(pre, dict):
+        return None
+    if pre.get("kind") == "image":
+        return (1, *(int(d) for d in pre["image_shape"]))
+    shape = pre.get("shape") if pre.get("kind") == "array" else None
+    if isinstance(shape, list) and len(shape) in (2, 3):
+        return tuple(int(d) for d in ([1] + shape if len(shape) == 2 else shape))
+    return None
+
+
 def pixels(pre, images, where="input"):
     """Images (N, H, W) or (N, H*W) or one (H, W) image, 0-255 -> float32 (N, H*W) model inputs;
     scaled and normalised in place (no float64 temporaries)."""

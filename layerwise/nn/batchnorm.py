@@ -1,4 +1,4 @@
-"""BatchNorm: batch normalisation over the batch axis of (N, D) activations."""
+"""BatchNorm: batch normalisation over the batch axis of (N, D) activations, or per channel of images."""
 
 import numpy as np
 
@@ -14,10 +14,14 @@ class BatchNorm(Layer):
     toward them, running = (1 - momentum) * running + momentum * batch, with the unbiased batch variance
     var * N / (N - 1) for running_var (PyTorch's BatchNorm1d convention, momentum 0.1).
     Evaluation: mean and var are the running statistics, so a prediction does not depend on its batch.
+    Images: after a conv2d, x (N, H, W, C) channels-last is normalised per channel (BatchNorm2d):
+    in_features is C and the statistics run over the N*H*W entries of each channel (every axis but the
+    last), so below N stands for that count.
     """
 
     name = "batchnorm"
     ARGS = {"in_features": int, "momentum": float, "eps": float}
+    PER_CHANNEL = True  # on images, in_features is the number of channels
 
     def __init__(self, in_features, momentum=0.1, eps=1e-5, dtype=np.float32):
         super().__init__()
@@ -38,7 +42,8 @@ class BatchNorm(Layer):
 
     @classmethod
     def sizes(cls, in_features, **kwargs):
-        return in_features, 4 * in_features  # gamma, beta and the two running statistics
+        channels = in_features[0] if isinstance(in_features, tuple) else in_features
+        return in_features, 4 * channels  # gamma, beta and the two running statistics
 
     def reset_parameters(self, rng):
         """gamma = 1, beta = 0, running statistics back to mean 0, variance 1 (`rng` is not used)."""
@@ -48,17 +53,17 @@ class BatchNorm(Layer):
         self.buffers["running_var"][...] = 1
 
     def forward(self, x):
-        N = x.shape[0]
+        N, axes = x.size // x.shape[-1], tuple(range(x.ndim - 1))
         mean, var, inv_std = self._mean, self._var, self._inv_std
         xhat = self._xhat = _buffer(self._xhat, x.shape, x.dtype)
         y = self._y = _buffer(self._y, x.shape, x.dtype)
         self._batch_stats = self.training
         if self.training:
-            np.sum(x, axis=0, out=mean)
+            np.sum(x, axis=axes, out=mean)
             mean /= N
             np.subtract(x, mean, out=xhat)  # centred x
             np.multiply(xhat, xhat, out=y)  # y as scratch for the squares
-            np.sum(y, axis=0, out=var)
+            np.sum(y, axis=axes, out=var)
             var /= N  # biased batch variance
             self._update_running(N)
         else:
@@ -84,12 +89,12 @@ class BatchNorm(Layer):
         rv += tmp
 
     def backward(self, dout, input_grad=True):
-        N = dout.shape[0]
+        N, axes = dout.size // dout.shape[-1], tuple(range(dout.ndim - 1))
         xhat, dgamma, dbeta = self._xhat, self.grads["gamma"], self.grads["beta"]
         dx = self._dx = _buffer(self._dx, dout.shape, dout.dtype)
-        np.sum(dout, axis=0, out=dbeta)  # dbeta = sum_n dout   (N,D) -> (D,)
+        np.sum(dout, axis=axes, out=dbeta)  # dbeta = sum_n dout   (N,D) -> (D,)
         np.multiply(dout, xhat, out=dx)  # dx as scratch
-        np.sum(dx, axis=0, out=dgamma)  # dgamma = sum_n dout * xhat   (N,D) -> (D,)
+        np.sum(dx, axis=axes, out=dgamma)  # dgamma = sum_n dout * xhat   (N,D) -> (D,)
         if not input_grad:
             return None
         scale = self._scale

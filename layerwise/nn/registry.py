@@ -9,30 +9,51 @@ from ..errors import ConfigError, did_you_mean
 from ..util.memory import PARAMETER_COPIES, check_fits
 from .activations import ELU, GELU, LeakyReLU, ReLU, Sigmoid, Softplus, Tanh
 from .batchnorm import BatchNorm
+from .conv import Conv2d, describe_shape
 from .dropout import Dropout
 from .linear import Linear
 from .losses import LOSSES
+from .pool import AvgPool2d, GlobalAvgPool, MaxPool2d
 from .sequential import Sequential
+from .shape import Flatten
 
 LAYERS = {
     cls.name: cls
-    for cls in (Linear, ReLU, LeakyReLU, ELU, GELU, Softplus, Sigmoid, Tanh, Dropout, BatchNorm)
+    for cls in (Linear, ReLU, LeakyReLU, ELU, GELU, Softplus, Sigmoid, Tanh, Dropout, BatchNorm,
+                Conv2d, MaxPool2d, AvgPool2d, GlobalAvgPool, Flatten)
 }
 
 
-def build_model(specs, in_features, out_features=None, *, rng=None, dtype=np.float32, where="model.layers", rows=1):
+def is_spatial(specs):
+    """Whether a layer list holds a layer that takes images (conv2d, the pools)."""
+    return isinstance(specs, list) and any(
+        isinstance(s, dict) and isinstance(s.get("type"), str) and getattr(LAYERS.get(s["type"]), "SPATIAL", False)
+        for s in specs
+    )
+
+
+def build_model(specs, in_features, out_features=None, *, rng=None, dtype=np.float32, where="model.layers", rows=1,
+                input_shape=None):
     """Build a Sequential from layer specs ({"type": name, **kwargs}).
 
-    A layer's in_features is inferred from the previous layer (or the data) when omitted, and checked
-    when given, so sizes that do not chain fail here rather than on the first batch. `out_features`
-    is what the task needs the last layer to produce. Before anything is allocated, the parameters
-    (PARAMETER_COPIES copies of each) and the activations of a forward and backward pass over `rows`
-    examples are checked against the memory available.
+    A layer's in_features (in_channels) is inferred from the previous layer (or the data) when omitted,
+    and checked when given, so sizes that do not chain fail here rather than on the first batch.
+    `out_features` is what the task needs the last layer to produce. A model with spatial layers (conv2d,
+    pools) takes images: `input_shape` (C, H, W) is then the shape of one example, and the shapes chain as
+    (C, H, W) tuples until a flatten (or global_avgpool) turns them into features. Before anything is
+    allocated, the parameters (PARAMETER_COPIES copies of each) and the activations of a forward and
+    backward pass over `rows` examples (with the convolutions' im2col buffers) are checked against the
+    memory available.
     """
     if not isinstance(specs, list) or not specs:
         raise ConfigError(f"{where}: expected a non-empty list of layers, e.g. [{{type: linear, out_features: 10}}]")
     plan = []  # (key, class, kwargs) per layer, every size checked before any is allocated
-    width, width_from = in_features, "the data"
+    spatial = is_spatial(specs)
+    if spatial and input_shape is None:
+        raise ConfigError(f"{where}: convolution and pooling layers need image data (channels x height x width); "
+                          f"this data gives rows of {in_features} features")
+    width = tuple(int(d) for d in input_shape) if spatial else in_features
+    width_from = "the data"
     parameters = activations = 0
     for i, spec in enumerate(specs):
         key = f"{where}[{i}]"
@@ -46,15 +67,33 @@ def build_model(specs, in_features, out_features=None, *, rng=None, dtype=np.flo
         if i == len(specs) - 1 and "out_features" in cls.ARGS and "out_features" not in kwargs and out_features is not None:
             kwargs["out_features"] = out_features  # the last layer's width may be left to the task
         _check_kwargs(cls, kwargs, key)
+        image = isinstance(width, tuple)
         if "in_features" in cls.ARGS:
-            given = kwargs.setdefault("in_features", width)
-            if given != width:
-                raise ConfigError(f"{key}.in_features: {given} does not chain: {width_from} gives {width} features")
+            if image and not getattr(cls, "PER_CHANNEL", False):
+                raise ConfigError(f"{key}: {kind} takes rows of features but receives images {describe_shape(width)} "
+                                  f"from {width_from}; put a flatten (or global_avgpool) before it")
+            features = width[0] if image else width
+            given = kwargs.setdefault("in_features", features)
+            if given != features:
+                what = "channels" if image else "features"
+                raise ConfigError(f"{key}.in_features: {given} does not chain: {width_from} gives {features} {what}")
+        if "in_channels" in cls.ARGS and image:
+            given = kwargs.setdefault("in_channels", width[0])
+            if given != width[0]:
+                raise ConfigError(f"{key}.in_channels: {given} does not chain: {width_from} gives "
+                                  f"{describe_shape(width)} ({width[0]} channels)")
         plan.append((key, cls, kwargs))
-        width, count = cls.sizes(width, **{k: v for k, v in kwargs.items() if k != "in_features"})
-        parameters, activations, width_from = parameters + count, activations + width, key
+        shape_kwargs = {k: v for k, v in kwargs.items() if k not in ("in_features", "in_channels")}
+        try:
+            extra = cls.scratch(width, **shape_kwargs) if hasattr(cls, "scratch") else 0
+            width, count = cls.sizes(width, **shape_kwargs)
+        except ConfigError as e:  # sizes that do not chain: the layer names the shapes
+            raise ConfigError(f"{key}: {e}") from None
+        parameters, width_from = parameters + count, key
+        activations += int(np.prod(width)) + extra
     if out_features is not None and width != out_features:
-        raise ConfigError(f"{where}: the last layer gives {width} outputs but the task needs {out_features}")
+        raise ConfigError(f"{where}: the last layer gives {describe_shape(width) if isinstance(width, tuple) else width} outputs but the task needs "
+                          f"{out_features}" + ("; end with flatten and a linear layer" if isinstance(width, tuple) else ""))
     itemsize = np.dtype(dtype).itemsize
     check_fits(
         itemsize * (PARAMETER_COPIES * parameters + 2 * rows * activations),
@@ -70,7 +109,7 @@ def build_model(specs, in_features, out_features=None, *, rng=None, dtype=np.flo
             layers.append(cls(**kwargs))
         except ConfigError as e:  # a value the layer itself refuses, e.g. an unknown init
             raise ConfigError(f"{key}.{e}") from None
-    model = Sequential(layers)
+    model = Sequential(layers, input_shape=tuple(int(d) for d in input_shape) if spatial else None)
     if rng is not None:
         model.reset_parameters(rng)
     return model
@@ -90,10 +129,12 @@ def _check_kwargs(cls, kwargs, key):
             continue
         if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
             raise ConfigError(f"{key}.{name}: expected {typ.__name__}, received {value!r}")
-        if typ is int and value < 1:
-            raise ConfigError(f"{key}.{name}: expected a positive integer, received {value}")
+        zero_ok = name in getattr(cls, "ZERO_OK", ())  # conv2d's padding may be 0
+        if typ is int and value < (0 if zero_ok else 1):
+            kind = "non-negative" if zero_ok else "positive"
+            raise ConfigError(f"{key}.{name}: expected a {kind} integer, received {value}")
     required = [p.name for p in inspect.signature(cls).parameters.values()
-                if p.default is inspect.Parameter.empty and p.name in cls.ARGS and p.name != "in_features"]
+                if p.default is inspect.Parameter.empty and p.name in cls.ARGS and p.name not in ("in_features", "in_channels")]
     for name in required:
         if name not in kwargs:
             raise ConfigError(f"{key}.{name}: required for a {cls.name} layer")

@@ -3,6 +3,7 @@
 import numpy as np
 
 from ..errors import CheckpointError
+from .shape import from_internal, to_internal
 
 
 class Sequential:
@@ -14,10 +15,19 @@ class Sequential:
     Modes: train() (the default) and eval() set every layer's `training` flag: Dropout drops and
     BatchNorm normalises with batch statistics only in training mode. predict() always runs in
     evaluation mode and then restores the mode it found.
+
+    Images: with `input_shape` (C, H, W) (a model whose layers include conv2d or pooling) x is
+    (N, C, H, W), or rows (N, C*H*W) in that order, and is viewed channels-last (N, H, W, C) once here,
+    the layout the spatial layers compute in; backward returns dx in the layout x came in.
     """
 
-    def __init__(self, layers):
+    def __init__(self, layers, input_shape=None):
         self.layers = list(layers)
+        self.input_shape = input_shape
+
+    def internal(self, x):
+        """x as the first layer takes it: channels-last images for a spatial model, else x itself."""
+        return x if self.input_shape is None else to_internal(x, self.input_shape)
 
     def train(self, mode=True):
         for layer in self.layers:
@@ -32,6 +42,8 @@ class Sequential:
         return any(layer.training for layer in self.layers)
 
     def forward(self, x):
+        self._x_shape = x.shape
+        x = self.internal(x)
         for layer in self.layers:
             x = layer.forward(x)
         return x
@@ -44,7 +56,8 @@ class Sequential:
         """
         for layer in reversed(self.layers[1:]):
             dout = layer.backward(dout)
-        return self.layers[0].backward(dout, input_grad=input_grad)
+        dx = self.layers[0].backward(dout, input_grad=input_grad)
+        return dx if dx is None or self.input_shape is None else from_internal(dx, self._x_shape)
 
     def named_parameters(self):
         """(name, parameter, gradient) for every parameter array, in layer order."""

@@ -32,7 +32,7 @@ def build(cfg: Config, echo=print, dtype=np.float32, splits=SPLITS, preprocessin
         model = build_model(
             cfg.model.layers, data.num_features, data.num_outputs,
             rng=np.random.default_rng([cfg.seed, INIT_STREAM]), dtype=dtype, where=f"{cfg.source}: model.layers",
-            rows=data.batch_rows(cfg.train),
+            rows=data.batch_rows(cfg.train), input_shape=data.input_shape,
         )
         model.seed_random([cfg.seed, LAYER_STREAM])
         loss = build_loss(cfg.loss, data.task, where=f"{cfg.source}: loss")

@@ -75,7 +75,7 @@ class LoadedModel:
 def load(run, checkpoint="best"):
     """The model in a run directory (its best.npz, or `checkpoint`) or a checkpoint file."""
     from ..config.schema import config_from_dict
-    from ..data.preprocess import check_stored
+    from ..data.preprocess import check_stored, image_input_shape
     from ..nn.registry import build_model
     from .checkpoint import load_run_arrays, load_run_meta, resolve_checkpoint
 
@@ -89,7 +89,7 @@ def load(run, checkpoint="best"):
     try:
         cfg = config_from_dict(meta["config"], str(path))
         model = build_model(cfg.model.layers, sizes["num_features"], sizes["num_outputs"],
-                            where=f"{path}: model.layers")
+                            where=f"{path}: model.layers", input_shape=image_input_shape(pre))
     except ConfigError as e:
         raise CheckpointError(f"{path}: its stored config does not build a model ({e})") from None
     load_run_arrays(path, model, against=f"the model in {path}")

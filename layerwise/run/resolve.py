@@ -15,23 +15,25 @@ from ..config.schema import load_config
 from ..errors import CheckpointError, ConfigError
 from .checkpoint import load_run_checkpoint, with_prefix
 
-# Datasets whose shapes are known from the config: dataset -> (features, outputs, task)
-IMAGE_SHAPES = {"mnist": (784, 10, "classification"), "fashion_mnist": (784, 10, "classification")}
+# Datasets whose shapes are known from the config: dataset -> (features, outputs, task, image shape)
+IMAGE_SHAPES = {"mnist": (784, 10, "classification", (1, 28, 28)),
+                "fashion_mnist": (784, 10, "classification", (1, 28, 28))}
 
 
 def feature_counts(cfg, echo=print):
-    """(input features, outputs, task) of the config's data, loading it only when they are not known."""
+    """(input features, outputs, task, image shape (C, H, W) or None) of the config's data, loading it
+    only when they are not known."""
     dataset = cfg.data.dataset
     if dataset in IMAGE_SHAPES:
         return IMAGE_SHAPES[dataset]
     if dataset == "regression":
-        return len(cfg.data.weights), 1, "regression"
+        return len(cfg.data.weights), 1, "regression", None
     from ..data.load import load_dataset
     from ..nn.losses import task_of
     from .build import DATA_STREAM
 
     data = load_dataset(cfg.data, seed=[cfg.seed, DATA_STREAM], source=cfg.source, echo=echo, task=task_of(cfg.loss))
-    return data.num_features, data.num_outputs, data.task
+    return data.num_features, data.num_outputs, data.task, data.input_shape
 
 
 @dataclass
@@ -44,6 +46,7 @@ class Target:
     optimizer: object
     features: int  # input width
     task: str
+    input_shape: tuple = None  # (C, H, W) of one example for a model with convolution layers
     run: dict = None  # {"checkpoint", "epoch"} for a run directory
 
 
@@ -53,14 +56,16 @@ def build_uninitialised(cfg, echo=print):
     from ..nn.registry import build_loss, build_model
     from ..optim.optimizers import build_optimizer
 
-    features, outputs, task = feature_counts(cfg, echo)
+    features, outputs, task, shape = feature_counts(cfg, echo)
     try:
-        model = build_model(cfg.model.layers, features, outputs, where=f"{cfg.source}: model.layers")
+        model = build_model(cfg.model.layers, features, outputs, where=f"{cfg.source}: model.layers",
+                            input_shape=shape)
     except MemoryError as e:
         raise ConfigError(f"{cfg.source}: not enough memory for this model ({e})") from None
     loss = build_loss(cfg.loss, task, where=f"{cfg.source}: loss")
     cfg.model.layers = model.config()
-    return Target(cfg, model, loss, build_optimizer(cfg.optimizer, model), features, task)
+    return Target(cfg, model, loss, build_optimizer(cfg.optimizer, model), features, task,
+                  input_shape=model.input_shape)
 
 
 def resolved_yaml(config_path, overrides=(), echo=print):

@@ -14,6 +14,7 @@ import numpy as np
 EPS = 1e-6  # finite-difference step
 FLOOR = 1e-8  # denominator floor of the relative error, for arrays whose gradient is all zero
 TOLERANCE = 1e-6  # a gradcheck row passes below this relative error
+TIE_BREAK = 1e-4  # relative size of the offset that breaks ties in a max-pool's input
 
 
 def numerical_gradient(loss, array, indices, eps=EPS):
@@ -120,7 +121,7 @@ def check_config(cfg, samples=30, batch=8, weights=None):
         from ..run.resolve import load_run_weights
 
         load_run_weights(weights, model, cfg)
-    x = data.train.x[:batch].astype(np.float64)
+    x = np.ascontiguousarray(model.internal(data.train.x[:batch].astype(np.float64)))  # channels-last images
     target = data.train.y[:batch]
     if target.dtype.kind == "f":
         target = target.astype(np.float64)
@@ -130,7 +131,12 @@ def check_config(cfg, samples=30, batch=8, weights=None):
         # Checked in training mode (Dropout with its mask held, BatchNorm with batch statistics: the
         # backward training runs); the input for the next layer comes from evaluation mode.
         layer.training = True
-        errors = check_layer(layer, x.copy(), rng, samples)
+        checked = x.copy()
+        if getattr(layer, "TIES", False):
+            # A max over equal entries (ReLU's zeros) has no derivative, so there the finite difference
+            # measures a one-sided slope: ties are broken by an offset far above eps (the check's x only).
+            checked += TIE_BREAK * (np.abs(checked).max() + 1) * rng.standard_normal(checked.shape)
+        errors = check_layer(layer, checked, rng, samples)
         layer.training = False
         rows.append(_row(f"{i}: {layer!r}", errors))
         x = layer.forward(x).copy()

@@ -269,8 +269,8 @@ def test_builds_and_infers_in_features():
 
 
 def test_unknown_layer_lists_valid_ones():
-    message = model_error([{"type": "conv2d", "out_features": 10}])
-    assert "model.layers[0].type" in message and "unknown layer 'conv2d'" in message
+    message = model_error([{"type": "conv3d", "out_features": 10}])
+    assert "model.layers[0].type" in message and "unknown layer 'conv3d'" in message
     for name in ("linear", "relu", "sigmoid", "tanh"):
         assert name in message
 

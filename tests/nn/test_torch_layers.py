@@ -160,7 +160,9 @@ def test_batchnorm_matches_torch(seed, training):
 
 
 def test_every_layer_is_cross_checked():
-    assert set(LAYERS) == set(ELEMENTWISE) | {"linear", "dropout", "batchnorm"}
+    from test_torch_spatial import SPATIAL_CHECKED  # conv2d, the pools, flatten: tests/nn/test_torch_spatial.py
+
+    assert set(LAYERS) == set(ELEMENTWISE) | {"linear", "dropout", "batchnorm"} | SPATIAL_CHECKED
 
 
 # --- losses ---------------------------------------------------------------------------------------
