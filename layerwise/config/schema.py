@@ -109,7 +109,7 @@ class Config:
 
     def to_yaml(self):
         """The resolved config as YAML: what `layerwise config` prints and a run's config.yaml holds."""
-        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)  # é as é, not "\xE9"
 
 
 # --- loading -----------------------------------------------------------------------------------
