@@ -108,7 +108,9 @@ def load_for_resume(run_dir, overrides=(), echo=print, callbacks=()):
         raise CheckpointError(f"{path}: {e}") from None
     check_fingerprint(data, meta, path, "resume it with the data it was trained on (-s data.root=DIR where "
                       "those files are now), or start a new run for this data")
-    state.check_against(data, cfg.train.batch_size, path)
+    from .metrics import monitor_for
+
+    state.check_against(data, cfg.train.batch_size, path, monitor_for(cfg.train, data.task, cfg.source)[0])
     check_storable(cfg, model, asdict(state), data)  # -s train.epochs=N: the longer history must fit too
     trainer = Trainer(cfg, run_dir, data, model, loss_fn, optimizer, state, echo, callbacks)  # checks the schedule's and early stopping's state
     return meta, trainer
