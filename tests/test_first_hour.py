@@ -222,6 +222,7 @@ def test_progress_lines_at_a_bounded_rate(in_tmp, monkeypatch):
     from layerwise.config.schema import load_config
     from layerwise.run.callbacks import ProgressLog, default_callbacks
     from layerwise.run.fit import fit
+    from layerwise.run.state import RunState
 
     ticks = iter(range(10**6))  # a clock that advances one second per look
     cfg = load_config(REPO / "configs" / "tabular_classification.yaml",
@@ -237,7 +238,7 @@ def test_progress_lines_at_a_bounded_rate(in_tmp, monkeypatch):
     runs_left = [int(m[5]) * 60 + int(m[6]) for m in found]
     assert runs_left == sorted(runs_left, reverse=True) and runs_left[-1] < runs_left[0]
     # only without a terminal (where tqdm's bar is off): the default list has a ProgressLog then
-    assert any(isinstance(c, ProgressLog) for c in default_callbacks(cfg, True, None))
+    assert any(isinstance(c, ProgressLog) for c in default_callbacks(cfg, True, RunState()))
     import io
     import sys
 
@@ -246,7 +247,7 @@ def test_progress_lines_at_a_bounded_rate(in_tmp, monkeypatch):
             return True
 
     monkeypatch.setattr(sys, "stderr", Terminal())
-    assert not any(isinstance(c, ProgressLog) for c in default_callbacks(cfg, True, None))
+    assert not any(isinstance(c, ProgressLog) for c in default_callbacks(cfg, True, RunState()))
 
 
 # --- c, d. image inputs: the pixel range is checked; PNGs are prepared as the dataset's images are -----
