@@ -79,6 +79,7 @@ class CsvData:
     test_fraction: float = spec(0.2, above=0, doc="share of the rows held out for the test (without test_path)")
     standardize: bool = spec(True, doc="(x - mean) / std per encoded column, from the training rows")
     standardize_target: bool = spec(False, doc="regression: train on (y - mean) / std of the training rows")
+    robust_scale: bool = spec(False, doc="with standardize: number columns by median and IQR, then smoothly clipped to (-3, 3)")
     missing: str = spec("error", choices=("error", "drop", "impute"),
                         doc="a missing or unparsable cell: error, drop its row, or impute it (median / most frequent, "
                             "with an is-missing input, fitted on the training rows)")
@@ -88,6 +89,8 @@ class CsvData:
     dates: str = spec("features", choices=("features", "drop"),
                       doc="a column of dates: year, day of year, weekday (and hour) as inputs, or drop it")
     ids: str = spec("drop", choices=("drop", "keep"), doc="a column with a distinct text per row (an ID): drop or keep")
+    class_weight: typing.Optional[str] = spec(None, choices=("balanced",),
+                                              doc="balanced: weigh each class by rows / (classes * its rows) in the loss")
     min_category_count: int = spec(1, minimum=1, doc="categories seen fewer times in the training rows share one input")
 
 

@@ -63,6 +63,8 @@ class OptimizerConfig:
     alpha: typing.Optional[float] = _spec(None, minimum=0)
     centered: typing.Optional[bool] = _spec(None)
     clip_norm: typing.Optional[float] = _spec(None, above=0, doc="clip the gradients' global L2 norm to this")
+    decay_rows: typing.Optional[int] = _spec(None, minimum=1, doc="with more training rows than this, weight_decay "
+                                             "is scaled by decay_rows / rows (a prior that weakens with more data)")
     schedule: str = _spec("constant", choices=("constant", "cosine", "step", "exponential", "plateau"))
     warmup_epochs: int = _spec(0, minimum=0, doc="linear warmup, per step, over the first N epochs")
     step_size: typing.Optional[int] = _spec(None, minimum=1)
@@ -85,6 +87,10 @@ class TrainConfig:
     batch_size: int = _spec(128, minimum=1)
     eval_batch_size: int = _spec(5000, minimum=1)
     early_stopping: typing.Optional[EarlyStoppingConfig] = _spec(None, doc="stop when validation stops improving")
+    monitor: typing.Optional[str] = _spec(None, choices=("val_loss", "val_accuracy", "val_f1", "val_mse", "val_r2"),
+                                          doc="what picks best.npz and drives early stopping and plateau; "
+                                              "null: val_accuracy (classification) or val_mse (regression)")
+    min_steps: int = _spec(0, minimum=0, doc="early stopping waits until this many steps are taken")
 
 
 @dataclass
@@ -109,7 +115,7 @@ class Config:
 
     def to_yaml(self):
         """The resolved config as YAML: what `layerwise config` prints and a run's config.yaml holds."""
-        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)  # é as é, not "\xE9"
 
 
 # --- loading -----------------------------------------------------------------------------------

@@ -14,9 +14,10 @@ import re
 import yaml
 
 from ..errors import ConfigError
+from ..util.bounds import CONFIG_DEPTH, int_problem
 
 MAX_VALUES = 100_000  # scalars, lists and mappings, aliases expanded; the shipped configs have ~60
-MAX_DEPTH = 32  # levels of nesting; the shipped configs need 4 (model.layers[0].out_features)
+MAX_DEPTH = CONFIG_DEPTH  # levels of nesting (util/bounds.py: the table checkpoints are read back with too)
 MAX_INT_CHARS = 1000  # an integer's length as written
 MAX_CHARS = 1 << 22  # a config file's length (4 Mi characters; the shipped configs have ~1,500)
 MERGE_TAG = "tag:yaml.org,2002:merge"
@@ -165,6 +166,9 @@ def check_tree(raw, source):
             raise ConfigError(f"{source}: {shorten(key)}: nests deeper than {MAX_DEPTH} levels; a config this deep is refused")
         if isinstance(value, str):
             _check_string(value, key or "config", source)
+        elif isinstance(value, int) and not isinstance(value, bool) and int_problem(value):
+            # The bound a checkpoint's metadata is read back with: a run's own checkpoints stay readable.
+            raise ConfigError(f"{source}: {shorten(key)}: {int_problem(value)}")
         elif isinstance(value, dict):
             for k, v in value.items():
                 if isinstance(k, str):

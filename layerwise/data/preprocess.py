@@ -136,6 +136,8 @@ def check_stored(path, sizes, pre):
     if valid and sizes["task"] == "classification":
         names = pre.get("class_names")
         valid = isinstance(names, list) and len(names) == sizes["num_outputs"] and all(isinstance(n, str) for n in names)
+        weights = pre.get("class_weight")
+        valid = valid and numbers(weights, sizes["num_outputs"]) and (weights is None or min(weights) > 0)
     if valid and pre["kind"] == "image":
         shape, scale = pre.get("image_shape"), pre.get("scale")
         valid = (isinstance(shape, list) and len(shape) == 2 and all(count(d) for d in shape)

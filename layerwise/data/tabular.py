@@ -161,6 +161,10 @@ def _fit_preprocessing(cfg, task, features, targets, table, train):
                 f"{table.path}: the training rows hold only one class ({prep['class_names'][0]!r}) in column "
                 f"{targets[0]!r}; classification needs at least two"
             )
+        prep["class_weight"] = None
+        if cfg.class_weight == "balanced":  # scikit-learn's: n / (C * n_c), from the training rows
+            counts = np.bincount(_targets(prep, train, "training"), minlength=len(prep["class_names"]))
+            prep["class_weight"] = (len(train) / (len(counts) * np.maximum(counts, 1))).tolist()
     else:
         prep["class_names"] = None
     prep["columns"] = [c for f in prep["features"]
@@ -174,10 +178,18 @@ def _fit_preprocessing(cfg, task, features, targets, table, train):
     )
     prep["mean"] = prep["std"] = None
     x_train = _encode(prep, filled, "training", {})
+    prep["clip"] = None
     if cfg.standardize:
         # Statistics from the training rows only, applied to every split (and stored for predict).
         mean, std = x_train.mean(axis=0, dtype=np.float64), x_train.std(axis=0, dtype=np.float64)
-        prep["mean"], prep["std"] = mean.tolist(), np.where(std > 0, std, 1.0).tolist()
+        std = np.where(std > 0, std, 1.0)
+        if cfg.robust_scale:
+            numbers = np.array([c in numeric for c in prep["columns"]])
+            q1, median, q3 = np.percentile(x_train[:, numbers].astype(np.float64), [25, 50, 75], axis=0)
+            iqr = (q3 - q1) / 1.349  # the std of a normal distribution
+            mean[numbers], std[numbers] = median, np.where(iqr > 0, iqr, std[numbers])
+            prep["clip"] = np.where(numbers, 1 / 3, 0.0).tolist()
+        prep["mean"], prep["std"] = mean.tolist(), std.tolist()
 
     prep["target_mean"] = prep["target_std"] = None
     if task == "regression" and cfg.standardize_target:
@@ -411,7 +423,16 @@ def _positions(known, values):
 
 
 def _standardize(prep, x):
+    """(x - mean) * (1 / std) per input; with data.robust_scale the number inputs (median and IQR
+    scaling) are then smoothly clipped, x / sqrt(1 + (x / 3)^2) (RealMLP's), into (-3, 3): an outlier
+    cannot dominate a step. The "clip" entry holds 1/3 for those inputs and 0 for the others."""
     if prep["mean"] is not None:
         x -= np.asarray(prep["mean"], dtype=np.float32)
         x *= 1 / np.asarray(prep["std"], dtype=np.float32)
+    if prep.get("clip") is not None:
+        t = x * np.asarray(prep["clip"], dtype=np.float32)
+        t *= t
+        t += np.float32(1)
+        np.sqrt(t, out=t)
+        x /= t
     return x

@@ -14,8 +14,11 @@ from .base import _buffer
 class SoftmaxCrossEntropy:
     """L = mean_n [ logsumexp(z_n) - z_n[t_n] ]   (softmax and cross-entropy fused, on logits z)
 
+    With `class_weight` w (one per class; data.class_weight: balanced sets it):
+    L = sum_n w[t_n] (logsumexp(z_n) - z_n[t_n]) / sum_n w[t_n]   (PyTorch's weighted mean).
+
     Shape: z (N, C) float logits, t (N,) integer class indices.
-    Reduction: mean over the batch.
+    Reduction: mean over the batch (weighted by class_weight when set).
     """
 
     name = "softmax_cross_entropy"
@@ -25,6 +28,8 @@ class SoftmaxCrossEntropy:
     def __init__(self):
         self._p = None
         self._t = None
+        self._w = None  # per-row weight w[t_n] / sum w[t_n], when class_weight is set
+        self.class_weight = None  # (C,) float64, or None
 
     def forward(self, output, target):
         N = output.shape[0]
@@ -37,15 +42,22 @@ class SoftmaxCrossEntropy:
         self._p /= sum_exp  # softmax probabilities, (N, C)
         self._t = target
         log_p_true = shifted[np.arange(N), target] - np.log(sum_exp[:, 0])
-        return float(-log_p_true.mean())
+        if self.class_weight is None:
+            return float(-log_p_true.mean())
+        w = self.class_weight[target]
+        self._w = (w / w.sum()).astype(output.dtype)
+        return float(-(self._w * log_p_true).sum())
 
     def backward(self):
         # dL/dz = (softmax(z) - onehot(t)) / N: d/dz of logsumexp(z) is softmax(z), of -z[t] is
-        # -onehot(t), and the mean over the batch divides by N.
+        # -onehot(t), and the mean over the batch divides by N (weighted: row n by w[t_n] / sum w).
         N = self._p.shape[0]
         dout = self._p.copy()
         dout[np.arange(N), self._t] -= 1
-        dout /= N
+        if self.class_weight is None:
+            dout /= N
+        else:
+            dout *= self._w[:, None]  # (N,C) * (N,1)
         return dout
 
 

@@ -36,6 +36,9 @@ def build(cfg: Config, echo=print, dtype=np.float32, splits=SPLITS, preprocessin
         )
         model.seed_random([cfg.seed, LAYER_STREAM])
         loss = build_loss(cfg.loss, data.task, where=f"{cfg.source}: loss")
+        weights = (data.preprocessing or {}).get("class_weight")
+        if weights is not None and hasattr(loss, "class_weight"):  # data.class_weight: balanced
+            loss.class_weight = np.asarray(weights, np.float64)
         cfg.model.layers = model.config()  # resolved: every layer's arguments, in_features inferred
     except MemoryError as e:
         raise ConfigError(f"{cfg.source}: not enough memory for this data and model ({e})") from None

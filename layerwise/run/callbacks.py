@@ -42,16 +42,19 @@ class Callback:
 
 
 class LearningRateSchedule(Callback):
+    """The schedule's end-of-epoch step; plateau starts watching only after train.min_steps steps."""
+
     def on_epoch_end(self, trainer, row):
-        trainer.schedule.end_epoch(trainer.monitor_value(row))
+        if trainer.cfg.optimizer.schedule != "plateau" or trainer.state.epoch * trainer.steps_per_epoch >= trainer.cfg.train.min_steps:
+            trainer.schedule.end_epoch(trainer.monitor_value(row))
         trainer.state.schedule = trainer.schedule.state_dict()
 
 
 class EarlyStopping(Callback):
     """train.early_stopping: stop after `patience` epochs without an improvement of more than `min_delta`."""
 
-    def __init__(self, cfg, higher_is_better, state):
-        self.patience, self.min_delta = cfg.patience, cfg.min_delta
+    def __init__(self, cfg, higher_is_better, state, min_steps=0):
+        self.patience, self.min_delta, self.min_steps = cfg.patience, cfg.min_delta, min_steps
         self.rule = EarlyStoppingRule(cfg.patience, cfg.min_delta, higher_is_better)
         if state.early_stopping is not None:
             self.rule.load_state_dict(state.early_stopping)  # a CheckpointError when malformed
@@ -60,7 +63,8 @@ class EarlyStopping(Callback):
         state = trainer.state
         stop = self.rule.update(trainer.monitor_value(row))
         state.early_stopping = self.rule.state_dict()
-        if stop:
+        # train.min_steps: a small table gets that many updates before patience may end it
+        if stop and state.epoch * trainer.steps_per_epoch >= self.min_steps:
             state.stopped = {"epoch": state.epoch, "best_epoch": state.best["epoch"]}
             trainer.stop_message = (
                 f"early stopping: val {trainer.monitor} has not improved by more than {self.min_delta:g} for "
@@ -93,5 +97,6 @@ class EpochLine(Callback):
 
 def default_callbacks(cfg, higher_is_better, state):
     """The callbacks every run has, in order (EarlyStopping only when the config asks for it)."""
-    early = [EarlyStopping(cfg.train.early_stopping, higher_is_better, state)] if cfg.train.early_stopping else []
+    early = ([EarlyStopping(cfg.train.early_stopping, higher_is_better, state, cfg.train.min_steps)]
+             if cfg.train.early_stopping else [])
     return [LearningRateSchedule(), *early, Checkpoints(), MetricsCSV(), EpochLine()]

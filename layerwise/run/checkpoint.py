@@ -5,8 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import CheckpointError, StorageError
-from ..util.npz import load_checkpoint, save_checkpoint
+from ..errors import CheckpointError, ConfigError, StorageError
+from ..util.npz import MAX_META_CHARS, load_checkpoint, meta_text, parse_meta, save_checkpoint
 
 CHECKPOINT_FORMAT = "layerwise-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -25,6 +25,11 @@ def save_run_checkpoint(path, cfg, model, optimizer, state, data=None):
     """Weights and buffers, optimizer state, the run state (epoch, step, RNG), the random layers' RNG
     states and the resolved config, atomically; with `data` (a Dataset) also what using the model needs
     without its training data: the task and sizes ("data"), the preprocessing, and the data's fingerprint."""
+    save_checkpoint(path, expected_arrays(model, optimizer), run_meta(cfg, model, state, data))
+
+
+def run_meta(cfg, model, state, data=None):
+    """The metadata of a training checkpoint (save_run_checkpoint's)."""
     meta = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "config": cfg.to_dict(), "state": state,
             "layer_rng": model.rng_state()}  # Dropout's mask streams, so a resumed run draws the same masks
     if data is not None:
@@ -33,7 +38,57 @@ def save_run_checkpoint(path, cfg, model, optimizer, state, data=None):
             meta["data"]["steps_per_epoch"] = -(-len(data.train) // cfg.train.batch_size)
         meta["preprocessing"] = data.preprocessing
         meta["fingerprint"] = data.fingerprint
-    save_checkpoint(path, expected_arrays(model, optimizer), meta)
+    return meta
+
+
+# The longest history row an epoch can add to the metadata: every column a run can have, each value the
+# longest float JSON writes, plus what else grows (best, early stopping, schedule state) as slack.
+_WORST_ROW = {k: -2.2250738585072014e-308 for k in (
+    "epoch", "lr", "train_loss", "grad_norm_mean", "grad_norm_max", "val_loss", "val_accuracy", "val_mse", "val_mae",
+    "val_r2", "seconds")}
+ROW_CHARS = len(meta_text([_WORST_ROW]))
+SLACK_CHARS = 4096
+
+
+def _strings(tree):
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            yield node
+        elif isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+
+
+def check_storable(cfg, model, state, data):
+    """Refuse, before training starts, a run whose own checkpoints could not be read back: its metadata
+    (config, preprocessing, the run state) is put through the reader's parse (util/npz.py parse_meta,
+    util/bounds.py's limits), with room for one history row per epoch still to train."""
+    from ..config.yaml_loader import MAX_CHARS
+
+    # config.yaml, read back by eval, --resume and compare as a config file is. Its text is at least as
+    # long as its strings, which are counted first (dumping megabytes of YAML takes seconds).
+    strings = sum(len(v) for v in _strings(cfg.to_dict()))
+    written = cfg.to_yaml() if strings <= MAX_CHARS else "x" * strings
+    if len(written) > MAX_CHARS:
+        raise ConfigError(f"{cfg.source}: the resolved config is {len(written):,} characters as YAML; a config file "
+                          f"is read back up to {MAX_CHARS:,}: shorten its names")
+    text = meta_text(run_meta(cfg, model, state, data))
+    rows = max(cfg.train.epochs - len(state.get("history", ())), 0)
+    size = len(text) + rows * ROW_CHARS + SLACK_CHARS
+    if size > MAX_META_CHARS:
+        raise ConfigError(
+            f"{cfg.source}: this run's checkpoints would hold {size:,} characters of metadata after "
+            f"{cfg.train.epochs:,} epochs ({len(text):,} for the config and data description, ~{ROW_CHARS} per "
+            f"epoch of history); at most {MAX_META_CHARS:,} can be read back: use fewer train.epochs or "
+            f"shorter names")
+    try:
+        parse_meta(text, cfg.source)
+    except CheckpointError as e:
+        raise ConfigError(f"{e}; its checkpoints could not be read back, so the run is not started") from None
 
 
 def load_run_meta(path):

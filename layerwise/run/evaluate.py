@@ -8,11 +8,13 @@ from ..config.schema import apply_overrides, config_from_dict, load_config
 from ..errors import CheckpointError
 from . import metrics
 from .checkpoint import load_run_arrays, load_run_meta, resolve_checkpoint
-from .report import format_confusion, format_metrics
+from .report import format_confusion, format_metrics, format_per_class
 
 
 def evaluate(model, loss_fn, split, task, batch_size=5000, preprocessing=None):
-    """Loss (mean over the split) and the task's metrics; classification also returns `confusion`.
+    """Loss (mean over the split) and the task's metrics. Classification: accuracy, macro precision,
+    recall and F1, ROC AUC with two classes, and (not scalars: left out of metrics.csv) `confusion` and
+    `per_class` precision, recall and F1.
 
     A split's targets are what the loss trains on, standardised when the run standardised them; the
     loss is computed there, and the regression metrics (MSE, MAE, R2) in the target's own units, with
@@ -21,7 +23,12 @@ def evaluate(model, loss_fn, split, task, batch_size=5000, preprocessing=None):
     result = {"loss": loss_fn.forward(outputs, split.y)}
     if task == "classification":
         result["accuracy"] = metrics.accuracy(outputs, split.y)
-        result["confusion"] = metrics.confusion_matrix(outputs, split.y, outputs.shape[1])
+        counts = metrics.confusion_matrix(outputs, split.y, outputs.shape[1])
+        macro, per_class = metrics.class_metrics(counts)
+        result.update(macro)
+        if outputs.shape[1] == 2:  # the logit difference orders the rows as p(class 1) does
+            result["auc"] = metrics.roc_auc(outputs[:, 1].astype(np.float64) - outputs[:, 0], split.y == 1)
+        result["confusion"], result["per_class"] = counts, per_class
     else:
         result.update(metrics.regression_metrics(*in_target_units(preprocessing, outputs, split.y)))
     return result
@@ -141,6 +148,7 @@ def evaluate_run(target, split="test", which="best", overrides=(), echo=print, d
     echo(f"{split if data is None else 'data'} {format_metrics(result)}")
     if "confusion" in result:
         names = (dataset.preprocessing or {}).get("class_names")
+        echo(format_per_class(result["per_class"], names))
         echo(format_confusion(result["confusion"], names))
         if names is not None:
             result["classes"] = list(names)

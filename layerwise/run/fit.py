@@ -13,7 +13,7 @@ from ..data.fingerprint import valid_fingerprint
 from ..errors import CheckpointError, ConfigError
 from ..util.fileio import atomic_write_text, remove_stale_temps
 from .build import SHUFFLE_STREAM, build, check_fingerprint, describe_data
-from .checkpoint import load_run_arrays, load_run_meta, save_run_checkpoint
+from .checkpoint import check_storable, load_run_arrays, load_run_meta, save_run_checkpoint
 from .evaluate import UNITS_NOTE, standardised_targets
 from .rundir import check_run_dir, create_run_dir, lock_run_dir
 from .state import RunState
@@ -30,8 +30,9 @@ def fit(cfg: Config, *, overwrite=False, echo=print, callbacks=()):
     before anything is written, so a failed start writes nothing. Returns the history and test metrics.
     """
     data, model, loss_fn, optimizer = build(cfg, echo)
-    check_run_dir(cfg.output, overwrite)
     state = RunState(epoch_rng=np.random.default_rng([cfg.seed, SHUFFLE_STREAM]).bit_generator.state)
+    check_storable(cfg, model, asdict(state), data)  # its checkpoints will read back, to the last epoch
+    check_run_dir(cfg.output, overwrite)
 
     def populate(directory):
         save_run_checkpoint(directory / "last.npz", cfg, model, optimizer, asdict(state), data)  # resumable at once
@@ -107,7 +108,10 @@ def load_for_resume(run_dir, overrides=(), echo=print, callbacks=()):
         raise CheckpointError(f"{path}: {e}") from None
     check_fingerprint(data, meta, path, "resume it with the data it was trained on (-s data.root=DIR where "
                       "those files are now), or start a new run for this data")
-    state.check_against(data, cfg.train.batch_size, path)
+    from .metrics import monitor_for
+
+    state.check_against(data, cfg.train.batch_size, path, monitor_for(cfg.train, data.task, cfg.source)[0])
+    check_storable(cfg, model, asdict(state), data)  # -s train.epochs=N: the longer history must fit too
     trainer = Trainer(cfg, run_dir, data, model, loss_fn, optimizer, state, echo, callbacks)  # checks the schedule's and early stopping's state
     return meta, trainer
 

@@ -3,9 +3,13 @@
 import math
 
 
+NOT_SCALARS = ("confusion", "per_class")
+EPOCH_METRICS = ("loss", "accuracy", "f1", "mse", "mae", "r2")  # what an epoch's line shows
+
+
 def epoch_line(row, epochs):
     width = len(str(epochs))
-    val = {k[4:]: v for k, v in row.items() if k.startswith("val_")}
+    val = {k[4:]: v for k, v in row.items() if k.startswith("val_") and k[4:] in EPOCH_METRICS}
     return (
         f"epoch {row['epoch']:>{width}}/{epochs}  train loss {row['train_loss']:.4f}  "
         f"val {format_metrics(val)}  lr {row['lr']:.4g}  {row['seconds']:.1f}s"
@@ -15,17 +19,31 @@ def epoch_line(row, epochs):
 def format_metrics(result):
     parts = []
     for key, value in result.items():
-        if key == "confusion" or (key == "loss" and _is_close(value, result.get("mse"))):
+        if key in NOT_SCALARS or (key == "loss" and _is_close(value, result.get("mse"))):
             continue  # when the loss is the MSE (float32 vs float64 sums aside), print it once
         if value is None:  # NaN or infinite, as JSON files store it (null)
             parts.append(f"{'acc' if key == 'accuracy' else key} n/a")
         elif key == "accuracy":
             parts.append(f"acc {100 * value:.2f}%")
+        elif key in ("f1", "precision", "recall", "auc"):
+            parts.append(f"{'F1' if key == 'f1' else key} {value:.4f}")
         elif key == "r2":
             parts.append(f"R2 {value:.4f}")
         else:
             parts.append(f"{key} {value:.4f}")
     return "  ".join(parts)
+
+
+def format_per_class(per_class, names=None):
+    """Precision, recall and F1 of every class, one line each."""
+    n = len(per_class["f1"])
+    names = [str(c) for c in names] if names and len(names) == n else [str(i) for i in range(n)]
+    width = max(9, *(len(c) for c in names))
+    lines = [f"{'class':<{width}}  precision  recall      F1"]
+    for i, c in enumerate(names):
+        lines.append(f"{c:<{width}}  {per_class['precision'][i]:>9.4f}  {per_class['recall'][i]:>6.4f}  "
+                     f"{per_class['f1'][i]:.4f}")
+    return "\n".join(lines)
 
 
 def _is_close(a, b):

@@ -93,7 +93,8 @@ def parse_json(text, path):
 
 def read_test_json(path):
     """test.json as a dict: {"checkpoint": str, "epoch": int, "val_<metric>": number or None,
-    "test_<metric>": number or None, "test_confusion": K x K counts (classification)}."""
+    "test_<metric>": number or None, "test_confusion": K x K counts and "test_per_class": lists of
+    precision, recall and F1 (classification)}."""
     data = parse_json(read_text(path, "test.json"), path)
     if not isinstance(data, dict):
         raise CheckpointError(f"{path}: expected a JSON object of test metrics, found {_json_kind(data)}")
@@ -105,6 +106,11 @@ def read_test_json(path):
     for key, value in data.items():
         if key == "test_confusion":
             _check_confusion(value, path)
+        elif key == "test_per_class":  # {"precision": [...], "recall": [...], "f1": [...]}, one per class
+            ok = (isinstance(value, dict) and set(value) == {"precision", "recall", "f1"}
+                  and all(isinstance(v, list) and all(_is_number_or_null(x) for x in v) for v in value.values()))
+            if not ok:
+                raise CheckpointError(f"{path}: test_per_class should hold precision, recall and f1 lists of numbers")
         elif key.startswith(("val_", "test_")) and not _is_number_or_null(value):
             raise CheckpointError(f"{path}: {_short(key)} should be a number (or null), found {_short(value)}")
     return data

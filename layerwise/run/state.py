@@ -97,7 +97,7 @@ class RunState:
             return "initial weights (no training step taken yet)"
         return f"weights after epoch {self.epoch}"
 
-    def check_against(self, data, batch_size, path):
+    def check_against(self, data, batch_size, path, monitor=None):
         """The state fits this run's training data and batch size (and task)."""
         n = len(data.train)
         batches = -(-n // batch_size)
@@ -105,7 +105,7 @@ class RunState:
             raise _malformed(
                 path, f"step {self.step} with {self.seen} examples seen, but an epoch is {batches} steps of {n} examples"
             )
-        monitor = metrics.MONITOR[data.task][0]
+        monitor = monitor or metrics.MONITOR[data.task][0]
         if self.best is not None and self.best["metric"] != monitor:
             raise _malformed(path, f"best.metric is {_short(self.best['metric'])}; this task monitors {monitor!r}")
 

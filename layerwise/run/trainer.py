@@ -24,7 +24,7 @@ from . import metrics
 from .callbacks import default_callbacks
 from .checkpoint import load_run_arrays, save_run_checkpoint
 from .evaluate import evaluate
-from .report import format_metrics
+from .report import NOT_SCALARS, format_metrics
 from .signals import StopOnSignals
 
 
@@ -40,8 +40,12 @@ class Trainer:
         self.cfg, self.run_dir, self.data = cfg, run_dir, data
         self.model, self.loss_fn, self.optimizer, self.state = model, loss_fn, optimizer, state
         self.echo = echo
-        self.monitor, self.higher_is_better = metrics.MONITOR[data.task]
+        self.monitor, self.higher_is_better = metrics.monitor_for(cfg.train, data.task, cfg.source)
         self.steps_per_epoch = -(-len(data.train) // cfg.train.batch_size)  # len(Batches)
+        rows, decay_rows = len(data.train), cfg.optimizer.decay_rows
+        if decay_rows is not None and rows > decay_rows and getattr(optimizer, "weight_decay", 0):
+            # optimizer.decay_rows: weight decay as a prior, weaker the more rows speak against it
+            optimizer.weight_decay *= decay_rows / rows
         self.schedule = build_schedule(cfg.optimizer, cfg.train.epochs, self.steps_per_epoch, self.higher_is_better)
         try:
             if state.schedule is not None:
@@ -151,7 +155,7 @@ class Trainer:
             "lr": self.schedule.lr(state.epoch, (state.epoch + 1) * self.steps_per_epoch - 1),  # its last step's
             "train_loss": state.loss_sum / state.seen,
             **clipped,
-            **{f"val_{k}": v for k, v in val.items() if k != "confusion"},
+            **{f"val_{k}": v for k, v in val.items() if k not in NOT_SCALARS},
             "seconds": time.perf_counter() - epoch_start,
         }
         state.history.append(row)

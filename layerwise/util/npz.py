@@ -21,12 +21,14 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CheckpointError, StorageError
+from .bounds import MAX_INT_DIGITS, META_DEPTH
+from .bounds import MAX_META_CHARS as META_CHARS
 from .fileio import atomic_write, describe_os_error
 
 META_KEY = "__meta__"
-MAX_META_CHARS = 1 << 22  # 4 Mi characters of JSON: thousands of epochs of history
-MAX_META_DEPTH = 32  # nesting of the metadata (a config is 4 deep)
-MAX_INT_DIGITS = 100  # a PCG64 state is a 128-bit integer (39 digits)
+# The metadata's bounds are the config's (util/bounds.py: one table for both).
+MAX_META_CHARS = META_CHARS
+MAX_META_DEPTH = META_DEPTH
 MAX_MEMBERS = 10_000
 MAX_HEADER = 10_000  # bytes of .npy header (NumPy's own limit)
 MAX_UNEXPECTED_BYTES = 1 << 28  # when the caller gives no expected arrays (tests, tools)
@@ -45,7 +47,7 @@ def save_checkpoint(path, arrays, meta):
     """
     path = Path(path)
     payload = {name: np.ascontiguousarray(a) for name, a in arrays.items()}
-    payload[META_KEY] = np.array(json.dumps(meta))  # a unicode array: loads with allow_pickle=False
+    payload[META_KEY] = np.array(meta_text(meta))  # a unicode array: loads with allow_pickle=False
     atomic_write(path, lambda f: np.savez(f, **payload))
 
 
@@ -153,6 +155,26 @@ def _read_meta(zf, info, path):
         text = data.decode("utf-32-be" if dtype.byteorder == ">" else "utf-32-le").rstrip("\0")
     except UnicodeDecodeError:
         raise CheckpointError(f"{path}: its metadata is not valid text (corrupt or forged)") from None
+    return parse_meta(text, path)
+
+
+def meta_text(meta):
+    """The metadata as the JSON text a checkpoint stores: non-ASCII characters as they are (one character
+    each, not a 6- or 12-character escape), unless some text is not Unicode (a lone surrogate), which
+    only escapes can store."""
+    text = json.dumps(meta, ensure_ascii=False)
+    try:
+        text.encode("utf-32-le")
+    except UnicodeEncodeError:
+        return json.dumps(meta)
+    return text
+
+
+def parse_meta(text, path):
+    """A checkpoint's metadata text -> plain data, within util/bounds.py's limits (the config's): at most
+    MAX_META_CHARS characters, MAX_META_DEPTH levels, integers of MAX_INT_DIGITS digits."""
+    if len(text) > MAX_META_CHARS:
+        raise CheckpointError(f"{path}: its metadata is {len(text):,} characters; at most {MAX_META_CHARS:,} are read")
     try:
         meta = json.loads(text, parse_int=_bounded_int)
     except (ValueError, RecursionError) as e:  # JSONDecodeError is a ValueError

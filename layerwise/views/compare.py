@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..config.schema import load_config
 from ..errors import CheckpointError
+from ..run.metrics import MONITORS as TRAIN_MONITORS
 from ..run.report import format_metrics
 from ..run.runfiles import read_metrics_csv, read_test_json
 
@@ -49,7 +50,10 @@ def read_run(run_dir):
            "best_epoch": None, "monitor": None, "best_val": None, "test": {}}
     if history:
         run["seconds"] = sum(row.get("seconds", 0.0) for row in history)
-        for column, higher in MONITORS:
+        monitors = MONITORS
+        if cfg.train.monitor is not None:  # what the run itself picked best.npz by
+            monitors = ((cfg.train.monitor, TRAIN_MONITORS[cfg.train.monitor[4:]][0]),)
+        for column, higher in monitors:
             if column in history[0]:
                 values = [(row[column], int(row["epoch"])) for row in history if not math.isnan(row[column])]
                 if not values:
@@ -62,7 +66,7 @@ def read_run(run_dir):
         saved = read_test_json(run_dir / "test.json")
     except FileNotFoundError:
         saved = {}
-    run["test"] = {k[5:]: v for k, v in saved.items() if k.startswith("test_") and k != "test_confusion"}
+    run["test"] = {k[5:]: v for k, v in saved.items() if k.startswith("test_") and k not in ("test_confusion", "test_per_class")}
     return run
 
 

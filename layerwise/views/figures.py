@@ -32,10 +32,13 @@ def draw_curves(fig, series):
         if classification:
             metric = 100 * m["val_accuracy"]
             best = len(metric) - 1 - int(np.argmax(metric[::-1]))  # a tie goes to the later epoch, as in training
+            if "val_f1" in m:  # macro F1, dotted, on the same percent axis
+                metric_ax.plot(epochs, 100 * m["val_f1"], ls=":", **{k: v for k, v in style.items() if k != "marker"})
         else:
             metric = m.get("val_mae", m["val_loss"])
             by = m.get("val_mse", m["val_loss"])
             best = len(metric) - 1 - int(np.argmin(by[::-1]))  # best by validation MSE, as in training
+        best = m.get("best", best)  # train.monitor's best epoch, when the run set it
         metric_ax.plot(epochs, metric, **style)
         metric_ax.plot(epochs[best], metric[best], marker="*", ms=18, color=color, mec="black", ls="none")
         lr_ax.plot(epochs, m["lr"], **style)
@@ -43,12 +46,15 @@ def draw_curves(fig, series):
     loss_ax.set_title("loss: train (solid), validation (dashed)")
     standardised = any(m.get("standardised_target") is True for _, m in series)
     loss_ax.set_ylabel("cross-entropy" if classification else "MSE of the standardised target" if standardised else "MSE")
+    monitors = {m.get("monitor") for _, m in series} - {None}
+    by = f" (by {monitors.pop()})" if len(monitors) == 1 else ""
     if classification:
-        metric_ax.set_title("validation accuracy, \u2605 best epoch")
+        f1 = ", macro F1 dotted" if "val_f1" in series[0][1] else ""
+        metric_ax.set_title(f"validation accuracy{f1}, \u2605 best epoch{by}")
         metric_ax.set_ylabel("accuracy (%)")
     else:
         which = "MAE" if "val_mae" in series[0][1] else "MSE"
-        metric_ax.set_title(f"validation {which}, \u2605 best epoch (by MSE)")
+        metric_ax.set_title(f"validation {which}, \u2605 best epoch{by or ' (by MSE)'}")
         metric_ax.set_ylabel(f"{which} (target units)" if which == "MAE" else which)
         _log_if_wide(metric_ax, np.concatenate([m.get("val_mae", m["val_loss"]) for _, m in series]))
     lr_ax.set_title("learning rate")

@@ -207,7 +207,7 @@ def class_names(meta, count):
 
 
 def _curves_data(runs, names):
-    series = [(name, read_metrics(run)) for run, name in zip(runs, names)]
+    series = [(name, _with_best(run, read_metrics(run))) for run, name in zip(runs, names)]
     tasks = {("accuracy" if "val_accuracy" in m else "regression") for _, m in series}
     if len(tasks) > 1:
         raise ConfigError("cannot overlay classification and regression runs in one picture: their losses "
@@ -216,6 +216,25 @@ def _curves_data(runs, names):
         for run, (_, m) in zip(runs, series):
             m["standardised_target"] = _standardised_target(run)
     return series
+
+
+def _with_best(run, m):
+    """The columns, with "best" (the index of the best epoch) when the run's config.yaml sets
+    train.monitor: best.npz was picked by that column, and the star goes there."""
+    from ..config.schema import load_config
+    from ..errors import LayerwiseError
+
+    try:
+        monitor = load_config(run / "config.yaml").train.monitor
+    except (LayerwiseError, OSError):  # no or unreadable config.yaml: the star falls back to the task's metric
+        monitor = None
+    if monitor is not None and monitor in m:
+        from ..run.metrics import MONITORS
+
+        values = m[monitor] if MONITORS[monitor[4:]][0] else -m[monitor]
+        m["best"] = len(values) - 1 - int(np.argmax(values[::-1]))  # a tie goes to the later epoch
+        m["monitor"] = monitor
+    return m
 
 
 def _standardised_target(run):

@@ -40,7 +40,7 @@ def trace_step(target, overrides=(), batch=8, echo=print):
     from ..nn.losses import task_of
     from ..optim.schedules import build_schedule
     from ..run.build import DATA_STREAM
-    from ..run.metrics import MONITOR
+    from ..run.metrics import monitor_for
 
     found = load_target(target, overrides, which="last", echo=echo)
     cfg, model, loss_fn = found.cfg, found.model, found.loss
@@ -49,7 +49,7 @@ def trace_step(target, overrides=(), batch=8, echo=print):
     epoch = min(found.run["epoch"], cfg.train.epochs - 1) if found.run else 0
     # the rate the run's next step uses: its schedule (and plateau state, warmup) at the epoch's first step
     steps = -(-len(data.train) // cfg.train.batch_size)
-    schedule = build_schedule(cfg.optimizer, cfg.train.epochs, steps, MONITOR[data.task][1])
+    schedule = build_schedule(cfg.optimizer, cfg.train.epochs, steps, monitor_for(cfg.train, data.task, cfg.source)[1])
     if found.run and found.run.get("schedule"):
         try:
             schedule.load_state_dict(found.run["schedule"])

@@ -106,24 +106,22 @@ def encoded_columns(model, csv_path):
     """The graph's `features` for a CSV: the encoded columns, unstandardised (what the metadata names)."""
     from layerwise.data.tabular import table_inputs
 
-    pre = model.preprocessing
-    x, _ = table_inputs(pre, csv_path)
-    if pre["mean"] is not None:
-        x = x * np.asarray(pre["std"], np.float32) + np.asarray(pre["mean"], np.float32)
+    x, _ = table_inputs(dict(model.preprocessing, mean=None, std=None, clip=None), csv_path)
     return x.astype(np.float32)
 
 
-@pytest.mark.parametrize("task", ["classification", "regression"])
-def test_csv_models_match_predict(tmp, task):
+@pytest.mark.parametrize("task,robust", [("classification", False), ("regression", False), ("classification", True),
+                                         ("regression", True)])
+def test_csv_models_match_predict(tmp, task, robust):
     (tmp / "t.csv").write_text(table())
     loss = "softmax_cross_entropy" if task == "classification" else "mse"
     target = "label" if task == "classification" else "y"
     config = {"data": {"dataset": "csv", "path": str(tmp / "t.csv"), "target": target,
-                       "standardize_target": task == "regression"},
+                       "standardize_target": task == "regression", "robust_scale": robust},
               "model": {"layers": [{"type": "linear", "out_features": 16}, {"type": "tanh"}, {"type": "linear"}]},
               "loss": loss, "optimizer": {"lr": 0.05}, "train": {"epochs": 3, "batch_size": 16}}
-    run = train(tmp, f"csv_{task}", config)
-    out = tmp / f"csv_{task}.onnx"
+    run = train(tmp, f"csv_{task}_{robust}", config)
+    out = tmp / f"csv_{task}_{robust}.onnx"
     assert cli("export", run, out).exit_code == 0
     model = load(run)
     props = {p.key: p.value for p in onnx.load(str(out)).metadata_props}

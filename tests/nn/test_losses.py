@@ -28,6 +28,25 @@ def test_mse_backward_matches_finite_differences(seed):
     assert rel < TOL
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_class_weighted_softmax_cross_entropy_backward_matches_finite_differences(seed):
+    rng = np.random.default_rng(seed)
+    N, C = int(rng.integers(2, 10)), int(rng.integers(2, 6))
+    loss = SoftmaxCrossEntropy()
+    loss.class_weight = rng.uniform(0.2, 5.0, C)
+    _, rel = check_loss(loss, rng.standard_normal((N, C)) * 3, rng.integers(0, C, N), rng)
+    assert rel < TOL
+
+
+def test_class_weighted_softmax_cross_entropy_by_hand():
+    # two rows with logits [0, 0]: each loses ln 2; weights 1 (class 0) and 3 (class 1) -> weighted
+    # mean ln 2, gradient row n = w_n / 4 * (softmax - onehot): [1/8, -1/8] and [3/8, -3/8] * [-1, 1]
+    loss = SoftmaxCrossEntropy()
+    loss.class_weight = np.array([1.0, 3.0])
+    assert loss.forward(np.zeros((2, 2)), np.array([0, 1])) == pytest.approx(np.log(2))
+    np.testing.assert_allclose(loss.backward(), [[-0.125, 0.125], [0.375, -0.375]])
+
+
 def test_softmax_cross_entropy_by_hand():
     # logits [0, ln 3] -> softmax [1/4, 3/4]; target 1 -> loss -ln(3/4) = 0.28768...
     # gradient (softmax - onehot) / N = [1/4, -1/4] for N = 1

@@ -271,11 +271,13 @@ def test_eval_json_for_classification_has_accuracy_and_confusion(tmp_path):
     result = run("eval", tmp_path / "run", "--json", *slice_[:2])
     assert_ok(result)
     doc = json.loads(result.stdout)
-    assert set(doc) == {"loss", "accuracy", "confusion", "classes"}
+    assert set(doc) == {"loss", "accuracy", "precision", "recall", "f1", "confusion", "per_class", "classes"}
     assert doc["classes"] == [str(d) for d in range(10)]
     counts = np.array(doc["confusion"])
     assert counts.shape == (10, 10) and counts.sum() == 500  # data.test_limit
     assert doc["accuracy"] == pytest.approx(np.trace(counts) / 500)
+    recall = np.diag(counts) / counts.sum(axis=1)  # every digit occurs in the first 500 test images
+    assert doc["per_class"]["recall"] == pytest.approx(recall.tolist()) and doc["recall"] == pytest.approx(recall.mean())
 
 
 @pytest.mark.parametrize("command", ["summary", "trace", "gradcheck"])
