@@ -45,14 +45,20 @@ def reports_errors(command):
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         from .errors import LayerwiseError
+        from .run.signals import answer_signals, cause_and_code
 
         try:
-            result = command(*args, **kwargs)
-            sys.stdout.flush()  # a full disk shows here, inside the one-line error handling
+            with answer_signals():  # Ctrl-C and SIGTERM in any phase: cleanups run, then one line below
+                result = command(*args, **kwargs)
+                sys.stdout.flush()  # a full disk shows here, inside the one-line error handling
             return result
         except LayerwiseError as e:
             say(f"error: {e}", err=True)
             sys.exit(e.exit_code)
+        except KeyboardInterrupt as e:
+            cause, code = cause_and_code(e)
+            say(f"error: {cause} before the command finished; no file is left half-written", err=True)
+            sys.exit(code)
         except OSError as e:
             # Writing our own output failed (stdout on a full disk, `> /dev/full`): every file layerwise
             # writes itself reports a StorageError, so a bare OSError without a file name is stdout's.

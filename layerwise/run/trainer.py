@@ -25,7 +25,7 @@ from .callbacks import default_callbacks
 from .checkpoint import load_run_arrays, save_run_checkpoint
 from .evaluate import evaluate
 from .report import NOT_SCALARS, format_metrics
-from .signals import StopOnSignals
+from .signals import StopOnSignals, cause_and_code
 
 
 class Trainer:
@@ -69,7 +69,20 @@ class Trainer:
                 f"{e}; {self.run_dir / 'last.npz'} still holds the last saved state: free some space (or make the "
                 f"directory writable), then resume with: layerwise train --resume {self.run_dir}", e.reason
             ) from None
-        result = self._test()
+        except KeyboardInterrupt as e:  # a second signal in the loop: stopped at once, not after the step
+            cause, code = cause_and_code(e)
+            raise TrainingInterrupted(
+                f"{cause} (a second time: at once); {self.run_dir / 'last.npz'} holds the state after epoch "
+                f"{self.state.epoch}. Resume with: layerwise train --resume {self.run_dir}", code
+            ) from None
+        try:
+            result = self._test()
+        except KeyboardInterrupt as e:  # the signal handler of the whole command (signals.answer_signals)
+            cause, code = cause_and_code(e)
+            raise TrainingInterrupted(
+                f"{cause} during the test evaluation; all {self.state.epoch} epochs are saved in {self.run_dir}. "
+                f"Score best.npz and write test.json with: layerwise train --resume {self.run_dir}", code
+            ) from None
         self.echo(
             f"done in {time.perf_counter() - started:.1f}s. best epoch {result['best']['epoch']} "
             f"(val {format_metrics({self.monitor: result['best']['value']})}): test {format_metrics(result['test'])}"
@@ -110,6 +123,11 @@ class Trainer:
                     )
                 state.epoch_rng = rng.bit_generator.state
                 self._end_epoch(epoch_start)
+                if stop.requested:  # during the epoch's validation or saves: the epoch is complete and saved
+                    raise TrainingInterrupted(
+                        f"{stop.cause} after epoch {state.epoch}; saved {self.run_dir / 'last.npz'}. "
+                        f"Resume with: layerwise train --resume {self.run_dir}", 128 + stop.signum
+                    )
 
     def _train_epoch(self, batches, stop):
         """Steps through the rest of `state.epoch`, updating `state`; False if Ctrl-C or SIGTERM stopped it."""
