@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError, MissingExtra
+from ..util.openfile import NotRegularFile, open_regular
 
 SIZE = 28  # the output field, as MNIST
 BOX = 20  # the digit is scaled to fit this box
@@ -48,7 +49,7 @@ def _read_gray(path):
     if Path(path).is_dir():
         raise DataError(f"{path} is a directory; give image files (PNG, JPEG, ...)")
     try:
-        with Image.open(path) as image:
+        with open_regular(path) as f, Image.open(f) as image:  # never a FIFO or a device
             image.draft("L", (2 * MAX_SIDE, 2 * MAX_SIDE))  # a JPEG decodes at a reduced size: fast for photos
             image.load()
             image = ImageOps.exif_transpose(image)  # a phone photo's orientation
@@ -59,6 +60,8 @@ def _read_gray(path):
             gray = image.convert("L")
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
+    except (IsADirectoryError, NotRegularFile) as e:
+        raise DataError(f"{path}: {e.strerror}; give image files (PNG, JPEG, ...)") from None
     except UnidentifiedImageError:
         raise DataError(f"{path}: not an image file Pillow can read (PNG, JPEG, BMP, GIF, ...)") from None
     except Image.DecompressionBombError as e:
