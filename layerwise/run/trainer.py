@@ -21,7 +21,7 @@ from ..errors import (
 from ..optim.schedules import build_schedule
 from ..util.fileio import write_json
 from . import metrics
-from .callbacks import default_callbacks
+from .callbacks import Callback, default_callbacks
 from .checkpoint import load_run_arrays, save_run_checkpoint
 from .evaluate import evaluate
 from .report import NOT_SCALARS, format_metrics
@@ -53,6 +53,8 @@ class Trainer:
             self.callbacks = default_callbacks(cfg, self.higher_is_better, state) + list(callbacks)
         except CheckpointError as e:
             raise CheckpointError(f"{run_dir / 'last.npz'}: {e}") from None
+        # on_step_end runs at every step: only for the callbacks that use it
+        self.step_callbacks = [c for c in self.callbacks if type(c).on_step_end is not Callback.on_step_end]
         self.improved = False  # whether the epoch that just ended is the best so far
         self.stop_message = None  # set by a callback that ends the run
 
@@ -155,6 +157,8 @@ class Trainer:
                     state.grad_norm_max = max(state.grad_norm_max, optimizer.grad_norm)
                 if state.step % 20 == 0:
                     bar.set_postfix(loss=f"{state.loss_sum / state.seen:.4f}", refresh=False)
+                for callback in self.step_callbacks:
+                    callback.on_step_end(self)
                 if stop.requested:
                     return False
         return True
