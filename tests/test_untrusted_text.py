@@ -101,6 +101,16 @@ def test_stdout_on_a_full_device_is_one_error_line():
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["eval", "--help"]])
+def test_what_click_prints_to_a_full_device_is_one_error_line(args):
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([sys.executable, "-m", "layerwise", *args],
+                              stdout=full, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    assert proc.returncode == 4
+    assert proc.stderr == "error: cannot write to standard output: No space left on device\n"
+
+
 def test_api_raises_layerwise_errors_and_takes_numpy_scalars(table_run, tmp_path):
     with pytest.raises(CheckpointError, match="characters"):
         layerwise.load("x" * 300)
