@@ -1,4 +1,5 @@
-"""Image files in, MNIST-style digits out; and a block-character picture of a digit for the terminal.
+"""Image files in, pictures as the model's dataset has them out (MNIST-style digits, or resized
+pictures for Fashion-MNIST-like data); and a block-character picture for the terminal.
 
 `load_digit_image` reads a PNG/JPEG (Pillow, the optional extra `images`) and hands the grayscale
 pixels to `mnist_style`, the pure-NumPy preparation of LeCun's MNIST: ink made bright on black,
@@ -21,8 +22,22 @@ INK_FLOOR = 0.15  # after contrast stretching, fainter ink (paper grain, JPEG no
 MAX_SIDE = 512  # larger files are shrunk to this before preprocessing (a photo need not be 4000 px)
 
 
+def load_image_file(path, style="digit", shape=(SIZE, SIZE)):
+    """A PNG/JPEG/... file -> uint8 `shape` picture, bright on black, as the model's dataset has them:
+    style "digit" is MNIST's preparation (`mnist_style`, 28x28), "resize" the whole picture resized
+    (`resized_style`: Fashion-MNIST's items fill their frame)."""
+    if style == "resize":
+        return resized_style(_read_gray(path), shape)
+    return mnist_style(_read_gray(path))
+
+
 def load_digit_image(path):
-    """A PNG/JPEG/... file -> uint8 (28, 28) MNIST-style digit (white ink on black).
+    """A PNG/JPEG/... file -> uint8 (28, 28) MNIST-style digit (white ink on black)."""
+    return mnist_style(_read_gray(path))
+
+
+def _read_gray(path):
+    """A PNG/JPEG/... file -> float32 grayscale (H, W), 0 = black .. 1 = white.
 
     Transparent pixels count as white paper. A missing Pillow, or a file that is not a readable
     image, is a DataError.
@@ -55,7 +70,29 @@ def load_digit_image(path):
         raise DataError(f"{path}: cannot read this image; corrupt or truncated? ({e})") from None
     if max(gray.size) > MAX_SIDE:
         gray.thumbnail((MAX_SIDE, MAX_SIDE), Image.BOX)
-    return mnist_style(np.asarray(gray, dtype=np.float32) / 255)
+    return np.asarray(gray, dtype=np.float32) / 255
+
+
+def resized_style(gray, shape=(SIZE, SIZE)):
+    """Grayscale pixels (H, W), 0-1 -> uint8 `shape`: inverted when the background (the border's median)
+    is light, so the object is bright on black as Fashion-MNIST's are; padded with the background to
+    the target's aspect ratio (centred), then resized by area. No cropping and no centring by mass."""
+    gray = np.asarray(gray, dtype=np.float64)
+    if gray.ndim != 2 or gray.size == 0:
+        raise DataError(f"expected a 2-D grayscale image, received shape {gray.shape}")
+    if not np.isfinite(gray).all():
+        raise DataError("the image holds NaN or infinite pixel values")
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    if np.median(border) > 0.5:
+        gray, border = 1 - gray, 1 - border
+    h, w = gray.shape
+    height, width = shape
+    if h * width != w * height:  # pad the short side to the target's aspect ratio
+        th, tw = max(h, -(-w * height // width)), max(w, -(-h * width // height))
+        field = np.full((th, tw), float(np.median(border)))
+        field[(th - h) // 2 : (th - h) // 2 + h, (tw - w) // 2 : (tw - w) // 2 + w] = gray
+        gray = field
+    return np.round(np.clip(resize(gray, height, width), 0, 1) * 255).astype(np.uint8)
 
 
 def mnist_style(gray):

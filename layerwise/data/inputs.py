@@ -138,15 +138,18 @@ def _image_file(path, pre):
     if pre["kind"] != "image":
         raise DataError(f"{path}: this model was trained on {_trained_on(pre)}, not images; give it a "
                         f"{'CSV' if pre['kind'] == 'table' else '.npy or .npz'} file")
-    if list(pre["image_shape"]) != [28, 28]:
+    from .preprocess import image_files_style
+
+    style = image_files_style(pre)  # the dataset's: digit centring, or a plain resize
+    if style == "digit" and list(pre["image_shape"]) != [28, 28]:
         raise DataError(f"{path}: image files are read as 28x28 digits, but this model takes "
                         f"{pre['image_shape'][0]}x{pre['image_shape'][1]} images; give it an .npy or IDX file")
     try:
-        from .images import load_digit_image
+        from .images import load_image_file
     except ImportError:
         raise DataError(f"{path}: reading image files needs layerwise.data.images, which this layerwise "
                         "does not have; give the pixels as an .npy file") from None
-    image = load_digit_image(path)
+    image = load_image_file(path, style, tuple(pre["image_shape"]))
     return Inputs(model_inputs(pre, image[None], str(path)), None, [path.name], image[None])
 
 

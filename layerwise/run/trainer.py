@@ -21,7 +21,7 @@ from ..errors import (
 from ..optim.schedules import build_schedule
 from ..util.fileio import write_json
 from . import metrics
-from .callbacks import default_callbacks
+from .callbacks import Callback, default_callbacks
 from .checkpoint import load_run_arrays, save_run_checkpoint
 from .evaluate import evaluate
 from .report import NOT_SCALARS, format_metrics
@@ -56,6 +56,8 @@ class Trainer:
         from ..data.augment import build_augment
 
         self.augment = build_augment(cfg.data, data, cfg.seed)  # None without data.augment_shift/_flip
+        # on_step_end runs at every step: only for the callbacks that use it
+        self.step_callbacks = [c for c in self.callbacks if type(c).on_step_end is not Callback.on_step_end]
         self.improved = False  # whether the epoch that just ended is the best so far
         self.stop_message = None  # set by a callback that ends the run
 
@@ -160,6 +162,8 @@ class Trainer:
                     state.grad_norm_max = max(state.grad_norm_max, optimizer.grad_norm)
                 if state.step % 20 == 0:
                     bar.set_postfix(loss=f"{state.loss_sum / state.seen:.4f}", refresh=False)
+                for callback in self.step_callbacks:
+                    callback.on_step_end(self)
                 if stop.requested:
                     return False
         return True

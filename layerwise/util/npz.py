@@ -15,6 +15,7 @@ import json
 import math
 import struct
 import tokenize
+import warnings
 import zipfile
 import zlib
 from pathlib import Path
@@ -227,10 +228,12 @@ def npy_header(f):
     """(shape, fortran_order, dtype) of the .npy stream `f`, which is left at the start of the data.
     Damaged or forged bytes raise one of DAMAGED."""
     version = np.lib.format.read_magic(f)
-    if version == (1, 0):
-        return np.lib.format.read_array_header_1_0(f, max_header_size=MAX_HEADER)
-    if version in ((2, 0), (3, 0)):
-        return np.lib.format.read_array_header_2_0(f, max_header_size=MAX_HEADER)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "created on Python 2": a header NumPy parses the slow way
+        if version == (1, 0):
+            return np.lib.format.read_array_header_1_0(f, max_header_size=MAX_HEADER)
+        if version in ((2, 0), (3, 0)):
+            return np.lib.format.read_array_header_2_0(f, max_header_size=MAX_HEADER)
     raise ValueError(f"unknown .npy version {version}")
 
 
