@@ -36,12 +36,9 @@ class MnistData:
     std: float = spec(0.3081, above=0)
     train_limit: typing.Optional[int] = spec(None, minimum=2, doc="use only the first N training images")
     test_limit: typing.Optional[int] = spec(None, minimum=1, doc="use only the first N test images")
-<<<<<<< HEAD
+    image_files: str = spec("auto", choices=IMAGE_FILES, doc=IMAGE_FILES_DOC)
     augment_shift: int = spec(0, minimum=0, doc="augmentation: shift each training image by up to N pixels each way (pad + crop)")
     augment_flip: bool = spec(False, doc="augmentation: mirror training images left-right at random (clothes, not digits)")
-=======
-    image_files: str = spec("auto", choices=IMAGE_FILES, doc=IMAGE_FILES_DOC)
->>>>>>> main
 
 
 @dataclass
@@ -64,12 +61,9 @@ class IdxData:
     std: typing.Optional[float] = spec(None, above=0, doc="null: the training images' pixel std")
     train_limit: typing.Optional[int] = spec(None, minimum=2, doc="use only the first N training images")
     test_limit: typing.Optional[int] = spec(None, minimum=1, doc="use only the first N test images")
-<<<<<<< HEAD
+    image_files: str = spec("auto", choices=IMAGE_FILES, doc=IMAGE_FILES_DOC)
     augment_shift: int = spec(0, minimum=0, doc="augmentation: shift each training image by up to N pixels each way (pad + crop)")
     augment_flip: bool = spec(False, doc="augmentation: mirror training images left-right at random (clothes, not digits)")
-=======
-    image_files: str = spec("auto", choices=IMAGE_FILES, doc=IMAGE_FILES_DOC)
->>>>>>> main
 
 
 @dataclass
