@@ -334,3 +334,20 @@ def test_3_a_csv_gzip_bomb_is_refused_as_it_inflates(runs, tmp_path, little_memo
             f.write(b"1,2,x,p\n" * 125_000)
     with pytest.raises(LayerwiseError, match="decompresses to more than"):
         read(runs["table"], bomb)
+
+
+def test_3_a_png_declaring_81_million_pixels_is_refused_before_decoding(runs, tmp_path):
+    pytest.importorskip("PIL")
+    import zlib
+
+    from PIL import Image
+
+    f = io.BytesIO()
+    Image.new("L", (1, 1)).save(f, format="PNG")
+    png = bytearray(f.getvalue())
+    at = png.find(b"IHDR")
+    png[at + 4 : at + 12] = struct.pack(">II", 9_000, 9_000)  # the header's width and height
+    png[at + 17 : at + 21] = struct.pack(">I", zlib.crc32(bytes(png[at : at + 17])))
+    (tmp_path / "bomb.png").write_bytes(bytes(png))
+    with pytest.raises(LayerwiseError, match="9,000 x 9,000 pixels"):
+        read(runs["image"], tmp_path / "bomb.png")
