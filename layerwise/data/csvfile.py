@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+from ..util import memory
 from ..util.memory import check_fits
 from ..util.openfile import NotRegularFile, kind_of, open_input
 
@@ -92,7 +93,10 @@ class Table:
 
 
 def _open(path):
-    return open_input(path, text=True, encoding="utf-8-sig")
+    """The text of a CSV file, gunzipped when it is gzip (by its bytes): at most what memory can hold
+    as text cells (a gzip bomb is refused as it inflates)."""
+    return open_input(path, text=True, encoding="utf-8-sig",
+                      cap=max(SMALL, memory.available_bytes() // TEXT_BYTES_PER_BYTE))
 
 
 def read_csv(path, where="data.path", text=False, delimiter=None):
@@ -138,7 +142,8 @@ def _sniff(path):
     """The delimiter of the first lines: of `,` `;` tab `|`, the one that splits the header into the
     most fields and every following line into as many (quotes respected); `,` when none splits it."""
     with _open(path) as f:
-        lines = [line for _, line in zip(range(SNIFF_LINES), f) if line.strip()]
+        lines = [f.readline(MAX_HEADER_CHARS) for _ in range(SNIFF_LINES)]  # bounded: a huge line is cut
+        lines = [line for line in lines if line.strip()]
     best, widest = ",", 1
     for d in DELIMITERS:
         try:
