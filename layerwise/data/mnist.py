@@ -142,10 +142,11 @@ def find_in(directory, name: str, origin: str, title="MNIST") -> Path:
                         f"create it with the {title} files or fix {origin}")
     for path in (directory / f"{name}.gz", directory / name):
         kind = kind_of(path)
-        if kind is None:
-            return path
-        if kind != "missing":  # a FIFO or a device would hang or never end: named, not skipped
+        if kind is not None and kind.startswith("a "):  # a FIFO or a device would hang: named, not skipped
             raise DataError(f"{origin} {path}: not a regular file ({kind}); put the {title} file there")
+        if kind != "missing":  # a regular file, or one that cannot be looked at (the OSError says why)
+            path.stat()
+            return path
     raise DataError(f"{origin} directory {directory} has no {name}.gz or {name}; "
                     f"put the {title} files there or fix {origin}")
 
