@@ -33,7 +33,10 @@ def train(config, *, overwrite=False, echo=print, **overrides):
         cfg = config_from_dict(apply_overrides(raw, items, "<dict>"), "<dict>")
     else:
         cfg = load_config(Path(config), items)
-    return fit(cfg, overwrite=overwrite, echo=_silent if echo is None else echo)
+    from .run.signals import answer_signals
+
+    with answer_signals():  # SIGTERM in any phase (the test evaluation too) stops it as Ctrl-C does
+        return fit(cfg, overwrite=overwrite, echo=_silent if echo is None else echo)
 
 
 def _silent(*args, **kwargs):

@@ -28,7 +28,7 @@ def main():
     2 usage or config error; 3 training diverged; 4 a file cannot be written
     or read (disk full, read-only, permission denied); 5 the run directory is
     in use by another layerwise process; 130 interrupted (Ctrl-C);
-    143 stopped by SIGTERM (last.npz saved in both cases).
+    143 stopped by SIGTERM (in any command; training saves last.npz).
     """
 
 
@@ -38,7 +38,8 @@ def main():
 @click.option("--overwrite", is_flag=True, help="Replace the run directory if it already holds a run.")
 @click.option(
     "--resume", "resume_dir", type=click.Path(exists=True, file_okay=False), metavar="RUN_DIR",
-    help="Continue the run in RUN_DIR from its last checkpoint (instead of CONFIG).",
+    help="Continue the run in RUN_DIR from its last checkpoint (instead of CONFIG); a run with every epoch "
+    "trained but no test.json gets its test evaluation.",
 )
 @json_option
 @reports_errors

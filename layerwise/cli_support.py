@@ -1,6 +1,7 @@
 """What every `layerwise` command shares: the -s and --json options, printing, --threads, and the
 mapping of errors to one line and an exit code."""
 
+import contextlib
 import functools
 import sys
 
@@ -45,14 +46,24 @@ def reports_errors(command):
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         from .errors import LayerwiseError
+        from .run.signals import answer_signals, cause_and_code
 
+        notes = []
         try:
-            result = command(*args, **kwargs)
-            sys.stdout.flush()  # a full disk shows here, inside the one-line error handling
+            with answer_signals():  # Ctrl-C and SIGTERM in any phase: cleanups run, then one line below
+                with _collect_notes(notes):
+                    result = command(*args, **kwargs)
+                for note in notes:  # after the command's output; a command that fails says only its error
+                    say(f"note: {note}", err=True)
+                sys.stdout.flush()  # a full disk shows here, inside the one-line error handling
             return result
         except LayerwiseError as e:
             say(f"error: {e}", err=True)
             sys.exit(e.exit_code)
+        except KeyboardInterrupt as e:
+            cause, code = cause_and_code(e)
+            say(f"error: {cause} before the command finished; no file is left half-written", err=True)
+            sys.exit(code)
         except OSError as e:
             # Writing our own output failed (stdout on a full disk, `> /dev/full`): every file layerwise
             # writes itself reports a StorageError, so a bare OSError without a file name is stdout's.
@@ -61,6 +72,28 @@ def reports_errors(command):
             _stdout_failed(e)
 
     return wrapper
+
+
+@contextlib.contextmanager
+def _collect_notes(notes):
+    """InputWarnings (float pixels scaled, a blank image) raised while the command runs, collected into
+    `notes` (printed as `note: ...` lines on stderr once it succeeds); other warnings shown as Python shows them."""
+    import warnings
+
+    from .errors import InputWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", InputWarning)
+        shown = warnings.showwarning
+
+        def show(message, category, *args, **kwargs):
+            if issubclass(category, InputWarning):
+                notes.append(str(message))
+            else:
+                shown(message, category, *args, **kwargs)
+
+        warnings.showwarning = show
+        yield
 
 
 def _stdout_failed(e):

@@ -68,3 +68,8 @@ def did_you_mean(name, valid):
 
     close = difflib.get_close_matches(str(name), list(valid), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+class InputWarning(UserWarning):
+    """Something about an input a user should know that is not an error: float pixels in [0, 1] scaled to
+    0-255, a blank image. The CLI prints each as a `note:` line; from Python it is an ordinary warning."""

@@ -209,3 +209,146 @@ def test_confusion_names_and_gradcheck_of_a_run(in_tmp):
     assert rows and all(r["passed"] for r in rows)
     missing = invoke("gradcheck", in_tmp)  # not a run: the same message as summary's
     assert missing.exit_code == 1 and "is it a layerwise run directory?" in missing.output
+
+
+# --- f. progress lines inside an epoch when no progress bar shows ---------------------------------
+
+
+def test_progress_lines_at_a_bounded_rate(in_tmp, monkeypatch):
+    import re
+
+    from conftest import REPO
+
+    from layerwise.config.schema import load_config
+    from layerwise.run.callbacks import ProgressLog, default_callbacks
+    from layerwise.run.fit import fit
+    from layerwise.run.state import RunState
+
+    ticks = iter(range(10**6))  # a clock that advances one second per look
+    cfg = load_config(REPO / "configs" / "tabular_classification.yaml",
+                      ["data.path=t.csv", "data.target=label", "train.batch_size=8", "train.epochs=2", "output=run"])
+    lines = []
+    fit(cfg, echo=lines.append, callbacks=[ProgressLog(interval=3, clock=lambda: float(next(ticks)))])
+    progress = [line for line in lines if "ETA" in line]
+    # 14 steps, one clock reading each (after the start): a line every 3rd second, not one per step
+    assert 3 <= len(progress) <= 5, progress
+    pattern = r"epoch (\d)/2  step (\d)/7 \(\d+%\)  loss \d+\.\d{4}  ETA epoch (\d+):(\d\d), run (\d+):(\d\d)"
+    found = [re.fullmatch(pattern, line) for line in progress]
+    assert all(found), progress
+    runs_left = [int(m[5]) * 60 + int(m[6]) for m in found]
+    assert runs_left == sorted(runs_left, reverse=True) and runs_left[-1] < runs_left[0]
+    # only without a terminal (where tqdm's bar is off): the default list has a ProgressLog then
+    assert any(isinstance(c, ProgressLog) for c in default_callbacks(cfg, True, RunState()))
+    import io
+    import sys
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    assert not any(isinstance(c, ProgressLog) for c in default_callbacks(cfg, True, RunState()))
+
+
+# --- c, d. image inputs: the pixel range is checked; PNGs are prepared as the dataset's images are -----
+
+
+def train_images(directory, dataset):
+    from tinyidx import write_tiny
+
+    arrays = write_tiny(directory / "data")
+    (directory / "exp.yaml").write_text(json.dumps({
+        "data": {"dataset": dataset, "root": str(directory / "data"), "val_size": 10},
+        "model": {"layers": [{"type": "linear", "out_features": 10}]}, "optimizer": {"lr": 0.05},
+        "train": {"epochs": 3, "batch_size": 16}, "output": str(directory / "run")}))
+    result = invoke("train", directory / "exp.yaml")
+    assert result.exit_code == 0, result.output
+    return arrays
+
+
+def test_pixel_ranges_are_checked_scaled_or_refused(tmp_path):
+    import warnings
+
+    import layerwise
+    from layerwise.errors import DataError, InputWarning
+
+    arrays = train_images(tmp_path, "mnist")
+    images = arrays["test_images"]
+    np.save(tmp_path / "u8.npy", images)
+    np.save(tmp_path / "unit.npy", images.astype(np.float32) / 255)  # the Keras/PyTorch habit
+    np.save(tmp_path / "normalised.npy", (images.astype(np.float32) / 255 - 0.1307) / 0.3081)
+    np.save(tmp_path / "deep.npy", images.astype(np.uint16) * 16)  # 12-bit pixels
+    blank = images.copy()
+    blank[[2, 5]] = 0
+    np.save(tmp_path / "blank.npy", blank)
+    run = tmp_path / "run"
+    raw = json.loads(invoke("predict", run, tmp_path / "u8.npy", "--json").stdout)
+    unit = invoke("predict", run, tmp_path / "unit.npy", "--json")
+    assert unit.exit_code == 0, unit.output
+    assert [p["prediction"] for p in json.loads(unit.stdout)["predictions"]] == [p["prediction"] for p in raw["predictions"]]
+    assert "note: " in unit.stderr and "within [0, 1]" in unit.stderr and "scaled to 0-255" in unit.stderr
+    for name in ("normalised", "deep"):
+        refused = invoke("predict", run, tmp_path / f"{name}.npy")
+        assert refused.exit_code == 1 and refused.stderr.startswith("error: ") and "Traceback" not in refused.output
+        assert len(refused.stderr.splitlines()) == 1
+    assert "negative pixel values" in invoke("predict", run, tmp_path / "normalised.npy").stderr
+    assert "expected 0-255" in invoke("predict", run, tmp_path / "deep.npy").stderr
+    noted = invoke("predict", run, tmp_path / "blank.npy", "--no-show")
+    assert noted.exit_code == 0 and "2 of 20 images are blank (rows 2, 5)" in noted.stderr
+    model = layerwise.load(run)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        same = model.predict(images.astype(np.float64) / 255)
+    assert (same == model.predict(images)).all()
+    assert any(issubclass(w.category, InputWarning) for w in caught)
+    with pytest.raises(DataError, match="negative pixel values"):
+        model.predict(-np.ones((1, 28, 28)))
+
+
+def fashion_pngs(directory, n):
+    """The first n Fashion-MNIST test items as a user has them: dark on a white background, 4x larger."""
+    from conftest import MNIST_ROOT  # Fashion-MNIST sits beside it (../shared/data/fashion-mnist)
+    from PIL import Image
+
+    from layerwise.data.idx import read_idx
+
+    items = read_idx(MNIST_ROOT.parent / "fashion-mnist" / "t10k-images-idx3-ubyte.gz")[:n]
+    paths = []
+    for i, item in enumerate(items):
+        path = directory / f"item{i}.png"
+        Image.fromarray(255 - np.kron(item, np.ones((4, 4), dtype=np.uint8))).save(path)
+        paths.append(path)
+    return items, paths
+
+
+def test_image_files_are_prepared_as_the_dataset_has_them(tmp_path):
+    pytest.importorskip("PIL")
+    import layerwise
+    from layerwise.data.images import load_image_file
+    from layerwise.data.preprocess import image_files_style
+    from layerwise.run.checkpoint import load_run_meta
+
+    items, paths = fashion_pngs(tmp_path, 40)
+    resized = np.stack([load_image_file(p, "resize") for p in paths]).astype(float)
+    centred = np.stack([load_image_file(p, "digit") for p in paths]).astype(float)
+    # The plain resize gives back the items (the PNG's inversion undone); digit centring does not.
+    assert np.abs(resized - items).mean() < 1.0
+    assert np.abs(centred - items).mean() > 10 * np.abs(resized - items).mean()
+    (tmp_path / "fm").mkdir()
+    train_images(tmp_path / "fm", "fashion_mnist")
+    assert load_run_meta(tmp_path / "fm" / "run" / "best.npz")["preprocessing"]["image_files"] == "resize"
+    model = layerwise.load(tmp_path / "fm" / "run")
+    np.testing.assert_allclose(model.inputs(paths[0]), model.inputs(items[0]), atol=2 * model.preprocessing["scale"]
+                               / (model.preprocessing["std"] or 1))
+    # an older checkpoint has no image_files: by its dataset name
+    assert image_files_style({"dataset": "fashion_mnist"}) == "resize" and image_files_style({"dataset": "mnist"}) == "digit"
+    (tmp_path / "mn").mkdir()
+    train_images(tmp_path / "mn", "mnist")
+    assert load_run_meta(tmp_path / "mn" / "run" / "best.npz")["preprocessing"]["image_files"] == "digit"
+    blank = tmp_path / "blank.png"
+    from PIL import Image
+
+    Image.new("L", (40, 40), 255).save(blank)
+    for run in ("fm", "mn"):
+        said = invoke("predict", tmp_path / run / "run", blank)
+        assert said.exit_code == 0 and "blank.png: a blank image" in said.stderr, said.output

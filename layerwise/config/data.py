@@ -18,6 +18,13 @@ def spec(default, *, minimum=None, above=None, choices=None, doc=""):
     return field(default=default, metadata=rule)
 
 
+# How `predict` prepares PNG/JPEG files for an image model (stored in its checkpoint): digit = MNIST's
+# preparation (crop to the ink, fit 20x20, centre of mass); resize = the whole picture resized (inverted
+# when its background is light), as Fashion-MNIST's items fill their frame; auto: digit, resize for fashion_mnist.
+IMAGE_FILES = ("auto", "digit", "resize")
+IMAGE_FILES_DOC = "PNG/JPEG inputs: digit (crop to the ink, centre of mass) | resize | auto (by dataset)"
+
+
 @dataclass
 class MnistData:
     dataset: str = "mnist"
@@ -29,6 +36,9 @@ class MnistData:
     std: float = spec(0.3081, above=0)
     train_limit: typing.Optional[int] = spec(None, minimum=2, doc="use only the first N training images")
     test_limit: typing.Optional[int] = spec(None, minimum=1, doc="use only the first N test images")
+    image_files: str = spec("auto", choices=IMAGE_FILES, doc=IMAGE_FILES_DOC)
+    augment_shift: int = spec(0, minimum=0, doc="augmentation: shift each training image by up to N pixels each way (pad + crop)")
+    augment_flip: bool = spec(False, doc="augmentation: mirror training images left-right at random (clothes, not digits)")
 
 
 @dataclass
@@ -51,6 +61,9 @@ class IdxData:
     std: typing.Optional[float] = spec(None, above=0, doc="null: the training images' pixel std")
     train_limit: typing.Optional[int] = spec(None, minimum=2, doc="use only the first N training images")
     test_limit: typing.Optional[int] = spec(None, minimum=1, doc="use only the first N test images")
+    image_files: str = spec("auto", choices=IMAGE_FILES, doc=IMAGE_FILES_DOC)
+    augment_shift: int = spec(0, minimum=0, doc="augmentation: shift each training image by up to N pixels each way (pad + crop)")
+    augment_flip: bool = spec(False, doc="augmentation: mirror training images left-right at random (clothes, not digits)")
 
 
 @dataclass

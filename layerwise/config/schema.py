@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from ..errors import ConfigError, did_you_mean
+from ..util.openfile import NotRegularFile, open_regular
 from .data import (  # noqa: F401 - the dataset classes are imported from here too
     DATASETS,
     PATH_KEYS,
@@ -125,10 +126,12 @@ def load_config(path, overrides=()):
     """Read a YAML file, apply `key.path=value` overrides, validate. Raises ConfigError."""
     path = Path(path)
     try:
-        with path.open() as f:
+        with open_regular(path, "r", encoding="utf-8") as f:  # never the locale's encoding; never a FIFO
             text = f.read(MAX_CHARS + 1)  # a larger file is refused without reading it all
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
+    except (IsADirectoryError, NotRegularFile) as e:
+        raise ConfigError(f"cannot read config file {path}: {e.strerror}; a config is a YAML file") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not a UTF-8 text file; is it really a YAML config?") from None
     except OSError as e:

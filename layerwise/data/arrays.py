@@ -1,37 +1,45 @@
 """NPZ datasets: arrays x and y (optional x_test, y_test) in one .npz, read without pickle."""
 
-import zipfile
+import math
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DataError
+from ..util.arrayfile import read_arrays
+from ..util.memory import check_fits
+from ..util.openfile import kind_of
 from .dataset import Dataset, Split, split_rows
 from .preprocess import features
 from .tabular import scale_targets
 
 
 def _read(path):
+    """Every array of the .npz at `path`, by the hardened reader (util/arrayfile.py): headers first,
+    their memory checked, never unpickled."""
     path = Path(path)
-    try:
-        exists, is_file = path.exists(), path.is_file()
-    except OSError as e:  # e.g. a name too long
-        raise DataError(f"data.path: cannot open {path}: {e.strerror}") from None
-    if not exists:
+    kind = kind_of(path)
+    if kind == "missing":
         raise DataError(f"data.path: {path} does not exist")
-    if not is_file:
-        raise DataError(f"data.path: {path} is not a file")
-    if not zipfile.is_zipfile(path):
-        raise DataError(f"data.path: {path} is not an .npz archive (corrupt, truncated, or another format?)")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            return {name: npz[name] for name in npz.files}
-    except ValueError as e:
-        if "pickle" in str(e):
-            raise DataError(f"data.path: {path} holds a pickled object array; refusing to load it (save plain numeric arrays)") from None
-        raise DataError(f"data.path: {path}: not a valid .npz ({e})") from None
-    except (OSError, zipfile.BadZipFile, EOFError, KeyError) as e:
-        raise DataError(f"data.path: {path}: corrupt or truncated .npz ({type(e).__name__}: {e})") from None
+    if kind is not None:
+        raise DataError(f"data.path: cannot open {path}: {kind if 'long' in kind else f'not a regular file ({kind})'}")
+
+    def select(headers):
+        if None in headers:
+            raise DataError(f"data.path: {path} is an .npy file; a dataset is an .npz archive of x and y")
+        need = sum(math.prod(shape) * dtype.itemsize for shape, dtype in headers.values())
+        check_fits(3 * need, f"data.path: {path}: its arrays", "give a smaller file", DataError)
+        return list(headers)
+
+    arrays, _ = read_arrays(path, select, error=_Prefixed)
+    return arrays
+
+
+class _Prefixed(DataError):
+    """A DataError whose message starts with the config key, data.path."""
+
+    def __init__(self, message):
+        super().__init__(f"data.path: {message}")
 
 
 def load_npz(cfg, task, seed, source, echo=print):

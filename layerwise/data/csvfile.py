@@ -7,12 +7,20 @@ left out, with a note in `Table.notes`.
 A clean all-numeric file takes one `np.loadtxt` pass into float64. Anything else (text columns,
 missing or unparsable cells) is read once more as strings and each column is typed on its own: no
 Python loop over cells, one per column (and, for a column that is neither clean numbers nor text, one
-over its distinct values).
+over its distinct values); stripping the text cells is the one pass over them.
+
+Text cells are Python strings (object arrays), never a fixed-width NumPy string array: one 100,000-
+character cell would make every cell of its column 400,000 bytes wide. The file is opened through
+util/openfile.py (a FIFO or device is refused, gzip is recognised by its bytes, not its name), the
+memory the text path needs is checked from the file's size first, and a header cell over Python csv's
+field limit is one error line.
 """
 
 import csv
 import gzip
+import os
 import re
+import zlib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +28,16 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+from ..util import memory
+from ..util.memory import check_fits
+from ..util.openfile import NotRegularFile, kind_of, open_input
+from ..util.text import one_line
 
 # Cells that mean "no value" (pandas' defaults, and the '?' of many UCI files).
 MISSING = ("", "NA", "N/A", "n/a", "NaN", "nan", "NULL", "null", "None", "?", "-")
+MAX_HEADER_CHARS = 1 << 24  # the header line: 16 Mi characters
+SMALL = 1 << 24  # a text path needing less memory than this is not checked
+TEXT_BYTES_PER_BYTE = 12  # memory of the text path per byte of file: a str object (~50 B) per cell of a few bytes
 DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 # First-column names pandas (df.to_csv: ""; read back: "Unnamed: 0") and R (write.csv: "", Rdatasets:
 # "rownames") give a row index.
@@ -79,23 +94,24 @@ class Table:
 
 
 def _open(path):
-    if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8-sig")
-    return open(path, encoding="utf-8-sig")
+    """The text of a CSV file, gunzipped when it is gzip (by its bytes): at most what memory can hold
+    as text cells (a gzip bomb is refused as it inflates)."""
+    return open_input(path, text=True, encoding="utf-8-sig",
+                      cap=max(SMALL, memory.available_bytes() // TEXT_BYTES_PER_BYTE))
 
 
 def read_csv(path, where="data.path", text=False, delimiter=None):
     """Read `path` into a Table (with `text`, every column keeps its cells as text too); `delimiter`
     None sniffs it. Every problem with the file is a DataError naming it."""
     path = Path(path)
-    try:
-        exists, is_file = path.exists(), path.is_file()
-    except OSError as e:  # e.g. a name too long
-        raise DataError(f"{where}: cannot open {path}: {e.strerror}") from None
-    if not exists:
+    kind = kind_of(path)
+    if kind == "missing":
         raise DataError(f"{where}: {path} does not exist")
-    if not is_file:
-        raise DataError(f"{where}: {path} is not a file")
+    if kind == "a directory":
+        raise DataError(f"{where}: {path} is a directory, not a file")
+    if kind is not None:
+        what = kind if "long" in kind else f"not a regular file ({kind})"
+        raise DataError(f"{where}: cannot open {path}: {what}")
     try:
         notes = []
         delimiter = "\t" if delimiter == "tab" else delimiter
@@ -114,7 +130,11 @@ def read_csv(path, where="data.path", text=False, delimiter=None):
         names, columns = _drop_index(path, names, columns, notes)
     except UnicodeDecodeError:
         raise DataError(f"{where}: {path} is not UTF-8 text; is it really a CSV file?") from None
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
+    except MemoryError:
+        raise DataError(f"{where}: {path}: not enough memory to read it") from None
+    except (OSError, EOFError, zlib.error) as e:
+        if isinstance(e, NotRegularFile):
+            raise DataError(f"{where}: cannot open {path}: {e.strerror}") from None
         raise DataError(f"{where}: cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
     return Table(path, names, columns, lines, delimiter, notes)
 
@@ -123,10 +143,14 @@ def _sniff(path):
     """The delimiter of the first lines: of `,` `;` tab `|`, the one that splits the header into the
     most fields and every following line into as many (quotes respected); `,` when none splits it."""
     with _open(path) as f:
-        lines = [line for _, line in zip(range(SNIFF_LINES), f) if line.strip()]
+        lines = [f.readline(MAX_HEADER_CHARS) for _ in range(SNIFF_LINES)]  # bounded: a huge line is cut
+        lines = [line for line in lines if line.strip()]
     best, widest = ",", 1
     for d in DELIMITERS:
-        counts = [len(row) for row in csv.reader(lines, delimiter=d)]
+        try:
+            counts = [len(row) for row in csv.reader(lines, delimiter=d)]
+        except csv.Error:  # a cell over the csv module's field limit: the header reports it
+            continue
         if counts and counts[0] > widest and all(c == counts[0] for c in counts[1:-1]):
             best, widest = d, counts[0]
     return best
@@ -148,12 +172,24 @@ def _drop_index(path, names, columns, notes):
     return names[1:], {n: c for n, c in columns.items() if n != first}
 
 
+def _csv_problem(e):
+    """What a csv.Error says, in words: 'a cell longer than 131,072 characters'."""
+    return f"a cell longer than {csv.field_size_limit():,} characters" if "field limit" in str(e) else one_line(e, 100)
+
+
 def _header(path, delimiter):
     with _open(path) as f:
-        first = f.readline()
+        first = f.readline(MAX_HEADER_CHARS + 1)
+    if len(first) > MAX_HEADER_CHARS:
+        raise DataError(f"{path}, line 1: the header is longer than {MAX_HEADER_CHARS:,} characters; "
+                        "is it really a CSV file?")
     if not first.strip():
         raise DataError(f"{path} is empty: expected a header row of column names, then one row per example")
-    names = [_unquote(n.strip()) for n in next(csv.reader([first], delimiter=delimiter))]
+    try:
+        names = [_unquote(n.strip()) for n in next(csv.reader([first], delimiter=delimiter))]
+    except csv.Error as e:  # a cell over csv.field_size_limit() (128 Ki characters), ...
+        raise DataError(f"{path}, line 1: the header row has {_csv_problem(e)}; column names are short "
+                        "(is it really a CSV file?)") from None
     if any(n == "" for n in names[1:]):
         raise DataError(f"{path}, line 1: column {names.index('', 1) + 1} of the header has no name")
     seen = set()
@@ -184,31 +220,46 @@ def _numbers(path, width, delimiter):
         except ValueError:
             return None
     if values.shape[0] == 0:
-        raise DataError(f"{path} has a header row but no data rows")
+        raise DataError(f"{path}: no rows (a header row but no data rows)")
     if values.shape[1] != width or not np.isfinite(values).all():
         return None
     return values
 
 
 def _typed_columns(path, names, delimiter):
+    need = os.stat(path).st_size * TEXT_BYTES_PER_BYTE * (4 if _gzipped(path) else 1)
+    if need > SMALL:
+        check_fits(need, f"{path}: reading its text cells", "give a smaller file", DataError)
     with _open(path) as f:
         f.readline()
         try:
-            cells = _loadtxt(f, str, delimiter)
+            cells = _loadtxt(f, object, delimiter)  # Python strings: no cell widens the others
         except ValueError as e:
             found = re.search(r"changed from (\d+) to (\d+) at row (\d+)", str(e))
             if not found:
-                raise DataError(f"{path}: cannot parse it as CSV ({e})") from None
+                raise DataError(f"{path}: cannot parse it as CSV ({one_line(e)})") from None
             row = int(found.group(3)) - 1
             raise DataError(
                 f"{path}, line {int(_line_numbers(path)()[row])}: {found.group(2)} cells where the header has "
                 f"{len(names)} columns"
             ) from None
     if cells.shape[0] == 0 or cells.size == 0:
-        raise DataError(f"{path} has a header row but no data rows")
+        raise DataError(f"{path}: no rows (a header row but no data rows)")
     if cells.shape[1] != len(names):
         raise DataError(f"{path}, line {int(_line_numbers(path)()[0])}: {cells.shape[1]} cells where the header has {len(names)} columns")
-    return {name: _column(name, np.char.strip(cells[:, j])) for j, name in enumerate(names)}
+    return {name: _column(name, _strip(cells[:, j])) for j, name in enumerate(names)}
+
+
+def _strip(cells):
+    """The cells of an object array of str, stripped (an object array again)."""
+    out = np.empty(len(cells), dtype=object)
+    out[:] = [c.strip() for c in cells]
+    return out
+
+
+def _gzipped(path):
+    with open_input(path) as f:
+        return isinstance(f, gzip.GzipFile)
 
 
 def _column(name, text):

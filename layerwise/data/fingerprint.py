@@ -6,13 +6,13 @@ unpacked copy of the same data is the same data). Digests are remembered per pro
 size and mtime match what the run recorded is not read again, so checking a large CSV costs a stat.
 """
 
-import gzip
 import hashlib
 import os
 import zlib
 from pathlib import Path
 
 from ..errors import DataError
+from ..util.openfile import open_input
 
 CHUNK = 1 << 20
 _MEMO = {}  # (real path, size, mtime_ns) -> sha256
@@ -44,9 +44,7 @@ def file_digest(path):
     if key not in _MEMO:
         h = hashlib.sha256()
         try:
-            with open(path, "rb") as f:
-                gz = f.read(2) == b"\x1f\x8b"
-            with (gzip.open if gz else open)(path, "rb") as f:
+            with open_input(path) as f:  # gzip by content; never a FIFO
                 while chunk := f.read(CHUNK):
                     h.update(chunk)
         except (OSError, EOFError, zlib.error) as e:

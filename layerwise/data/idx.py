@@ -13,26 +13,90 @@ import zlib
 import numpy as np
 
 from ..errors import DataError
+from ..util.memory import check_fits
+from ..util.openfile import open_input
+from ..util.text import one_line
 from .fingerprint import remember
 
 GZIP_MAGIC = b"\x1f\x8b"
 UINT8_CODE = 0x08
+SMALL = 1 << 24  # files declaring fewer bytes are read without a memory check
 
 
-def read_idx(path) -> np.ndarray:
-    """Return the uint8 array stored in the IDX file at `path` (gzip-compressed or raw).
+def read_idx(path, check=None) -> np.ndarray:
+    """Return the uint8 array stored in the IDX file at `path` (gzip-compressed or raw, by content).
 
-    The array is a read-only view of the file's bytes (no copy); index or `.astype` it to change it.
+    The header is read first: `check(shape)` (if given) and a memory check see the shape it declares
+    before anything else is read or decompressed, and no more bytes than it declares are ever
+    inflated (a gzip bomb costs nothing). A FIFO or a device is refused, never read.
     """
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        with open_input(path) as f:
+            head = _read_exactly(f, 4)
+            _check_head(head, str(path), len(head))
+            ndim = head[3]
+            dims = _read_exactly(f, 4 * ndim)
+            if len(dims) < 4 * ndim:
+                raise DataError(f"{path}: IDX header truncated ({4 + len(dims)} bytes, need {4 + 4 * ndim}); "
+                                "re-download it")
+            shape = tuple(int(d) for d in np.frombuffer(dims, dtype=">u4"))
+            expected = math.prod(shape)  # Python ints: four large dims cannot overflow
+            if not isinstance(f, gzip.GzipFile):
+                _check_payload(str(path), shape, expected, os.fstat(f.fileno()).st_size - 4 - 4 * ndim)
+            if check is not None:
+                check(shape)
+            if expected > SMALL:
+                check_fits(expected, f"{path}: IDX header shape {shape}", "is it really an IDX file?", DataError)
+            data = _read_exactly(f, expected)
+            if len(data) != expected or f.read(1):
+                _check_payload(str(path), shape, expected, len(data) + (len(data) == expected))
+    except (EOFError, zlib.error, gzip.BadGzipFile) as e:
+        raise DataError(f"{path}: corrupt or truncated gzip ({one_line(e)}); re-download it") from None
     except OSError as e:
-        raise DataError(f"{path}: cannot read IDX file ({e.strerror}); check the path") from e
-    if data[:2] == GZIP_MAGIC:
-        data = gunzip(data, str(path))
-    remember(path, hashlib.sha256(data).hexdigest())  # the run's data fingerprint, at no extra read
-    return read_idx_bytes(data, str(path))
+        raise DataError(f"{path}: cannot read IDX file ({e.strerror or e}); check the path") from None
+    except MemoryError:
+        raise DataError(f"{path}: not enough memory to read it") from None
+    digest = hashlib.sha256(head)
+    digest.update(dims)
+    digest.update(data)
+    remember(path, digest.hexdigest())  # the run's data fingerprint, at no extra read
+    array = np.frombuffer(data, dtype=np.uint8).reshape(shape)
+    array.flags.writeable = False
+    return array
+
+
+def _read_exactly(f, n):
+    """Up to n bytes (fewer only at the end of the data)."""
+    data = bytearray(n)
+    with memoryview(data) as view:
+        done = 0
+        while done < n:
+            got = f.readinto(view[done:])
+            if not got:
+                break
+            done += got
+    del data[done:]
+    return data
+
+
+def _check_head(head, name, length):
+    if length < 4:
+        raise DataError(f"{name}: too short to be an IDX file ({length} bytes); re-download it")
+    if head[0] != 0 or head[1] != 0:
+        raise DataError(f"{name}: bad IDX magic number {head[:4].hex()} "
+                        "(expected 0000 then dtype and dims); is this an IDX file?")
+    if head[2] != UINT8_CODE:
+        raise DataError(f"{name}: unsupported IDX dtype code 0x{head[2]:02x} "
+                        "(only 0x08 = uint8 is supported)")
+    if not 1 <= head[3] <= 4:
+        raise DataError(f"{name}: IDX header has {head[3]} dims (expected 1 to 4); re-download it")
+
+
+def _check_payload(name, shape, expected, payload):
+    if payload != expected:
+        problem = "truncated" if payload < expected else "has trailing bytes"
+        raise DataError(f"{name}: IDX payload {problem}: header shape {shape} needs "
+                        f"{expected} bytes, file has {payload if payload < expected else 'more'}; re-download it")
 
 
 def read_idx_bytes(data: bytes, name: str) -> np.ndarray:
@@ -40,28 +104,15 @@ def read_idx_bytes(data: bytes, name: str) -> np.ndarray:
     # Detect gzip by its magic bytes, not the suffix: a renamed file should still load.
     if data[:2] == GZIP_MAGIC:
         data = gunzip(data, name)
-    if len(data) < 4:
-        raise DataError(f"{name}: too short to be an IDX file ({len(data)} bytes); re-download it")
-    if data[0] != 0 or data[1] != 0:
-        raise DataError(f"{name}: bad IDX magic number {data[:4].hex()} "
-                        "(expected 0000 then dtype and dims); is this an IDX file?")
-    dtype_code, ndim = data[2], data[3]
-    if dtype_code != UINT8_CODE:
-        raise DataError(f"{name}: unsupported IDX dtype code 0x{dtype_code:02x} "
-                        "(only 0x08 = uint8 is supported)")
-    if not 1 <= ndim <= 4:
-        raise DataError(f"{name}: IDX header has {ndim} dims (expected 1 to 4); re-download it")
+    _check_head(data, name, len(data))
+    ndim = data[3]
     header_len = 4 + 4 * ndim
     if len(data) < header_len:
         raise DataError(f"{name}: IDX header truncated ({len(data)} bytes, need {header_len}); "
                         "re-download it")
     shape = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
     expected = math.prod(shape)  # Python ints: four large dims cannot overflow
-    payload = len(data) - header_len
-    if payload != expected:
-        problem = "truncated" if payload < expected else "has trailing bytes"
-        raise DataError(f"{name}: IDX payload {problem}: header shape {shape} needs "
-                        f"{expected} bytes, file has {payload}; re-download it")
+    _check_payload(name, shape, expected, len(data) - header_len)
     return np.frombuffer(data, dtype=np.uint8, offset=header_len).reshape(shape)
 
 
@@ -70,7 +121,7 @@ def gunzip(data: bytes, name: str) -> bytes:
     try:
         return gzip.decompress(data)
     except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as e:
-        raise DataError(f"{name}: corrupt or truncated gzip ({e}); re-download it") from e
+        raise DataError(f"{name}: corrupt or truncated gzip ({one_line(e)}); re-download it") from e
 
 
 def write_idx(path, array) -> None:

@@ -1,4 +1,5 @@
-"""Image files in, MNIST-style digits out; and a block-character picture of a digit for the terminal.
+"""Image files in, pictures as the model's dataset has them out (MNIST-style digits, or resized
+pictures for Fashion-MNIST-like data); and a block-character picture for the terminal.
 
 `load_digit_image` reads a PNG/JPEG (Pillow, the optional extra `images`) and hands the grayscale
 pixels to `mnist_style`, the pure-NumPy preparation of LeCun's MNIST: ink made bright on black,
@@ -11,17 +12,34 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError, MissingExtra
+from ..util.openfile import NotRegularFile, open_regular
+from ..util.text import one_line
 
 SIZE = 28  # the output field, as MNIST
 BOX = 20  # the digit is scaled to fit this box
 CENTRE = 14.0  # where MNIST puts the centre of mass: its training digits average (14.0, 14.0), std 0.3
 MIN_CONTRAST = 0.1  # ink weaker than this (on a 0-1 scale, or 6 noise sigmas) against the background: blank
 INK_FLOOR = 0.15  # after contrast stretching, fainter ink (paper grain, JPEG noise) is dropped
+MAX_PIXELS = 1 << 26  # 67 million pixels (8192 x 8192): larger images are refused before decoding
 MAX_SIDE = 512  # larger files are shrunk to this before preprocessing (a photo need not be 4000 px)
 
 
+def load_image_file(path, style="digit", shape=(SIZE, SIZE)):
+    """A PNG/JPEG/... file -> uint8 `shape` picture, bright on black, as the model's dataset has them:
+    style "digit" is MNIST's preparation (`mnist_style`, 28x28), "resize" the whole picture resized
+    (`resized_style`: Fashion-MNIST's items fill their frame)."""
+    if style == "resize":
+        return resized_style(_read_gray(path), shape)
+    return mnist_style(_read_gray(path))
+
+
 def load_digit_image(path):
-    """A PNG/JPEG/... file -> uint8 (28, 28) MNIST-style digit (white ink on black).
+    """A PNG/JPEG/... file -> uint8 (28, 28) MNIST-style digit (white ink on black)."""
+    return mnist_style(_read_gray(path))
+
+
+def _read_gray(path):
+    """A PNG/JPEG/... file -> float32 grayscale (H, W), 0 = black .. 1 = white.
 
     Transparent pixels count as white paper. A missing Pillow, or a file that is not a readable
     image, is a DataError.
@@ -33,8 +51,11 @@ def load_digit_image(path):
     if Path(path).is_dir():
         raise DataError(f"{path} is a directory; give image files (PNG, JPEG, ...)")
     try:
-        with Image.open(path) as image:
+        with open_regular(path) as f, Image.open(f) as image:  # never a FIFO or a device
             image.draft("L", (2 * MAX_SIDE, 2 * MAX_SIDE))  # a JPEG decodes at a reduced size: fast for photos
+            if image.width * image.height > MAX_PIXELS:  # from the header, before decoding (a PNG bomb)
+                raise DataError(f"{path}: {image.width:,} x {image.height:,} pixels; at most {MAX_PIXELS:,} are "
+                                "read (shrink the image first)")
             image.load()
             image = ImageOps.exif_transpose(image)  # a phone photo's orientation
             if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
@@ -44,15 +65,41 @@ def load_digit_image(path):
             gray = image.convert("L")
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
+    except (IsADirectoryError, NotRegularFile) as e:
+        raise DataError(f"{path}: {e.strerror}; give image files (PNG, JPEG, ...)") from None
     except UnidentifiedImageError:
         raise DataError(f"{path}: not an image file Pillow can read (PNG, JPEG, BMP, GIF, ...)") from None
     except Image.DecompressionBombError as e:
-        raise DataError(f"{path}: too many pixels to read safely ({e})") from None
-    except (OSError, ValueError, SyntaxError) as e:  # truncated or corrupt data
-        raise DataError(f"{path}: cannot read this image; corrupt or truncated? ({e})") from None
+        raise DataError(f"{path}: too many pixels to read safely ({one_line(e)})") from None
+    except MemoryError:
+        raise DataError(f"{path}: not enough memory to read this image") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as e:  # truncated or corrupt data
+        raise DataError(f"{path}: cannot read this image; corrupt or truncated? ({one_line(e)})") from None
     if max(gray.size) > MAX_SIDE:
         gray.thumbnail((MAX_SIDE, MAX_SIDE), Image.BOX)
-    return mnist_style(np.asarray(gray, dtype=np.float32) / 255)
+    return np.asarray(gray, dtype=np.float32) / 255
+
+
+def resized_style(gray, shape=(SIZE, SIZE)):
+    """Grayscale pixels (H, W), 0-1 -> uint8 `shape`: inverted when the background (the border's median)
+    is light, so the object is bright on black as Fashion-MNIST's are; padded with the background to
+    the target's aspect ratio (centred), then resized by area. No cropping and no centring by mass."""
+    gray = np.asarray(gray, dtype=np.float64)
+    if gray.ndim != 2 or gray.size == 0:
+        raise DataError(f"expected a 2-D grayscale image, received shape {gray.shape}")
+    if not np.isfinite(gray).all():
+        raise DataError("the image holds NaN or infinite pixel values")
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    if np.median(border) > 0.5:
+        gray, border = 1 - gray, 1 - border
+    h, w = gray.shape
+    height, width = shape
+    if h * width != w * height:  # pad the short side to the target's aspect ratio
+        th, tw = max(h, -(-w * height // width)), max(w, -(-h * width // height))
+        field = np.full((th, tw), float(np.median(border)))
+        field[(th - h) // 2 : (th - h) // 2 + h, (tw - w) // 2 : (tw - w) // 2 + w] = gray
+        gray = field
+    return np.round(np.clip(resize(gray, height, width), 0, 1) * 255).astype(np.uint8)
 
 
 def mnist_style(gray):

@@ -6,16 +6,21 @@ for image models (MNIST-style preprocessing in data/images.py). Each becomes an 
 inputs, their targets when the file has them, a name per row and, for images, the uint8 pictures.
 """
 
+import math
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DataError
+from ..util.memory import check_fits
+from ..util.openfile import kind_of, open_input, suffixes
 from .preprocess import model_inputs
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 ARRAY_SUFFIXES = (".npy", ".npz")
+PER_ROW_BYTES = 1024  # what predict keeps per input besides its numbers: a name, a prediction record
 
 
 @dataclass
@@ -29,32 +34,57 @@ class Inputs:
 
 
 def is_csv(path):
-    name = str(path).lower()
-    return name.endswith(".csv") or name.endswith(".csv.gz")
+    return suffixes(path)[0] == ".csv"
 
 
 def read_inputs(paths, pre, task):
-    """One Inputs per input (an IDX label file joins the IDX images before it)."""
+    """One Inputs per input (an IDX label file joins the IDX images before it). Every input passes
+    here: a path that is not a regular file is refused before it is opened (a FIFO would hang), and
+    an input without rows is refused, naming the file."""
     result = []
     for path in paths:
         path = Path(path)
-        if path.is_dir():
-            raise DataError(f"{path} is a directory; give the input files in it")
-        if not path.is_file():
+        kind = kind_of(path)
+        if kind == "missing":
             raise DataError(f"{path}: no such file")
-        suffix = path.suffix.lower()
-        if is_csv(path):
-            result.append(_csv(path, pre, task))
-        elif suffix in IMAGE_SUFFIXES:
-            result.append(_image_file(path, pre))
-        elif suffix in ARRAY_SUFFIXES:
-            result.append(_array_file(path, pre, task))
-        elif _is_idx(path):
-            _idx_file(path, pre, task, result)
-        else:
-            raise DataError(f"{path}: unknown kind of input; expected a .csv, .npy or .npz file, an IDX file, "
-                            f"or an image ({', '.join(IMAGE_SUFFIXES[:3])}, ...)")
+        if kind == "a directory":
+            raise DataError(f"{path} is a directory; give the input files in it")
+        if kind is not None:
+            raise DataError(f"{path}: {kind if 'long' in kind else f'not a regular file ({kind})'}; "
+                            "give an input file")
+        try:
+            part = _read_one(path, pre, task, result)
+        except MemoryError:  # whatever allocation the checks did not foresee: one line too
+            raise DataError(f"{path}: not enough memory to read it; give fewer inputs at a time") from None
+        if part is not None:
+            if len(part.x) == 0:
+                raise DataError(f"{path}: no rows; give at least one input")
+            result.append(part)
     return result
+
+
+def _read_one(path, pre, task, result):
+    suffix, gz = suffixes(path)
+    if suffix == ".csv":
+        return _csv(path, pre, task)
+    if suffix in IMAGE_SUFFIXES and not gz:
+        return _image_file(path, pre)
+    if suffix in ARRAY_SUFFIXES:
+        return _array_file(path, pre, task)
+    if _is_idx(path):
+        return _idx_file(path, pre, task, result)
+    raise DataError(f"{path}: unknown kind of input; expected a .csv, .npy or .npz file, an IDX file, "
+                    f"or an image ({', '.join(IMAGE_SUFFIXES[:3])}, ...)")
+
+
+def check_size(path, rows, item_bytes, pre):
+    """Refuse an input whose `rows` (of `item_bytes` each, as stored) would not fit in memory with the
+    float32 model inputs made from them and what predict keeps per row (its name and prediction)."""
+    features = 1
+    for d in (pre.get("image_shape") or pre.get("shape") or [len(pre.get("columns") or [0])]):
+        features *= int(d)
+    need = rows * (item_bytes + 4 * features + PER_ROW_BYTES)
+    check_fits(need, f"{path}: {rows:,} inputs", "give fewer inputs at a time (split the file)", DataError)
 
 
 def merged(parts):
@@ -114,41 +144,60 @@ def _image_file(path, pre):
     if pre["kind"] != "image":
         raise DataError(f"{path}: this model was trained on {_trained_on(pre)}, not images; give it a "
                         f"{'CSV' if pre['kind'] == 'table' else '.npy or .npz'} file")
-    if list(pre["image_shape"]) != [28, 28]:
+    from .preprocess import image_files_style
+
+    style = image_files_style(pre)  # the dataset's: digit centring, or a plain resize
+    if style == "digit" and list(pre["image_shape"]) != [28, 28]:
         raise DataError(f"{path}: image files are read as 28x28 digits, but this model takes "
                         f"{pre['image_shape'][0]}x{pre['image_shape'][1]} images; give it an .npy or IDX file")
     try:
-        from .images import load_digit_image
+        from .images import load_image_file
     except ImportError:
         raise DataError(f"{path}: reading image files needs layerwise.data.images, which this layerwise "
                         "does not have; give the pixels as an .npy file") from None
-    image = load_digit_image(path)
+    image = load_image_file(path, style, tuple(pre["image_shape"]))
     return Inputs(model_inputs(pre, image[None], str(path)), None, [path.name], image[None])
 
 
 def _array_file(path, pre, task):
-    try:
-        loaded = np.load(path, allow_pickle=False)
-    except ValueError as e:
-        why = "it holds pickled objects, which are never loaded" if "pickle" in str(e) else str(e)
-        raise DataError(f"{path}: cannot read it as a NumPy array file ({why})") from None
-    except (OSError, EOFError) as e:
-        raise DataError(f"{path}: cannot read it as a NumPy array file ({e}); corrupt or truncated?") from None
-    y = None
-    if isinstance(loaded, np.lib.npyio.NpzFile):
-        with loaded:
-            keys = loaded.files
+    """An .npy (the inputs) or .npz (x and optionally y), by the hardened reader (util/arrayfile.py):
+    headers first, their memory checked, never unpickled."""
+    from ..util.arrayfile import read_arrays
+
+    chosen = {}
+
+    def select(headers):
+        if None in headers:
+            xkey = ykey = None
+        else:
+            keys = list(headers)
+            if not keys:
+                raise DataError(f"{path}: no rows (the .npz holds no arrays); give at least one input")
             xkey = next((k for k in ("x", "x_test", "X") if k in keys), keys[0] if len(keys) == 1 else None)
             if xkey is None:
                 raise DataError(f"{path}: expected an array named x (and optionally y) in the .npz; "
-                                f"it holds {', '.join(keys) or 'nothing'}")
+                                f"it holds {', '.join(k[:40] for k in keys[:10])}")
             ykey = {"x": "y", "x_test": "y_test", "X": "y"}.get(xkey)
-            raw = loaded[xkey]
-            if ykey in keys:
-                y = targets(loaded[ykey], pre, task, f"{path}: {ykey}")
-        where = f"{path}: {xkey}"
+        shape, dtype = headers[xkey]
+        rows = shape[0] if shape else 1
+        if rows == 0:
+            raise DataError(f"{path}: no rows (an array of shape {tuple(shape)[:8]}); give at least one input")
+        per_row = (math.prod(shape[1:]) if shape else 1) * dtype.itemsize
+        if ykey in headers:
+            yshape, ydtype = headers[ykey]
+            per_row += (math.prod(yshape[1:]) * ydtype.itemsize if yshape else 0) + 8
+        check_size(path, rows, per_row, pre)
+        chosen.update(x=xkey, y=ykey if ykey in headers else None)
+        return [xkey] + ([ykey] if ykey in headers else [])
+
+    arrays, archive = read_arrays(path, select)
+    y = None
+    if archive:
+        raw, where = arrays[chosen["x"]], f"{path}: {chosen['x']}"
+        if chosen["y"] is not None:
+            y = targets(arrays[chosen["y"]], pre, task, f"{path}: {chosen['y']}")
     else:
-        raw, where = loaded, str(path)
+        raw, where = arrays[None], str(path)
     x = model_inputs(pre, raw, where)
     if y is not None and len(y) != len(x):
         raise DataError(f"{path}: {len(x)} inputs but {len(y)} targets; give one target per input")
@@ -157,9 +206,14 @@ def _array_file(path, pre, task):
 
 
 def _idx_file(path, pre, task, result):
+    """The Inputs of an IDX images file, or None for a labels file (they join the images before it)."""
     from .idx import read_idx
 
-    array = read_idx(path)
+    def check(shape):
+        if len(shape) > 1:
+            check_size(path, shape[0], math.prod(shape[1:]), pre)
+
+    array = read_idx(path, check)
     if array.ndim == 1:  # labels: they belong to the IDX images just before
         previous = result[-1] if result else None
         if previous is None or not previous.idx or previous.y is not None:
@@ -167,9 +221,9 @@ def _idx_file(path, pre, task, result):
         if len(array) != len(previous.x):
             raise DataError(f"{path} has {len(array)} labels for {len(previous.x)} images; use matching files")
         previous.y = targets(array, pre, task, str(path))
-        return
+        return None
     x = model_inputs(pre, array, str(path))
-    result.append(Inputs(x, None, _row_names(path, len(x)), _display(pre, array, len(x)), idx=True))
+    return Inputs(x, None, _row_names(path, len(x)), _display(pre, array, len(x)), idx=True)
 
 
 def labels_beside(path):
@@ -180,22 +234,18 @@ def labels_beside(path):
         return None
     name = path.name.replace("images", "labels").replace("idx3", "idx1").replace("imgs", "labels")
     for candidate in (path.with_name(name), path.with_name(name.removesuffix(".gz")), path.with_name(name + ".gz")):
-        if candidate != path and candidate.is_file():
+        if candidate != path and kind_of(candidate) is None:
             return candidate
     return None
 
 
 def _is_idx(path):
-    with open(path, "rb") as f:
-        head = f.read(4)
-    if head[:2] == b"\x1f\x8b":
-        import gzip
-
-        try:
-            with gzip.open(path, "rb") as f:
-                head = f.read(4)
-        except (OSError, EOFError):
-            return False
+    """Whether the file starts (after gzip, if it is gzipped) with an IDX header of uint8 values."""
+    try:
+        with open_input(path) as f:
+            head = f.read(4)
+    except (OSError, EOFError, zlib.error):
+        return False
     return len(head) == 4 and head[0] == 0 and head[1] == 0 and head[2] == 0x08 and 1 <= head[3] <= 4
 
 

@@ -81,7 +81,8 @@ def _images(cfg, source, echo, splits, preprocessing):
             std = std if std > 0 else 1.0
         shape = (raw.get("train_images") if "train_images" in raw else raw["test_images"]).shape[1:]
         preprocessing = image_preprocessing(cfg.dataset, shape, class_names, 1 / 255 if cfg.scale else 1.0,
-                                            mean if cfg.normalize else None, std if cfg.normalize else None)
+                                            mean if cfg.normalize else None, std if cfg.normalize else None,
+                                            getattr(cfg, "image_files", "auto"))
     if "train_images" in raw:
         train = Split(_pixels(preprocessing, train_x[:n_train], source), train_y[:n_train].astype(np.int64))
         val = Split(_pixels(preprocessing, train_x[n_train:], source), train_y[n_train:].astype(np.int64))

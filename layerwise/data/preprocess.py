@@ -17,11 +17,63 @@ import numpy as np
 from ..errors import CheckpointError, DataError
 
 
-def image_preprocessing(dataset, image_shape, class_names, scale, mean, std):
+def image_preprocessing(dataset, image_shape, class_names, scale, mean, std, image_files="auto"):
     return {"kind": "image", "dataset": dataset, "image_shape": [int(d) for d in image_shape],
             "scale": float(scale), "mean": None if mean is None else float(mean),
             "std": None if std is None else float(std),
-            "class_names": [str(c) for c in class_names], "target_names": None}
+            "class_names": [str(c) for c in class_names], "target_names": None,
+            "image_files": image_files if image_files != "auto" else default_image_files(dataset)}
+
+
+def default_image_files(dataset):
+    """How image files are prepared for a dataset's model: MNIST's digit centring for digits (and IDX
+    data, MNIST's format), a plain resize for Fashion-MNIST's clothes."""
+    return "resize" if dataset == "fashion_mnist" else "digit"
+
+
+def image_files_style(pre):
+    """"digit" or "resize" for an image model's PNG/JPEG inputs; older checkpoints: by the dataset name."""
+    return pre.get("image_files") or default_image_files(pre.get("dataset"))
+
+
+def pixel_range(pre, raw, where):
+    """Raw pixel arrays given to an image model, checked against what it takes (0-255): float pixels in
+    [0, 1] (the Keras/PyTorch habit) are scaled to 0-255 with a note; negative values (already normalised),
+    values above 255 (16-bit) and NaN are refused; blank images (every pixel the same) are noted.
+    Notes are InputWarnings (the CLI prints them as `note:` lines)."""
+    import warnings
+
+    from ..errors import InputWarning
+
+    a = np.asarray(raw)
+    if a.size == 0 or not np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_ or a.ndim < 2:
+        return raw  # pixels() says what is wrong with it
+    if a.dtype.kind in "fc" and not np.isfinite(a).all():
+        raise DataError(f"{where}: NaN or infinite pixel values; expected pixels 0-255 (or floats 0-1)")
+    if a.dtype.kind == "c":
+        return raw
+    lo, hi = float(a.min()), float(a.max())
+    if lo < 0:
+        raise DataError(f"{where}: negative pixel values (down to {lo:.4g}); expected raw pixels 0-255 (or floats "
+                        "0-1), not normalised ones: give the pixels before any (x - mean) / std, the model applies its own")
+    if hi > 255:
+        raise DataError(f"{where}: pixel values up to {hi:.6g}; expected 0-255 (8-bit pixels, or floats 0-1): "
+                        "bring 16-bit images to 8 bits first (x / 257)")
+    if 0 < hi <= 1:
+        warnings.warn(InputWarning(f"{where}: pixel values are within [0, 1] (max {hi:.3g}): read as 0-1 and "
+                                   "scaled to 0-255, the range this model takes"), stacklevel=2)
+        a = a.astype(np.float32) * np.float32(255)
+    flat = a.reshape(1, -1) if a.shape == tuple(pre["image_shape"]) else a.reshape(len(a), -1)
+    blank = np.flatnonzero(flat.min(axis=1) == flat.max(axis=1))
+    if len(flat) == 1 and len(blank):
+        message = f"a blank image (every pixel {float(flat[0, 0]):g}, nothing drawn); its prediction means nothing"
+    elif len(blank):
+        rows = ", ".join(map(str, blank[:5])) + (", ..." if len(blank) > 5 else "")
+        message = (f"{len(blank):,} of {len(flat):,} images are blank (rows {rows}): every pixel the same; "
+                   "their predictions mean nothing")
+    if len(blank):
+        warnings.warn(InputWarning(f"{where}: {message}"), stacklevel=2)
+    return a
 
 
 def array_preprocessing(num_features, mean=None, std=None, target_names=("y",)):
@@ -78,7 +130,8 @@ def features(pre, x, where="input"):
         raise DataError(f"{where}: expected rows shaped ({want}), i.e. an array (N, {want}), received shape {x.shape}")
     if not np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_:
         raise DataError(f"{where}: expected numbers, received dtype {x.dtype}")
-    x = x.reshape(len(x), -1).astype(np.float32)
+    with np.errstate(over="ignore"):  # a value beyond float32 becomes inf, as the model would see it
+        x = x.reshape(len(x), -1).astype(np.float32)
     if pre["mean"] is not None:
         x -= np.asarray(pre["mean"], dtype=np.float32)
         x /= np.asarray(pre["std"], dtype=np.float32)
@@ -94,7 +147,7 @@ def model_inputs(pre, x, where="input"):
     if x.ndim >= 1 and len(x) == 0:
         raise DataError(f"{where}: no rows (an empty array); give at least one input")
     if pre["kind"] == "image":
-        return pixels(pre, x, where)
+        return pixels(pre, pixel_range(pre, x, where), where)
     if pre["kind"] == "array":
         return features(pre, x, where)
     raise DataError(f"{where}: a model trained on a table takes CSV files (or tables given by column name), "
@@ -143,7 +196,8 @@ def check_stored(path, sizes, pre):
         valid = (isinstance(shape, list) and len(shape) == 2 and all(count(d) for d in shape)
                  and shape[0] * shape[1] == sizes["num_features"] and numbers([scale], 1)
                  and numbers(None if pre.get("mean") is None else [pre.get("mean"), pre.get("std")], 2)
-                 and (pre.get("std") is None or pre["std"] != 0))
+                 and (pre.get("std") is None or pre["std"] != 0)
+                 and pre.get("image_files") in (None, "digit", "resize"))
     if valid and pre["kind"] == "array":
         shape, d = pre.get("shape"), sizes["num_features"]
         valid = (isinstance(shape, list) and shape and all(count(v) for v in shape) and int(np.prod(shape)) == d

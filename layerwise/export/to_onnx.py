@@ -82,7 +82,31 @@ def _gelu(g, layer, x):
     return g.op("Mul", [g.op("Mul", [x, one_plus]), g.const("half", 0.5)], "gelu")
 
 
+def _conv2d(g, layer, x):
+    W = g.const("W", layer.params["W"].transpose(3, 2, 0, 1))  # (kh, kw, C, M) -> ONNX's (M, C, kh, kw)
+    inputs = [x, W] + ([g.const("b", layer.params["b"])] if layer.bias else [])
+    p, k = layer.padding, layer.kernel_size
+    return g.op("Conv", inputs, "conv2d", kernel_shape=[k, k], strides=[layer.stride] * 2, pads=[p] * 4)
+
+
+def _pool(op):
+    def to_ops(g, layer, x):
+        k = layer.kernel_size
+        return g.op(op, [x], layer.name, kernel_shape=[k, k], strides=[layer.stride] * 2)
+    return to_ops
+
+
+def _flatten(g, layer, x):
+    # layerwise flattens channels-last (N, H, W, C); the graph computes in (N, C, H, W): transpose first
+    return g.op("Flatten", [g.op("Transpose", [x], perm=[0, 2, 3, 1])], "flatten", axis=1)
+
+
 LAYER_OPS = {
+    "conv2d": _conv2d,
+    "maxpool2d": _pool("MaxPool"),
+    "avgpool2d": _pool("AveragePool"),
+    "global_avgpool": lambda g, layer, x: g.op("Flatten", [g.op("GlobalAveragePool", [x])], axis=1),
+    "flatten": _flatten,
     "linear": _linear,
     "relu": lambda g, layer, x: g.op("Relu", [x]),
     "sigmoid": lambda g, layer, x: g.op("Sigmoid", [x]),
@@ -161,6 +185,8 @@ def build_onnx(loaded, opset=DEFAULT_OPSET):
     num_features = model.layers[0].in_features if hasattr(model.layers[0], "in_features") else None
     input_name, feature_names, x = _inputs(g, pre, len(pre.get("columns") or []) or num_features)
     num_features = len(feature_names)
+    if model.input_shape is not None:  # images: rows of C*H*W -> (N, C, H, W) for Conv and the pools
+        x = g.op("Reshape", [x, g.const("image_shape", [-1, *model.input_shape], np.int64)], "images")
     for i, layer in enumerate(model.layers):
         to_ops = LAYER_OPS.get(layer.name)
         if to_ops is None:

@@ -8,12 +8,16 @@ The default ones, in the order they run at an epoch's end:
     Checkpoints           best.npz when the epoch improved, last.npz always
     MetricsCSV            metrics.csv, one row per epoch
     EpochLine             the printed line per epoch
+and, during an epoch, ProgressLog (only when stderr is not a terminal, where no progress bar shows): a
+progress line with ETAs at most every 30 seconds.
 They keep their state in the run state (trainer.state), so a checkpoint carries it and a resumed run
 goes on bit for bit.
 """
 
 import csv
 import io
+import sys
+import time
 
 from ..optim.schedules import EarlyStopping as EarlyStoppingRule
 from ..util.fileio import atomic_write_text
@@ -24,6 +28,8 @@ class Callback:
     """The hooks; each does nothing unless a subclass overrides it.
 
     on_train_start(trainer)        the run is about to take its first (or, resumed, its next) step
+    on_step_end(trainer)           a training step finished (trainer.state.step counts the epoch's steps);
+                                   called only for callbacks that override it, so keep it cheap
     on_epoch_end(trainer, row)     an epoch finished and was validated: `row` is its metrics.csv row,
                                    trainer.state has moved on to the next epoch, trainer.improved says
                                    whether it is the best epoch so far
@@ -32,6 +38,9 @@ class Callback:
     """
 
     def on_train_start(self, trainer):
+        pass
+
+    def on_step_end(self, trainer):
         pass
 
     def on_epoch_end(self, trainer, row):
@@ -95,8 +104,52 @@ class EpochLine(Callback):
         trainer.echo(epoch_line(row, trainer.cfg.train.epochs) + ("  (best)" if trainer.improved else ""))
 
 
+class ProgressLog(Callback):
+    """A line at most every `interval` seconds while an epoch trains, for logs (a 10-minute epoch is not
+    silent): "epoch 3/12  step 311/469 (66%)  loss 0.1234  ETA epoch 0:42, run 9:10". The ETAs come from
+    the steps per second since this process started training (validation time included, for the run)."""
+
+    def __init__(self, interval=30.0, clock=time.monotonic):
+        self.interval, self.clock = interval, clock
+
+    def on_train_start(self, trainer):
+        self.started = self.last = self.clock()
+        state = trainer.state
+        self.first = state.epoch * trainer.steps_per_epoch + state.step  # global steps already done
+
+    def on_step_end(self, trainer):
+        now = self.clock()
+        if now - self.last < self.interval:
+            return
+        self.last = now
+        state, per_epoch, epochs = trainer.state, trainer.steps_per_epoch, trainer.cfg.train.epochs
+        done = state.epoch * per_epoch + state.step - self.first
+        rate = (now - self.started) / max(done, 1)  # seconds per step
+        left_epoch = per_epoch - state.step
+        left_run = left_epoch + (epochs - state.epoch - 1) * per_epoch
+        trainer.echo(f"epoch {state.epoch + 1}/{epochs}  step {state.step}/{per_epoch} "
+                     f"({100 * state.step / per_epoch:.0f}%)  loss {state.loss_sum / max(state.seen, 1):.4f}  "
+                     f"ETA epoch {clock_text(left_epoch * rate)}, run {clock_text(left_run * rate)}")
+
+
+def clock_text(seconds):
+    """1:05, 12:00, 2:03:04."""
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60}:{rest % 60:02d}"
+
+
+def _terminal(stream):
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # a closed or replaced stream
+        return False
+
+
 def default_callbacks(cfg, higher_is_better, state):
-    """The callbacks every run has, in order (EarlyStopping only when the config asks for it)."""
+    """The callbacks every run has, in order (EarlyStopping only when the config asks for it; ProgressLog
+    when stderr is not a terminal, so tqdm's bar is off)."""
     early = ([EarlyStopping(cfg.train.early_stopping, higher_is_better, state, cfg.train.min_steps)]
              if cfg.train.early_stopping else [])
-    return [LearningRateSchedule(), *early, Checkpoints(), MetricsCSV(), EpochLine()]
+    progress = [] if _terminal(sys.stderr) else [ProgressLog()]
+    return [LearningRateSchedule(), *early, Checkpoints(), MetricsCSV(), EpochLine(), *progress]

@@ -7,6 +7,7 @@ import numpy as np
 
 from ..errors import CheckpointError, ConfigError, StorageError
 from ..util.npz import MAX_META_CHARS, load_checkpoint, meta_text, parse_meta, save_checkpoint
+from ..util.openfile import kind_of
 
 CHECKPOINT_FORMAT = "layerwise-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -153,7 +154,10 @@ def resolve_checkpoint(target, which="best"):
         raise CheckpointError(f"cannot read {_short(target)}: {e.strerror or type(e).__name__}") from None
     if target.is_dir():
         path = target / f"{which}.npz"
-        if not path.is_file():
+        kind = kind_of(path)
+        if kind not in (None, "missing"):
+            raise CheckpointError(f"{path}: not a regular file ({kind}); a checkpoint is a regular file")
+        if kind == "missing":
             hint = " (no epoch finished yet: try --checkpoint last)" if (target / "last.npz").is_file() else \
                 ": is it a layerwise run directory?"
             raise CheckpointError(f"{target} holds no {which}.npz{hint}")

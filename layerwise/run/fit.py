@@ -12,6 +12,7 @@ from ..config.schema import Config, apply_overrides, config_from_dict
 from ..data.fingerprint import valid_fingerprint
 from ..errors import CheckpointError, ConfigError
 from ..util.fileio import atomic_write_text, remove_stale_temps
+from ..util.openfile import kind_of
 from .build import SHUFFLE_STREAM, build, check_fingerprint, describe_data
 from .checkpoint import check_storable, load_run_arrays, load_run_meta, save_run_checkpoint
 from .evaluate import UNITS_NOTE, standardised_targets
@@ -60,8 +61,11 @@ def resume(run_dir, overrides=(), echo=print, callbacks=()):
             )
     run_dir = Path(run_dir)
     path = run_dir / "last.npz"
-    if not path.is_file():
+    kind = kind_of(path)
+    if kind == "missing":
         raise CheckpointError(f"{run_dir} holds no last.npz: is it a layerwise run directory?")
+    if kind is not None:
+        raise CheckpointError(f"{path}: not a regular file ({kind}); a checkpoint is a regular file")
     with lock_run_dir(run_dir) as lock:  # refused if a process trains into it; held until the run ends
         meta, trainer = load_for_resume(run_dir, overrides, echo, callbacks)
         cfg, state = trainer.cfg, trainer.state
@@ -69,7 +73,11 @@ def resume(run_dir, overrides=(), echo=print, callbacks=()):
         lock.write_pid()
         remove_stale_temps(run_dir)  # left by a save that was killed
         atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())  # the overrides are part of the run now
-        echo(f"resuming {cfg.name} in {run_dir} at epoch {state.epoch + 1}, step {state.step + 1}; {_threads()}")
+        if state.stopped or state.epoch >= cfg.train.epochs:
+            echo(f"completing {cfg.name} in {run_dir}: its {state.epoch} epochs are trained but it has no test.json; "
+                 f"scoring best.npz on the test split; {_threads()}")
+        else:
+            echo(f"resuming {cfg.name} in {run_dir} at epoch {state.epoch + 1}, step {state.step + 1}; {_threads()}")
         if standardised_targets(trainer.data.preprocessing):
             echo(UNITS_NOTE)
         old_epochs = meta["config"].get("train", {}).get("epochs")
@@ -90,12 +98,13 @@ def load_for_resume(run_dir, overrides=(), echo=print, callbacks=()):
     raw["output"] = str(run_dir)  # keep writing where the checkpoint is, even if the run was moved
     cfg = config_from_dict(raw, str(path))
     state = RunState.from_meta(meta["state"], path)
-    if state.stopped:
+    untested = not (run_dir / "test.json").is_file()  # every epoch done, but stopped before test.json
+    if state.stopped and not untested:
         raise ConfigError(
             f"{run_dir} already stopped early after epoch {state.stopped['epoch']} (best epoch "
             f"{state.stopped['best_epoch']}, in best.npz); start a new run to train further"
         )
-    if state.epoch >= cfg.train.epochs:
+    if state.epoch >= cfg.train.epochs and not state.stopped and not untested:
         raise ConfigError(
             f"{run_dir} already finished {state.epoch} epochs; raise train.epochs with -s train.epochs=N to go on"
         )

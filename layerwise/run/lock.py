@@ -17,6 +17,7 @@ try:
 except ImportError:  # not on Windows: there, run directories are not locked
     fcntl = None
 from ..util.fileio import UMASK, describe_os_error
+from ..util.openfile import NotRegularFile, open_fd
 
 LOCK_NAME = ".layerwise.lock"
 OPEN_FLAGS = getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)  # never through a symlink
@@ -62,7 +63,10 @@ def acquire(directory, in_use_hint="", shown=None):
     shown = directory if shown is None else shown
     path = directory / LOCK_NAME
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | OPEN_FLAGS, 0o666 & ~UMASK)
+        fd = open_fd(path, os.O_RDWR | os.O_CREAT | OPEN_FLAGS, 0o666 & ~UMASK)  # a FIFO there is refused, not waited on
+    except (IsADirectoryError, NotRegularFile) as e:
+        raise StorageError(f"cannot lock run directory {shown}: {LOCK_NAME} is {e.strerror}; remove it",
+                           e.strerror) from None
     except OSError as e:
         reason = describe_os_error(e)
         raise StorageError(f"cannot write in run directory {shown}: {reason}", reason) from None
@@ -83,8 +87,8 @@ def holder(directory):
     """The pid ("" when unknown) of the process holding `directory`'s lock, or None when no process
     holds it. Creates nothing."""
     try:
-        fd = os.open(Path(directory) / LOCK_NAME, os.O_RDONLY | OPEN_FLAGS)
-    except OSError:
+        fd = open_fd(Path(directory) / LOCK_NAME, os.O_RDONLY | OPEN_FLAGS)
+    except OSError:  # none, or not a regular file (a FIFO would block a plain open): no holder
         return None
     try:
         if fcntl is not None:

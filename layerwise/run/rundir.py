@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import ConfigError, RunInUse, StorageError
+from ..util.openfile import open_fd
 from ..util.fileio import (
     TEMP_NAME,
     UMASK,
@@ -233,7 +234,7 @@ def _private_dir(parent, role, path, target=None):
 
 def _read_marker(directory):
     try:
-        fd = os.open(directory / MARKER, os.O_RDONLY | runlock.OPEN_FLAGS)
+        fd = open_fd(directory / MARKER, os.O_RDONLY | runlock.OPEN_FLAGS)  # never blocks on a FIFO
     except OSError:
         return None
     try:

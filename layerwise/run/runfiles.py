@@ -2,7 +2,7 @@
 sweep.yaml) as untrusted input: a user may have edited, truncated or replaced any of them.
 
 One reader for all of them, used by compare, plot, the sweep report and plot SWEEP: the file must be a
-regular file (a FIFO is refused before it is opened for reading, so nothing blocks) of at most
+regular file (opened by util/openfile.py open_regular, so a FIFO never blocks) of at most
 MAX_BYTES, UTF-8 text; JSON is nested at most MAX_DEPTH levels with integers of at most
 MAX_INT_DIGITS digits; and the values are checked against what layerwise writes (metrics.csv: the
 same columns in every row, every cell a number, epochs 1, 2, ...; test.json: an object whose
@@ -14,10 +14,10 @@ import csv
 import io
 import json
 import os
-import stat
 
 from ..errors import CheckpointError, StorageError
 from ..util.fileio import describe_os_error
+from ..util.openfile import NotRegularFile, open_regular
 
 MAX_BYTES = 64 << 20  # 64 MiB: metrics.csv of ~200,000 epochs, a confusion matrix of ~2,000 classes
 MAX_DEPTH = 32  # test.json is 3 deep (the confusion matrix)
@@ -26,43 +26,30 @@ MAX_COUNT = 1 << 62  # examples in one cell of a confusion matrix
 
 
 def read_text(path, what="run file"):
-    """The text of `path`: a regular file of at most MAX_BYTES, UTF-8. FileNotFoundError propagates
-    (callers say what a missing file means); everything else is one line naming the file."""
+    """The text of `path`: a regular file (util/openfile.py open_regular: a FIFO never blocks) of at most
+    MAX_BYTES, UTF-8. FileNotFoundError propagates (callers say what a missing file means); everything
+    else is one line naming the file."""
+    too_large = CheckpointError(f"{path}: larger than {MAX_BYTES:,} bytes; not a layerwise {what} (edited?)")
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO opens without blocking
+        with open_regular(path) as f:
+            if os.fstat(f.fileno()).st_size > MAX_BYTES:  # refused without reading it (a sparse file of gigabytes)
+                raise too_large
+            data = f.read(MAX_BYTES + 1)  # and a file growing meanwhile is read no further than this
     except FileNotFoundError:
         raise
+    except IsADirectoryError:
+        raise CheckpointError(f"{path} is a directory; a layerwise {what} is a file") from None
+    except NotRegularFile as e:
+        raise CheckpointError(f"{path}: {e.strerror}; a layerwise {what} is a regular file") from None
     except OSError as e:
-        raise _unreadable(path, e) from None
-    try:
-        with os.fdopen(fd, "rb") as f:
-            mode = os.fstat(f.fileno()).st_mode
-            if not stat.S_ISREG(mode):
-                raise CheckpointError(f"{path}: not a regular file (a {_kind(mode)}); a layerwise {what} is a file")
-            data = f.read(MAX_BYTES + 1)
-    except OSError as e:
-        raise _unreadable(path, e) from None
+        reason = describe_os_error(e)
+        raise StorageError(f"cannot read {path}: {reason}", reason) from None
     if len(data) > MAX_BYTES:
-        raise CheckpointError(f"{path}: larger than {MAX_BYTES >> 20} MiB; not a layerwise {what} (edited?)")
+        raise too_large
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise CheckpointError(f"{path}: not UTF-8 text (byte {e.start}); not a layerwise {what} (edited?)") from None
-
-
-def _unreadable(path, e):
-    if isinstance(e, IsADirectoryError):
-        return CheckpointError(f"{path} is a directory; a layerwise run file is a file")
-    reason = describe_os_error(e)
-    return StorageError(f"cannot read {path}: {reason}", reason)
-
-
-def _kind(mode):
-    for test, name in ((stat.S_ISFIFO, "FIFO"), (stat.S_ISDIR, "directory"), (stat.S_ISCHR, "character device"),
-                       (stat.S_ISBLK, "block device"), (stat.S_ISSOCK, "socket")):
-        if test(mode):
-            return name
-    return "special file"
 
 
 def parse_json(text, path):

@@ -21,11 +21,11 @@ from ..errors import (
 from ..optim.schedules import build_schedule
 from ..util.fileio import write_json
 from . import metrics
-from .callbacks import default_callbacks
+from .callbacks import Callback, default_callbacks
 from .checkpoint import load_run_arrays, save_run_checkpoint
 from .evaluate import evaluate
 from .report import NOT_SCALARS, format_metrics
-from .signals import StopOnSignals
+from .signals import StopOnSignals, cause_and_code
 
 
 class Trainer:
@@ -53,6 +53,11 @@ class Trainer:
             self.callbacks = default_callbacks(cfg, self.higher_is_better, state) + list(callbacks)
         except CheckpointError as e:
             raise CheckpointError(f"{run_dir / 'last.npz'}: {e}") from None
+        from ..data.augment import build_augment
+
+        self.augment = build_augment(cfg.data, data, cfg.seed)  # None without data.augment_shift/_flip
+        # on_step_end runs at every step: only for the callbacks that use it
+        self.step_callbacks = [c for c in self.callbacks if type(c).on_step_end is not Callback.on_step_end]
         self.improved = False  # whether the epoch that just ended is the best so far
         self.stop_message = None  # set by a callback that ends the run
 
@@ -69,7 +74,20 @@ class Trainer:
                 f"{e}; {self.run_dir / 'last.npz'} still holds the last saved state: free some space (or make the "
                 f"directory writable), then resume with: layerwise train --resume {self.run_dir}", e.reason
             ) from None
-        result = self._test()
+        except KeyboardInterrupt as e:  # a second signal in the loop: stopped at once, not after the step
+            cause, code = cause_and_code(e)
+            raise TrainingInterrupted(
+                f"{cause} (a second time: at once); {self.run_dir / 'last.npz'} holds the state after epoch "
+                f"{self.state.epoch}. Resume with: layerwise train --resume {self.run_dir}", code
+            ) from None
+        try:
+            result = self._test()
+        except KeyboardInterrupt as e:  # the signal handler of the whole command (signals.answer_signals)
+            cause, code = cause_and_code(e)
+            raise TrainingInterrupted(
+                f"{cause} during the test evaluation; all {self.state.epoch} epochs are saved in {self.run_dir}. "
+                f"Score best.npz and write test.json with: layerwise train --resume {self.run_dir}", code
+            ) from None
         self.echo(
             f"done in {time.perf_counter() - started:.1f}s. best epoch {result['best']['epoch']} "
             f"(val {format_metrics({self.monitor: result['best']['value']})}): test {format_metrics(result['test'])}"
@@ -110,6 +128,11 @@ class Trainer:
                     )
                 state.epoch_rng = rng.bit_generator.state
                 self._end_epoch(epoch_start)
+                if stop.requested:  # during the epoch's validation or saves: the epoch is complete and saved
+                    raise TrainingInterrupted(
+                        f"{stop.cause} after epoch {state.epoch}; saved {self.run_dir / 'last.npz'}. "
+                        f"Resume with: layerwise train --resume {self.run_dir}", 128 + stop.signum
+                    )
 
     def _train_epoch(self, batches, stop):
         """Steps through the rest of `state.epoch`, updating `state`; False if Ctrl-C or SIGTERM stopped it."""
@@ -124,6 +147,8 @@ class Trainer:
         with bar, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             for x, y in bar:
                 optimizer.lr = self.schedule.lr(state.epoch, first + state.step)
+                if self.augment is not None:  # drawn from (seed, epoch, step): a resumed run redraws the same
+                    x = self.augment(x, state.epoch, state.step)
                 loss = train_step(model, loss_fn, optimizer, x, y)
                 if not math.isfinite(loss):
                     raise TrainingDiverged(
@@ -137,6 +162,8 @@ class Trainer:
                     state.grad_norm_max = max(state.grad_norm_max, optimizer.grad_norm)
                 if state.step % 20 == 0:
                     bar.set_postfix(loss=f"{state.loss_sum / state.seen:.4f}", refresh=False)
+                for callback in self.step_callbacks:
+                    callback.on_step_end(self)
                 if stop.requested:
                     return False
         return True

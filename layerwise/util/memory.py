@@ -43,12 +43,12 @@ def available_bytes():
     return limit
 
 
-def check_fits(nbytes, what, fix):
-    """Raise ConfigError when `nbytes` exceed the memory available. `what` says what needs them and
-    names the key ("model.layers: 3 layers, 1,000,000,000 parameters"), `fix` what to change."""
+def check_fits(nbytes, what, fix, error=ConfigError):
+    """Raise `error` (ConfigError) when `nbytes` exceed the memory available. `what` says what needs
+    them and names the key ("model.layers: 3 layers, 1,000,000,000 parameters"), `fix` what to change."""
     limit = available_bytes()
     if nbytes > limit:
-        raise ConfigError(f"{what} would need {format_bytes(nbytes)} of memory, more than the "
+        raise error(f"{what} would need {format_bytes(nbytes)} of memory, more than the "
                           f"{format_bytes(limit)} available; {fix}")
 
 

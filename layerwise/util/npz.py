@@ -9,11 +9,13 @@ unpickled. The metadata is JSON with bounded length, integers and nesting. Every
 CheckpointError (or a StorageError when the file cannot be read at all).
 """
 
+import contextlib
 import errno
 import json
 import math
 import struct
 import tokenize
+import warnings
 import zipfile
 import zlib
 from pathlib import Path
@@ -24,6 +26,7 @@ from ..errors import CheckpointError, StorageError
 from .bounds import MAX_INT_DIGITS, META_DEPTH
 from .bounds import MAX_META_CHARS as META_CHARS
 from .fileio import atomic_write, describe_os_error
+from .openfile import NotRegularFile, open_regular
 
 META_KEY = "__meta__"
 # The metadata's bounds are the config's (util/bounds.py: one table for both).
@@ -99,43 +102,61 @@ def load_checkpoint(path, expected=None, meta_only=False, skip=(), against="the 
     return arrays, meta
 
 
+@contextlib.contextmanager
 def _open(path):
     try:
-        with open(path, "rb") as f:
-            head = f.read(4)
+        f = open_regular(path)
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint not found: {path}") from None
     except IsADirectoryError:
         raise CheckpointError(f"{path} is a directory, not a checkpoint") from None
+    except NotRegularFile as e:
+        raise CheckpointError(f"{path}: {e.strerror}; a checkpoint is a regular file") from None
     except OSError as e:
         reason = describe_os_error(e)
         raise StorageError(f"cannot read checkpoint {path}: {reason}", reason) from None
-    if head not in ZIP_MAGIC:
-        raise CheckpointError(f"{path}: not a layerwise checkpoint (not an .npz archive; corrupt or truncated?)")
+    with f:
+        try:
+            head = f.read(4)
+        except OSError as e:
+            reason = describe_os_error(e)
+            raise StorageError(f"cannot read checkpoint {path}: {reason}", reason) from None
+        if head not in ZIP_MAGIC:
+            raise CheckpointError(f"{path}: not a layerwise checkpoint (not an .npz archive; corrupt or truncated?)")
+        with open_zip(f, path) as zf:
+            yield zf
+
+
+@contextlib.contextmanager
+def open_zip(f, path, error=CheckpointError, noun="checkpoint"):
+    """zipfile.ZipFile over the open binary file `f` (never reopened by name)."""
     try:
-        return zipfile.ZipFile(path)
+        f.seek(0)
+        zf = zipfile.ZipFile(f)
     except OSError as e:
-        raise _read_failure(e, path, str(path)) from None
+        raise _read_failure(e, path, str(path), error, noun) from None
     except DAMAGED as e:
-        raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({_what(e)})") from None
+        raise error(f"{path}: corrupt or truncated {noun} ({_what(e)})") from None
+    with zf:
+        yield zf
 
 
-def _members(zf, path):
+def _members(zf, path, error=CheckpointError, noun="a layerwise checkpoint"):
     """name (without .npy) -> ZipInfo, each checked: a unique plain .npy, stored or deflated."""
     infos = zf.infolist()
     if len(infos) > MAX_MEMBERS:
-        raise CheckpointError(f"{path}: not a layerwise checkpoint ({len(infos)} archive members)")
+        raise error(f"{path}: not {noun} ({len(infos)} archive members)")
     members = {}
     for info in infos:
         name = info.filename
         if not name.endswith(".npy") or name[:-4] in members:
-            raise CheckpointError(f"{path}: not a layerwise checkpoint (archive member {name[:80]!r})")
+            raise error(f"{path}: not {noun} (archive member {name[:80]!r})")
         if info.flag_bits & 0x1:
-            raise CheckpointError(f"{path}: archive member {name[:80]!r} is encrypted; layerwise never writes that")
+            raise error(f"{path}: archive member {name[:80]!r} is encrypted; {noun} never is")
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-            raise CheckpointError(
+            raise error(
                 f"{path}: archive member {name[:80]!r} uses compression method {info.compress_type}; "
-                f"a layerwise checkpoint is stored or deflated"
+                f"{noun} is stored or deflated"
             )
         members[name[:-4]] = info
     return members
@@ -203,36 +224,43 @@ def _depth(obj):
     return deepest
 
 
-def _header(zf, info, name, path):
+def npy_header(f):
+    """(shape, fortran_order, dtype) of the .npy stream `f`, which is left at the start of the data.
+    Damaged or forged bytes raise one of DAMAGED."""
+    version = np.lib.format.read_magic(f)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "created on Python 2": a header NumPy parses the slow way
+        if version == (1, 0):
+            return np.lib.format.read_array_header_1_0(f, max_header_size=MAX_HEADER)
+        if version in ((2, 0), (3, 0)):
+            return np.lib.format.read_array_header_2_0(f, max_header_size=MAX_HEADER)
+    raise ValueError(f"unknown .npy version {version}")
+
+
+def _header(zf, info, name, path, error=CheckpointError, noun="checkpoint"):
     """(shape, fortran_order, dtype, data offset) from a member's .npy header, reading nothing else.
     Object arrays (pickles) are refused here; the size the header declares must be the member's."""
     where = f"{path}: array {name[:80]!r}"
     try:
         with zf.open(info) as f:
-            version = np.lib.format.read_magic(f)
-            if version == (1, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f, max_header_size=MAX_HEADER)
-            elif version in ((2, 0), (3, 0)):
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f, max_header_size=MAX_HEADER)
-            else:
-                raise ValueError(f"unknown .npy version {version}")
+            shape, fortran, dtype = npy_header(f)
             offset = f.tell()
     except OSError as e:
-        raise _read_failure(e, path, where) from None
+        raise _read_failure(e, path, where, error, noun) from None
     except DAMAGED as e:
-        raise CheckpointError(f"{where}: corrupt or truncated checkpoint ({_what(e)})") from None
+        raise error(f"{where}: corrupt or truncated {noun} ({_what(e)})") from None
     if dtype.hasobject:
-        raise CheckpointError(f"{where}: holds a pickled object array; refusing to load it (not a layerwise checkpoint)")
+        raise error(f"{where}: holds a pickled object array; refusing to load it (never unpickled)")
     nbytes = math.prod(shape) * dtype.itemsize
     if info.file_size != offset + nbytes:
-        raise CheckpointError(
+        raise error(
             f"{where}: its header declares {nbytes} bytes of data but the archive member holds "
             f"{info.file_size - offset} (corrupt or forged)"
         )
     return shape, fortran, dtype, offset
 
 
-def _read_data(zf, info, header, name, path):
+def _read_data(zf, info, header, name, path, error=CheckpointError, noun="checkpoint"):
     """The array whose header was checked: read by NumPy with allow_pickle=False (never unpickled),
     then read to the member's end so zipfile checks its CRC; C-ordered, native byte order."""
     shape, _, dtype, _ = header
@@ -242,11 +270,11 @@ def _read_data(zf, info, header, name, path):
             if f.read(1):
                 raise EOFError("more bytes than the header declares")
     except OSError as e:
-        raise _read_failure(e, path, f"{path}: array {name[:80]!r}") from None
+        raise _read_failure(e, path, f"{path}: array {name[:80]!r}", error, noun) from None
     except DAMAGED as e:
-        raise CheckpointError(f"{path}: array {name[:80]!r}: corrupt or truncated checkpoint ({_what(e)})") from None
+        raise error(f"{path}: array {name[:80]!r}: corrupt or truncated {noun} ({_what(e)})") from None
     if array.shape != shape or array.dtype != dtype:  # cannot happen unless the file changed meanwhile
-        raise CheckpointError(f"{path}: array {name[:80]!r} changed while it was read")
+        raise error(f"{path}: array {name[:80]!r} changed while it was read")
     return np.ascontiguousarray(array.astype(dtype.newbyteorder("="), copy=False))
 
 
@@ -266,12 +294,12 @@ def _read_bytes(zf, info, header, name, path):
     return data
 
 
-def _read_failure(e, path, where):
+def _read_failure(e, path, where, error=CheckpointError, noun="checkpoint"):
     """An OSError while reading an archive that opened fine: a seek to an offset the damaged archive
     gives (EINVAL) is corruption; anything else (EIO...) is the storage failing."""
     if e.errno in (None, errno.EINVAL):
-        return CheckpointError(f"{where}: corrupt or truncated checkpoint ({_what(e)})")
-    return StorageError(f"cannot read checkpoint {path}: {describe_os_error(e)}", describe_os_error(e))
+        return error(f"{where}: corrupt or truncated {noun} ({_what(e)})")
+    return StorageError(f"cannot read {noun} {path}: {describe_os_error(e)}", describe_os_error(e))
 
 
 def _describe(dtype, shape):
@@ -293,4 +321,5 @@ def _few(names):
 
 
 def _what(e):
-    return f"{type(e).__name__}: {str(e)[:120]}" if str(e) else type(e).__name__
+    text = " ".join(str(e).split())[:120]  # one line: NumPy's messages can hold newlines
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__

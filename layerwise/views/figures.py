@@ -203,6 +203,11 @@ def draw_weights(fig, d):
     which = f"all {units} units" if shown == units else f"units 0–{shown - 1} of {units}"
     note = ("W is mostly its random start; the change shows what was learned" if initial is not None
             else "the initial weights could not be rebuilt, so only W is drawn")
+    if "filters" in d:  # a conv2d's filters
+        mean = f", mean over its {d['filters']} input channels" if d["filters"] > 1 else ""
+        fig.suptitle(f"{d['name']} (epoch {d['epoch']}): conv2d layer {d['layer']}'s filters, {which.replace('units', 'channels')}\n"
+                     f"each tile: one output channel's {shape[0]}\u00d7{shape[1]} kernel{mean} (red +, blue \u2212, white 0)")
+        return
     fig.suptitle(f"{d['name']} (epoch {d['epoch']}): layer {d['layer']}'s input weights, {which}\n"
                  f"each tile: one unit's {shape[0]}\u00d7{shape[1]} weights (red +, blue \u2212, white 0); {note}")
 

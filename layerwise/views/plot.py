@@ -20,9 +20,9 @@ from ..util.fileio import atomic_write, describe_os_error
 from ..util.outputs import check_name, check_output, create_output
 from .figures import FONT, draw_confusion, draw_curves, draw_errors, draw_weights
 
-KINDS = ("curves", "confusion", "errors", "weights")
+KINDS = ("curves", "confusion", "errors", "weights", "features")
 DPI = 100
-SIZES = {"curves": (12, 8), "confusion": (9, 8), "errors": (12, 10), "weights": (16, 8)}  # inches; x DPI = pixels
+SIZES = {"curves": (12, 8), "confusion": (9, 8), "errors": (12, 10), "weights": (16, 8), "features": (16, 8)}  # inches; x DPI = pixels
 FORMATS = (".png", ".svg", ".pdf")
 
 
@@ -63,10 +63,16 @@ def plot_runs(runs, what="curves", output=None, overwrite=False):
     if what == "curves":
         datas = [_curves_data(runs, names)]
     else:
-        read = {"confusion": _confusion_data, "errors": _errors_data, "weights": _weights_data}[what]
+        from .features import features_data
+
+        read = {"confusion": _confusion_data, "errors": _errors_data, "weights": _weights_data,
+                "features": features_data}[what]
         datas = [read(run, name) for run, name in zip(runs, names)]
     jobs = list(zip(datas, paths))
-    draw = {"curves": draw_curves, "confusion": draw_confusion, "errors": draw_errors, "weights": draw_weights}[what]
+    from .features import draw_features
+
+    draw = {"curves": draw_curves, "confusion": draw_confusion, "errors": draw_errors, "weights": draw_weights,
+            "features": draw_features}[what]
     written = []
     for data, path in jobs:
         fig = figure_class(figsize=SIZES[what], dpi=DPI, layout="constrained")
@@ -308,6 +314,12 @@ def _weights_data(run, name):
     index, key = linear[0]
     W = np.asarray(arrays[key], dtype=np.float64)
     outputs = arrays[linear[-1][1]].shape[1]
+    if W.ndim == 4:  # a first conv2d: its filters (kh, kw, C, M), one tile per output channel
+        initial = initial_weights(meta, index, W, outputs)
+        k, c, m = W.shape[0], W.shape[2], W.shape[3]
+        tiles = lambda w: w.mean(axis=2).reshape(k * k, m)  # noqa: E731  (the channel mean when C > 1)
+        return {"name": name, "W": tiles(W), "initial": None if initial is None else tiles(initial), "layer": index,
+                "shape": (k, k), "epoch": meta["state"].get("epoch"), "filters": c}
     return {"name": name, "W": W, "initial": initial_weights(meta, index, W, outputs), "layer": index,
             "shape": image_shape(meta, W.shape[0]), "epoch": meta["state"].get("epoch")}
 
@@ -317,13 +329,15 @@ def initial_weights(meta, index, W, outputs):
     stream), or None when they cannot be rebuilt or do not look like this run's start (a run made
     by a layerwise with another initialisation: trained weights stay correlated with their start)."""
     from ..config.schema import config_from_dict
+    from ..data.preprocess import image_input_shape
     from ..errors import LayerwiseError
     from ..nn.registry import build_model
     from ..run.build import INIT_STREAM
 
     try:
         cfg = config_from_dict(meta["config"], "<checkpoint>")
-        model = build_model(cfg.model.layers, W.shape[0], outputs, rng=np.random.default_rng([cfg.seed, INIT_STREAM]))
+        model = build_model(cfg.model.layers, W.shape[0], outputs, rng=np.random.default_rng([cfg.seed, INIT_STREAM]),
+                            input_shape=image_input_shape(meta.get("preprocessing")))
         initial = np.asarray(model.layers[index].params["W"], dtype=np.float64)
     except (LayerwiseError, KeyError, IndexError, TypeError, ValueError, MemoryError):
         return None

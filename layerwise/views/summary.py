@@ -13,14 +13,23 @@ FLOAT_BYTES = 4  # float32
 
 
 def layer_flops(layer, in_features, out_features, first=False):
-    """(forward, backward) FLOPs per example of one layer, counted as the module docstring says."""
+    """(forward, backward) FLOPs per example of one layer, counted as the module docstring says.
+    A conv2d is its GEMM (2 per multiply-add, plus the bias), backward its dW and dx GEMMs; a pool its
+    window reads forward and one per input entry backward."""
+    if hasattr(layer, "flops"):
+        forward = layer.flops(in_features)
+        size_in = int(np.prod(in_features))
+        if "W" in layer.params:
+            bias = int(np.prod(out_features)) if "b" in layer.params else 0
+            return forward + bias, forward + bias + (0 if first else forward)  # dW, db, dx
+        return forward, 0 if first else size_in
     if "W" in layer.params:
         D, M = layer.params["W"].shape
         bias = M if "b" in layer.params else 0
         forward = 2 * D * M + bias
         backward = 2 * D * M + bias + (0 if first else 2 * D * M)  # dW, db, dx
         return forward, backward
-    return out_features, (0 if first else in_features)
+    return int(np.prod(out_features)), (0 if first else int(np.prod(in_features)))
 
 
 def summarize(target, overrides=(), batch=None, echo=print):
@@ -29,7 +38,7 @@ def summarize(target, overrides=(), batch=None, echo=print):
     found = load_target(target, overrides, initialise=False, echo=echo)  # only a run's weights are shown
     cfg, model, optimizer, run = found.cfg, found.model, found.optimizer, found.run
     batch = batch or cfg.train.batch_size
-    width = found.features
+    width = found.input_shape or found.features  # (C, H, W) for a model of images
     rows = []
     for i, layer in enumerate(model.layers):
         out = layer.output_features(width)
@@ -37,11 +46,11 @@ def summarize(target, overrides=(), batch=None, echo=print):
         rows.append({
             "index": i,
             "layer": repr(layer),
-            "output_shape": [batch, out],
+            "output_shape": [batch, *out] if isinstance(out, tuple) else [batch, out],
             "params": int(sum(p.size for p in layer.params.values())),
             "flops_forward": int(forward),
             "flops_backward": int(backward),
-            "activation_bytes": int(batch * out * FLOAT_BYTES),
+            "activation_bytes": int(batch * np.prod(out) * FLOAT_BYTES),
         })
         width = out
     params = model.num_parameters()
@@ -55,7 +64,9 @@ def summarize(target, overrides=(), batch=None, echo=print):
         "optimizer_state_floats": optimizer_floats,
         "optimizer_state_mb": optimizer_floats * FLOAT_BYTES / 1e6,
     }
-    result = {"name": cfg.name, "batch": batch, "input_features": found.features,
+    shape = found.input_shape
+    result = {"name": cfg.name, "batch": batch,
+              "input_features": ", ".join(map(str, shape)) if shape else found.features,
               "layers": rows, "totals": totals, "optimizer": type(optimizer).__name__}
     if run is not None:
         result["run"] = run

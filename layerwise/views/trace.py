@@ -21,6 +21,10 @@ BACKWARD = {  # layer type -> dx formula (Linear's three formulas are written in
     "relu": "dx = dy * 1[x > 0]",
     "sigmoid": "dx = dy * y * (1 - y)",
     "tanh": "dx = dy * (1 - y**2)",
+    "maxpool2d": "dx = dy at each window's arg-max, 0 elsewhere",
+    "avgpool2d": "dx = dy / k^2 on every entry of its window",
+    "global_avgpool": "dx = dy / (H W) on every pixel",
+    "flatten": "dx = dy reshaped to (N, H, W, C)",
 }
 
 
@@ -60,6 +64,8 @@ def trace_model(model, loss_fn, x, y, lr, name="model", weights="", momentum=0.0
     """trace_step on a model at hand: forward and backward on (x, y), recording every layer."""
     if hasattr(model, "train"):
         model.train()  # Dropout and BatchNorm as in a training step
+    if getattr(model, "input_shape", None) is not None:
+        x = model.internal(x)  # images channels-last (N, H, W, C), as the layers compute
     arrays = {"x": x.copy(), "y": [], "dy": [None] * len(model.layers), "dx": None}
     forward = []
     h = x
@@ -101,7 +107,7 @@ def _forward_row(i, layer, x, y):
            "equation": _equation(layer, x.shape, y.shape), "shape": list(y.shape), **_stats(y)}
     if not layer.params and row["type"] == "relu":
         dead = np.all(y == 0, axis=0)
-        row["dead_units"], row["units"] = int(dead.sum()), int(y.shape[1])
+        row["dead_units"], row["units"] = int(dead.sum()), int(dead.size)
     return row
 
 
@@ -117,6 +123,12 @@ def _backward_row(i, layer, x, dout, lr):
 
 
 def _equation(layer, xs, ys):
+    if getattr(layer, "name", "") == "conv2d":
+        k, c, m = layer.kernel_size, layer.in_channels, layer.out_channels
+        n, ho, wo = ys[:3]
+        bias = f"+({m},)" if "b" in layer.params else ""
+        return (f"y = im2col(x) @ W + b   {_shape(xs)} -> cols ({n * ho * wo},{k * k * c}) @ ({k * k * c},{m}){bias} "
+                f"-> {_shape(ys)}  (k {k}, stride {layer.stride}, padding {layer.padding})")
     if "W" in layer.params:
         D, M = layer.params["W"].shape
         if "b" in layer.params:
@@ -126,6 +138,13 @@ def _equation(layer, xs, ys):
 
 
 def _backward_lines(layer, xs, ys):
+    if getattr(layer, "name", "") == "conv2d":
+        k, c, m = layer.kernel_size, layer.in_channels, layer.out_channels
+        rows = ys[0] * ys[1] * ys[2]
+        how = ("dx = im2col(pad(dy)) @ rot180(W)" if layer.stride == 1 else "dx = col2im(dy @ W.T)")
+        return [f"dW = cols.T @ dy   ({k * k * c},{rows})@({rows},{m}) -> ({k},{k},{c},{m})",
+                *([f"db = sum over n, p, q of dy   {_shape(ys)} -> ({m},)"] if "b" in layer.params else []),
+                f"{how}   {_shape(ys)} -> {_shape(xs)}"]
     if "W" in layer.params:
         (N, D), M = xs, layer.params["W"].shape[1]
         lines = [f"dW = x.T @ dy   ({D},{N})@({N},{M}) -> ({D},{M})"]

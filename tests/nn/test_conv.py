@@ -89,10 +89,10 @@ def test_training_step_reuses_its_buffers():
     x = rng.standard_normal((4, 6, 6, 3)).astype(np.float32)
     y = layer.forward(x)
     dx = layer.backward(np.ones_like(y))
-    ids = (id(layer._cols), id(layer._y), id(layer._xp), id(layer._dcols), id(layer._dxp))
+    ids = [id(a) for a in (layer._cols, layer._y, layer._xp, layer._dcols, layer._dxp, layer._dx, layer._flipped)]
     y2 = layer.forward(x)
     layer.backward(np.ones_like(y2))
-    assert (id(layer._cols), id(layer._y), id(layer._xp), id(layer._dcols), id(layer._dxp)) == ids
+    assert [id(a) for a in (layer._cols, layer._y, layer._xp, layer._dcols, layer._dxp, layer._dx, layer._flipped)] == ids
     assert np.shares_memory(y, y2) and dx.dtype == np.float32
 
 
@@ -127,8 +127,9 @@ def test_memory_check_counts_the_im2col_buffers(monkeypatch):
     monkeypatch.setattr("layerwise.nn.registry.check_fits", lambda n, what, fix: needed.append(n))
     build_model(specs, 784, None, input_shape=(1, 28, 28), rows=100)
     conv_only = needed[-1]
-    # outputs 64x28x28 per example plus cols and dcols (2 x 28*28*25) and the padded input and its gradient
-    per_example = 64 * 784 + 2 * 784 * 25 + 2 * 32 * 32
+    # outputs 64x28x28 per example, the padded input 32x32 and its patches 28*28*25, and for dx (stride 1)
+    # the dout padded by 2 (64x32x32) and its patches 28*28*25*64
+    per_example = 64 * 784 + 32 * 32 + 784 * 25 + 64 * 32 * 32 + 784 * 25 * 64
     assert conv_only == 4 * (6 * (25 * 64 + 64) + 2 * 100 * per_example)
 
 
@@ -147,9 +148,17 @@ def test_gradcheck_passes_every_row_of_a_cnn(tmp_path):
     assert "Conv2d(in_channels=3, out_channels=4, kernel_size=3, stride=2" in result.output
 
 
-def test_gradcheck_fails_exactly_the_conv_rows_without_the_kernel_flip(tmp_path, monkeypatch):
-    # dx is the kernel applied flipped; this bug sends offset (i, j)'s gradient to offset
-    # (kh-1-i, kw-1-j) instead: the unflipped kernel.
+def test_gradcheck_fails_exactly_the_stride_1_conv_row_without_the_kernel_flip(tmp_path, monkeypatch):
+    # A stride-1 conv's dx is dout convolved with the kernel turned 180 degrees; this bug forgets the turn.
+    monkeypatch.setattr(conv, "flipped_kernel", lambda W, out: np.copyto(out, W.transpose(0, 1, 3, 2)))
+    result = cnn_gradcheck(tmp_path)
+    assert result.exit_code == 1
+    assert {k for k, v in rows(result.output).items() if v == "FAIL"} == {"0"}
+
+
+def test_gradcheck_fails_exactly_the_strided_conv_row_with_col2im_unflipped(tmp_path, monkeypatch):
+    # A strided conv's dx is im2col's adjoint; this bug sends offset (i, j)'s gradient to offset
+    # (kh-1-i, kw-1-j) instead, as if the kernel were turned.
     def unflipped(dxp, dcols, kh, kw, stride):
         _, ho, wo = dcols.shape[:3]
         for i in range(kh):
@@ -160,7 +169,7 @@ def test_gradcheck_fails_exactly_the_conv_rows_without_the_kernel_flip(tmp_path,
     monkeypatch.setattr(conv, "col2im_add", unflipped)
     result = cnn_gradcheck(tmp_path)
     assert result.exit_code == 1
-    assert {k for k, v in rows(result.output).items() if v == "FAIL"} == {"0", "4"}
+    assert {k for k, v in rows(result.output).items() if v == "FAIL"} == {"4"}
 
 
 def test_gradcheck_fails_exactly_a_maxpool_sending_gradient_to_every_entry(tmp_path, monkeypatch):

@@ -89,6 +89,7 @@ METRICS = {
     "huge": write("metrics.csv", "epoch,lr\n" + "1,0.1\n" * 400),
     "field-over-csv-limit": write("metrics.csv", "epoch," + "x" * 200_000 + "\n1,2\n"),
     "fifo": write("metrics.csv", "fifo"),
+    "sparse-8-GiB": lambda run_dir: os.truncate(run_dir / "metrics.csv", 8 << 30),  # never read: refused by its size
     "a-directory": lambda run_dir: ((run_dir / "metrics.csv").unlink(), (run_dir / "metrics.csv").mkdir()),
 }
 TEST_JSON = {
