@@ -31,6 +31,7 @@ from ..errors import DataError
 from ..util import memory
 from ..util.memory import check_fits
 from ..util.openfile import NotRegularFile, kind_of, open_input
+from ..util.text import one_line
 
 # Cells that mean "no value" (pandas' defaults, and the '?' of many UCI files).
 MISSING = ("", "NA", "N/A", "n/a", "NaN", "nan", "NULL", "null", "None", "?", "-")
@@ -173,7 +174,7 @@ def _drop_index(path, names, columns, notes):
 
 def _csv_problem(e):
     """What a csv.Error says, in words: 'a cell longer than 131,072 characters'."""
-    return f"a cell longer than {csv.field_size_limit():,} characters" if "field limit" in str(e) else str(e)[:100]
+    return f"a cell longer than {csv.field_size_limit():,} characters" if "field limit" in str(e) else one_line(e, 100)
 
 
 def _header(path, delimiter):
@@ -236,7 +237,7 @@ def _typed_columns(path, names, delimiter):
         except ValueError as e:
             found = re.search(r"changed from (\d+) to (\d+) at row (\d+)", str(e))
             if not found:
-                raise DataError(f"{path}: cannot parse it as CSV ({e})") from None
+                raise DataError(f"{path}: cannot parse it as CSV ({one_line(e)})") from None
             row = int(found.group(3)) - 1
             raise DataError(
                 f"{path}, line {int(_line_numbers(path)()[row])}: {found.group(2)} cells where the header has "

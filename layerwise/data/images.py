@@ -13,6 +13,7 @@ import numpy as np
 
 from ..errors import DataError, MissingExtra
 from ..util.openfile import NotRegularFile, open_regular
+from ..util.text import one_line
 
 SIZE = 28  # the output field, as MNIST
 BOX = 20  # the digit is scaled to fit this box
@@ -69,11 +70,11 @@ def _read_gray(path):
     except UnidentifiedImageError:
         raise DataError(f"{path}: not an image file Pillow can read (PNG, JPEG, BMP, GIF, ...)") from None
     except Image.DecompressionBombError as e:
-        raise DataError(f"{path}: too many pixels to read safely ({e})") from None
+        raise DataError(f"{path}: too many pixels to read safely ({one_line(e)})") from None
     except MemoryError:
         raise DataError(f"{path}: not enough memory to read this image") from None
     except (OSError, ValueError, SyntaxError, EOFError) as e:  # truncated or corrupt data
-        raise DataError(f"{path}: cannot read this image; corrupt or truncated? ({e})") from None
+        raise DataError(f"{path}: cannot read this image; corrupt or truncated? ({one_line(e)})") from None
     if max(gray.size) > MAX_SIDE:
         gray.thumbnail((MAX_SIDE, MAX_SIDE), Image.BOX)
     return np.asarray(gray, dtype=np.float32) / 255

@@ -351,3 +351,12 @@ def test_3_a_png_declaring_81_million_pixels_is_refused_before_decoding(runs, tm
     (tmp_path / "bomb.png").write_bytes(bytes(png))
     with pytest.raises(LayerwiseError, match="9,000 x 9,000 pixels"):
         read(runs["image"], tmp_path / "bomb.png")
+
+
+def test_6_a_fifo_in_data_root_is_named_not_taken_for_missing(tmp_path):
+    from layerwise.data.mnist import find_in
+    from layerwise.errors import DataError
+
+    os.mkfifo(tmp_path / "train-images-idx3-ubyte.gz")
+    with pytest.raises(DataError, match="not a regular file"):
+        find_in(tmp_path, "train-images-idx3-ubyte", "data.root")
