@@ -140,10 +140,11 @@ def compare(runs, as_json):
 @click.command(short_help="Pictures of runs: curves, confusion matrix, mistakes, weights.")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False), metavar="RUN...")
 @click.option(
-    "--what", type=click.Choice(["curves", "confusion", "errors", "weights"]), default="curves", show_default=True,
+    "--what", type=click.Choice(["curves", "confusion", "errors", "weights", "features"]), default="curves", show_default=True,
     help="curves: loss, validation metric and lr per epoch (runs overlaid); confusion: the test confusion "
     "matrix; errors: the test images the model gets wrong (regression: predicted against true); weights: the "
-    "first linear layer's weights (28x28 tiles for image models).",
+    "first linear layer's weights (28x28 tiles for image models; a CNN's first conv filters); features: one test "
+    "image's feature maps, layer by layer (CNN runs).",
 )
 @click.option("-o", "--output", type=click.Path(), help="Write this .png, .svg or .pdf file instead of RUN/plots/<what>.png.")
 @click.option("--overwrite", is_flag=True, help="Replace the -o file if it already exists.")

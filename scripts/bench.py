@@ -24,7 +24,11 @@ Every measurement runs in a child process (this script with --child) whose envir
 OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE, which pin OpenBLAS to an older kernel than a user's machine
 would pick; --keep-env keeps them as set, for comparison. The parent's environment is never changed.
 
+The full report ends with the CNN case (scripts/bench_cnn.py): a LeNet-like conv32-pool-conv64-pool-fc128
+trained side by side with PyTorch CPU at 1 thread, printing the layerwise / PyTorch ratio; `--cnn` runs it alone.
+
 Run:  python scripts/bench.py             full report (a few minutes)
+      python scripts/bench.py --cnn       only the CNN case
       python scripts/bench.py --quick     smoke test: 1 repeat, 1 epoch, no scaling table or train run
       python scripts/bench.py --keep-env --json bench.json
 """
@@ -489,6 +493,15 @@ def bench_cli(args, out):
             print(f"  | {line}")
 
 
+def bench_cnn_case(args, out):
+    """The CNN case: conv32-pool-conv64-pool-fc128 against PyTorch at 1 thread (scripts/bench_cnn.py)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import bench_cnn
+
+    cnn_args = argparse.Namespace(data=args.data, steps=args.cnn_steps, repeats=args.repeats, threads=1)
+    out["cnn"] = bench_cnn.bench(cnn_args)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default="/work/shared/data/mnist", help="directory with the MNIST IDX files")
@@ -499,6 +512,8 @@ def main():
     ap.add_argument("--quick", action="store_true", help="1 repeat, 1 epoch, no scaling table, no train run")
     ap.add_argument("--keep-env", action="store_true", help="keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE in children")
     ap.add_argument("--json", metavar="PATH", help="also write every figure to this JSON file")
+    ap.add_argument("--cnn", action="store_true", help="only the CNN case (scripts/bench_cnn.py: LeNet-like, 1 thread)")
+    ap.add_argument("--cnn-steps", type=int, default=40, help="training steps per CNN measurement")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -508,6 +523,9 @@ def main():
     if args.quick:
         args.repeats, args.epochs = 1, 1
     out = {"args": vars(args)}
+    if args.cnn:
+        bench_cnn_case(args, out)
+        return
 
     info = out["info"] = run_child("info", args)
     has_torch = info["torch"] is not None
@@ -528,6 +546,8 @@ def main():
     if not args.quick:
         bench_scaling(args, has_torch, threads, out)
     bench_cli(args, out)
+    print()
+    bench_cnn_case(args, out)
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2))
         print(f"\nwrote {args.json}")

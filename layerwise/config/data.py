@@ -37,6 +37,8 @@ class MnistData:
     train_limit: typing.Optional[int] = spec(None, minimum=2, doc="use only the first N training images")
     test_limit: typing.Optional[int] = spec(None, minimum=1, doc="use only the first N test images")
     image_files: str = spec("auto", choices=IMAGE_FILES, doc=IMAGE_FILES_DOC)
+    augment_shift: int = spec(0, minimum=0, doc="augmentation: shift each training image by up to N pixels each way (pad + crop)")
+    augment_flip: bool = spec(False, doc="augmentation: mirror training images left-right at random (clothes, not digits)")
 
 
 @dataclass
@@ -60,6 +62,8 @@ class IdxData:
     train_limit: typing.Optional[int] = spec(None, minimum=2, doc="use only the first N training images")
     test_limit: typing.Optional[int] = spec(None, minimum=1, doc="use only the first N test images")
     image_files: str = spec("auto", choices=IMAGE_FILES, doc=IMAGE_FILES_DOC)
+    augment_shift: int = spec(0, minimum=0, doc="augmentation: shift each training image by up to N pixels each way (pad + crop)")
+    augment_flip: bool = spec(False, doc="augmentation: mirror training images left-right at random (clothes, not digits)")
 
 
 @dataclass

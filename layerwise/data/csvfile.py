@@ -28,8 +28,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+from ..util import memory
 from ..util.memory import check_fits
 from ..util.openfile import NotRegularFile, kind_of, open_input
+from ..util.text import one_line
 
 # Cells that mean "no value" (pandas' defaults, and the '?' of many UCI files).
 MISSING = ("", "NA", "N/A", "n/a", "NaN", "nan", "NULL", "null", "None", "?", "-")
@@ -92,7 +94,10 @@ class Table:
 
 
 def _open(path):
-    return open_input(path, text=True, encoding="utf-8-sig")
+    """The text of a CSV file, gunzipped when it is gzip (by its bytes): at most what memory can hold
+    as text cells (a gzip bomb is refused as it inflates)."""
+    return open_input(path, text=True, encoding="utf-8-sig",
+                      cap=max(SMALL, memory.available_bytes() // TEXT_BYTES_PER_BYTE))
 
 
 def read_csv(path, where="data.path", text=False, delimiter=None):
@@ -138,7 +143,8 @@ def _sniff(path):
     """The delimiter of the first lines: of `,` `;` tab `|`, the one that splits the header into the
     most fields and every following line into as many (quotes respected); `,` when none splits it."""
     with _open(path) as f:
-        lines = [line for _, line in zip(range(SNIFF_LINES), f) if line.strip()]
+        lines = [f.readline(MAX_HEADER_CHARS) for _ in range(SNIFF_LINES)]  # bounded: a huge line is cut
+        lines = [line for line in lines if line.strip()]
     best, widest = ",", 1
     for d in DELIMITERS:
         try:
@@ -168,7 +174,7 @@ def _drop_index(path, names, columns, notes):
 
 def _csv_problem(e):
     """What a csv.Error says, in words: 'a cell longer than 131,072 characters'."""
-    return f"a cell longer than {csv.field_size_limit():,} characters" if "field limit" in str(e) else str(e)[:100]
+    return f"a cell longer than {csv.field_size_limit():,} characters" if "field limit" in str(e) else one_line(e, 100)
 
 
 def _header(path, delimiter):
@@ -231,7 +237,7 @@ def _typed_columns(path, names, delimiter):
         except ValueError as e:
             found = re.search(r"changed from (\d+) to (\d+) at row (\d+)", str(e))
             if not found:
-                raise DataError(f"{path}: cannot parse it as CSV ({e})") from None
+                raise DataError(f"{path}: cannot parse it as CSV ({one_line(e)})") from None
             row = int(found.group(3)) - 1
             raise DataError(
                 f"{path}, line {int(_line_numbers(path)()[row])}: {found.group(2)} cells where the header has "

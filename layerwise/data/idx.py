@@ -15,6 +15,7 @@ import numpy as np
 from ..errors import DataError
 from ..util.memory import check_fits
 from ..util.openfile import open_input
+from ..util.text import one_line
 from .fingerprint import remember
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -50,7 +51,7 @@ def read_idx(path, check=None) -> np.ndarray:
             if len(data) != expected or f.read(1):
                 _check_payload(str(path), shape, expected, len(data) + (len(data) == expected))
     except (EOFError, zlib.error, gzip.BadGzipFile) as e:
-        raise DataError(f"{path}: corrupt or truncated gzip ({e}); re-download it") from None
+        raise DataError(f"{path}: corrupt or truncated gzip ({one_line(e)}); re-download it") from None
     except OSError as e:
         raise DataError(f"{path}: cannot read IDX file ({e.strerror or e}); check the path") from None
     except MemoryError:
@@ -120,7 +121,7 @@ def gunzip(data: bytes, name: str) -> bytes:
     try:
         return gzip.decompress(data)
     except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as e:
-        raise DataError(f"{name}: corrupt or truncated gzip ({e}); re-download it") from e
+        raise DataError(f"{name}: corrupt or truncated gzip ({one_line(e)}); re-download it") from e
 
 
 def write_idx(path, array) -> None:

@@ -13,12 +13,14 @@ import numpy as np
 
 from ..errors import DataError, MissingExtra
 from ..util.openfile import NotRegularFile, open_regular
+from ..util.text import one_line
 
 SIZE = 28  # the output field, as MNIST
 BOX = 20  # the digit is scaled to fit this box
 CENTRE = 14.0  # where MNIST puts the centre of mass: its training digits average (14.0, 14.0), std 0.3
 MIN_CONTRAST = 0.1  # ink weaker than this (on a 0-1 scale, or 6 noise sigmas) against the background: blank
 INK_FLOOR = 0.15  # after contrast stretching, fainter ink (paper grain, JPEG noise) is dropped
+MAX_PIXELS = 1 << 26  # 67 million pixels (8192 x 8192): larger images are refused before decoding
 MAX_SIDE = 512  # larger files are shrunk to this before preprocessing (a photo need not be 4000 px)
 
 
@@ -51,6 +53,9 @@ def _read_gray(path):
     try:
         with open_regular(path) as f, Image.open(f) as image:  # never a FIFO or a device
             image.draft("L", (2 * MAX_SIDE, 2 * MAX_SIDE))  # a JPEG decodes at a reduced size: fast for photos
+            if image.width * image.height > MAX_PIXELS:  # from the header, before decoding (a PNG bomb)
+                raise DataError(f"{path}: {image.width:,} x {image.height:,} pixels; at most {MAX_PIXELS:,} are "
+                                "read (shrink the image first)")
             image.load()
             image = ImageOps.exif_transpose(image)  # a phone photo's orientation
             if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
@@ -65,9 +70,11 @@ def _read_gray(path):
     except UnidentifiedImageError:
         raise DataError(f"{path}: not an image file Pillow can read (PNG, JPEG, BMP, GIF, ...)") from None
     except Image.DecompressionBombError as e:
-        raise DataError(f"{path}: too many pixels to read safely ({e})") from None
-    except (OSError, ValueError, SyntaxError) as e:  # truncated or corrupt data
-        raise DataError(f"{path}: cannot read this image; corrupt or truncated? ({e})") from None
+        raise DataError(f"{path}: too many pixels to read safely ({one_line(e)})") from None
+    except MemoryError:
+        raise DataError(f"{path}: not enough memory to read this image") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as e:  # truncated or corrupt data
+        raise DataError(f"{path}: cannot read this image; corrupt or truncated? ({one_line(e)})") from None
     if max(gray.size) > MAX_SIDE:
         gray.thumbnail((MAX_SIDE, MAX_SIDE), Image.BOX)
     return np.asarray(gray, dtype=np.float32) / 255

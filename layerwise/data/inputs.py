@@ -52,23 +52,29 @@ def read_inputs(paths, pre, task):
         if kind is not None:
             raise DataError(f"{path}: {kind if 'long' in kind else f'not a regular file ({kind})'}; "
                             "give an input file")
-        suffix, gz = suffixes(path)
-        if suffix == ".csv":
-            part = _csv(path, pre, task)
-        elif suffix in IMAGE_SUFFIXES and not gz:
-            part = _image_file(path, pre)
-        elif suffix in ARRAY_SUFFIXES:
-            part = _array_file(path, pre, task)
-        elif _is_idx(path):
-            part = _idx_file(path, pre, task, result)
-        else:
-            raise DataError(f"{path}: unknown kind of input; expected a .csv, .npy or .npz file, an IDX file, "
-                            f"or an image ({', '.join(IMAGE_SUFFIXES[:3])}, ...)")
+        try:
+            part = _read_one(path, pre, task, result)
+        except MemoryError:  # whatever allocation the checks did not foresee: one line too
+            raise DataError(f"{path}: not enough memory to read it; give fewer inputs at a time") from None
         if part is not None:
             if len(part.x) == 0:
                 raise DataError(f"{path}: no rows; give at least one input")
             result.append(part)
     return result
+
+
+def _read_one(path, pre, task, result):
+    suffix, gz = suffixes(path)
+    if suffix == ".csv":
+        return _csv(path, pre, task)
+    if suffix in IMAGE_SUFFIXES and not gz:
+        return _image_file(path, pre)
+    if suffix in ARRAY_SUFFIXES:
+        return _array_file(path, pre, task)
+    if _is_idx(path):
+        return _idx_file(path, pre, task, result)
+    raise DataError(f"{path}: unknown kind of input; expected a .csv, .npy or .npz file, an IDX file, "
+                    f"or an image ({', '.join(IMAGE_SUFFIXES[:3])}, ...)")
 
 
 def check_size(path, rows, item_bytes, pre):

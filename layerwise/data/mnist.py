@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from ..errors import DataError
 from ..util.fileio import atomic_write
+from ..util.openfile import kind_of
 from .fingerprint import remember
 from .idx import GZIP_MAGIC, read_idx, read_idx_bytes
 
@@ -140,7 +141,11 @@ def find_in(directory, name: str, origin: str, title="MNIST") -> Path:
         raise DataError(f"{origin} directory {directory} does not exist; "
                         f"create it with the {title} files or fix {origin}")
     for path in (directory / f"{name}.gz", directory / name):
-        if path.is_file():
+        kind = kind_of(path)
+        if kind is not None and kind.startswith("a "):  # a FIFO or a device would hang: named, not skipped
+            raise DataError(f"{origin} {path}: not a regular file ({kind}); put the {title} file there")
+        if kind != "missing":  # a regular file, or one that cannot be looked at (the OSError says why)
+            path.stat()
             return path
     raise DataError(f"{origin} directory {directory} has no {name}.gz or {name}; "
                     f"put the {title} files there or fix {origin}")

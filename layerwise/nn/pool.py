@@ -62,45 +62,49 @@ class MaxPool2d(_Pool2d):
 
     def __init__(self, kernel_size, stride=None):
         super().__init__(kernel_size, stride)
-        self._arg = None  # (N, Ho, Wo, C) uint8/uint16: the arg-max's kernel offset i*k + j per window
-        self._greater = None
-        self._hit = None
+        self._x = None
+        self._hit = None  # (N, Ho, Wo, C) bool scratch: window entry == max and no earlier entry was
+        self._eq = None
+        self._taken = None
+        self._tmp = None
 
     def forward(self, x):
         n, _, _, c = x.shape
         ho, wo = self._out_hw(x)
-        self._in_shape = x.shape
+        self._x, self._in_shape = x, x.shape
         y = self._y = _buffer(self._y, (n, ho, wo, c), x.dtype)
-        arg = self._arg = _buffer(self._arg, y.shape, np.uint8 if self.kernel_size ** 2 < 256 else np.uint16)
-        greater = self._greater = _buffer(self._greater, y.shape, np.bool_)
         offsets = self._offsets(ho, wo)
         np.copyto(y, x[:, offsets[0][1][0], offsets[0][1][1], :])
-        arg.fill(0)
-        for o, (rows, cols) in offsets[1:]:
-            window = x[:, rows, cols, :]
-            np.greater(window, y, out=greater)  # strictly greater: the first maximum keeps the gradient
-            np.copyto(y, window, where=greater)
-            np.copyto(arg, o, where=greater)
+        for _, (rows, cols) in offsets[1:]:
+            np.maximum(y, x[:, rows, cols, :], out=y)  # plain maxima: no masked copies in forward
         return y
 
     def backward(self, dout, input_grad=True):
         if not input_grad:
             return None
         ho, wo = dout.shape[1:3]
+        x, y = self._x, self._y
         dx = self._dx = _buffer(self._dx, self._in_shape, dout.dtype)
-        hit, tmp = self._hit_buffers(dout)
-        dx.fill(0)
-        for o, (rows, cols) in self._offsets(ho, wo):
-            np.equal(self._arg, o, out=hit)
-            np.copyto(tmp, hit)
-            tmp *= dout
-            dx[:, rows, cols, :] += tmp  # dx = dout at each window's arg-max, 0 elsewhere
+        hit, eq, taken = (_buffer(b, dout.shape, np.bool_) for b in (self._hit, self._eq, self._taken))
+        self._hit, self._eq, self._taken = hit, eq, taken
+        tmp = self._tmp = _buffer(self._tmp, dout.shape, dout.dtype)
+        k, s = self.kernel_size, self.stride
+        disjoint = s >= k  # windows do not overlap: each input entry gets at most one window's gradient
+        if not disjoint or dx.shape[1] != ho * k or dx.shape[2] != wo * k:
+            dx.fill(0)
+        taken.fill(False)
+        for _, (rows, cols) in self._offsets(ho, wo):
+            # the window's arg-max: the first entry, in row-major order, equal to its maximum
+            np.equal(x[:, rows, cols, :], y, out=eq)
+            np.greater(eq, taken, out=hit)  # equal and no earlier entry taken
+            np.logical_or(taken, hit, out=taken)
+            np.copyto(tmp, hit)  # 1.0 / 0.0 (a bool * float multiply would cast through a buffer)
+            tmp *= dout  # dx = dout at the arg-max, 0 elsewhere
+            if disjoint:
+                dx[:, rows, cols, :] = tmp
+            else:
+                dx[:, rows, cols, :] += tmp
         return dx
-
-    def _hit_buffers(self, dout):
-        self._hit = _buffer(self._hit, dout.shape, np.bool_)
-        self._tmp = _buffer(getattr(self, "_tmp", None), dout.shape, dout.dtype)
-        return self._hit, self._tmp
 
 
 class AvgPool2d(_Pool2d):

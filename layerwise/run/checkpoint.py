@@ -46,7 +46,7 @@ def run_meta(cfg, model, state, data=None):
 # longest float JSON writes, plus what else grows (best, early stopping, schedule state) as slack.
 _WORST_ROW = {k: -2.2250738585072014e-308 for k in (
     "epoch", "lr", "train_loss", "grad_norm_mean", "grad_norm_max", "val_loss", "val_accuracy", "val_mse", "val_mae",
-    "val_r2", "seconds")}
+    "val_r2", "val_precision", "val_recall", "val_f1", "val_auc", "seconds")}
 ROW_CHARS = len(meta_text([_WORST_ROW]))
 SLACK_CHARS = 4096
 

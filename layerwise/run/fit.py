@@ -12,6 +12,7 @@ from ..config.schema import Config, apply_overrides, config_from_dict
 from ..data.fingerprint import valid_fingerprint
 from ..errors import CheckpointError, ConfigError
 from ..util.fileio import atomic_write_text, remove_stale_temps
+from ..util.openfile import kind_of
 from .build import SHUFFLE_STREAM, build, check_fingerprint, describe_data
 from .checkpoint import check_storable, load_run_arrays, load_run_meta, save_run_checkpoint
 from .evaluate import UNITS_NOTE, standardised_targets
@@ -60,8 +61,11 @@ def resume(run_dir, overrides=(), echo=print, callbacks=()):
             )
     run_dir = Path(run_dir)
     path = run_dir / "last.npz"
-    if not path.is_file():
+    kind = kind_of(path)
+    if kind == "missing":
         raise CheckpointError(f"{run_dir} holds no last.npz: is it a layerwise run directory?")
+    if kind is not None:
+        raise CheckpointError(f"{path}: not a regular file ({kind}); a checkpoint is a regular file")
     with lock_run_dir(run_dir) as lock:  # refused if a process trains into it; held until the run ends
         meta, trainer = load_for_resume(run_dir, overrides, echo, callbacks)
         cfg, state = trainer.cfg, trainer.state

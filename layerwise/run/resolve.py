@@ -13,6 +13,7 @@ import numpy as np
 
 from ..config.schema import load_config
 from ..errors import CheckpointError, ConfigError
+from ..util.openfile import kind_of
 from .checkpoint import load_run_checkpoint, with_prefix
 
 # Datasets whose shapes are known from the config: dataset -> (features, outputs, task, image shape)
@@ -80,6 +81,8 @@ def run_config(target, overrides=(), which="best"):
     when no epoch has finished yet): how summary, trace and gradcheck read a run."""
     target = Path(target)
     path = target / f"{which}.npz"
+    if kind_of(path) not in (None, "missing"):
+        raise CheckpointError(f"{path}: not a regular file ({kind_of(path)}); a checkpoint is a regular file")
     if not path.is_file() and (target / "last.npz").is_file():
         path = target / "last.npz"
     if not path.is_file():

@@ -53,6 +53,9 @@ class Trainer:
             self.callbacks = default_callbacks(cfg, self.higher_is_better, state) + list(callbacks)
         except CheckpointError as e:
             raise CheckpointError(f"{run_dir / 'last.npz'}: {e}") from None
+        from ..data.augment import build_augment
+
+        self.augment = build_augment(cfg.data, data, cfg.seed)  # None without data.augment_shift/_flip
         # on_step_end runs at every step: only for the callbacks that use it
         self.step_callbacks = [c for c in self.callbacks if type(c).on_step_end is not Callback.on_step_end]
         self.improved = False  # whether the epoch that just ended is the best so far
@@ -144,6 +147,8 @@ class Trainer:
         with bar, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             for x, y in bar:
                 optimizer.lr = self.schedule.lr(state.epoch, first + state.step)
+                if self.augment is not None:  # drawn from (seed, epoch, step): a resumed run redraws the same
+                    x = self.augment(x, state.epoch, state.step)
                 loss = train_step(model, loss_fn, optimizer, x, y)
                 if not math.isfinite(loss):
                     raise TrainingDiverged(

@@ -321,4 +321,5 @@ def _few(names):
 
 
 def _what(e):
-    return f"{type(e).__name__}: {str(e)[:120]}" if str(e) else type(e).__name__
+    text = " ".join(str(e).split())[:120]  # one line: NumPy's messages can hold newlines
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__

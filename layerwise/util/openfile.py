@@ -100,14 +100,45 @@ class _Gzip(gzip.GzipFile):
             self._raw.close()
 
 
-def open_input(path, text=False, encoding="utf-8"):
+class _Capped(io.RawIOBase):
+    """A decompressing stream that refuses to give more than `cap` bytes (a gzip bomb)."""
+
+    def __init__(self, stream, cap, path):
+        self._stream, self._cap, self._path, self._given = stream, cap, path, 0
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        n = self._stream.readinto(buffer)
+        self._given += n
+        if self._given > self._cap:
+            raise InputTooLarge(errno.EFBIG, f"decompresses to more than {self._cap:,} bytes (a gzip bomb?)",
+                                os.fspath(self._path))
+        return n
+
+    def close(self):
+        try:
+            self._stream.close()
+        finally:
+            super().close()
+
+
+class InputTooLarge(OSError):
+    """A gzip file decompresses to more than its reader allows."""
+
+
+def open_input(path, text=False, encoding="utf-8", cap=None):
     """A binary (or, with `text`, a UTF-8 text) reader of a regular file, decompressed when it starts
     with gzip's magic bytes. Reads are bounded by what the caller asks for (gzip decompresses as it
-    is read), so a caller that reads at most n bytes never inflates more."""
+    is read), so a caller that reads at most n bytes never inflates more; with `cap`, reading more than
+    `cap` decompressed bytes raises InputTooLarge (an OSError) for a caller that reads to the end."""
     raw = open_regular(path, "rb")
     try:
         compressed = raw.peek(2)[:2] == GZIP_MAGIC
         stream = _Gzip(raw) if compressed else raw
+        if compressed and cap is not None:
+            stream = io.BufferedReader(_Capped(stream, cap, path))
     except BaseException:
         raw.close()
         raise

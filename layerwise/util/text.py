@@ -18,3 +18,9 @@ def spreadsheet_safe(cell):
     """A text cell that spreadsheets show as text: one starting with = + - @ tab or CR gets a leading
     apostrophe (OWASP's CSV injection advice). Numbers written by layerwise never go through this."""
     return "'" + cell if cell.startswith(FORMULA_START) else cell
+
+
+def one_line(error, limit=200):
+    """What a library's exception says, on one line of at most `limit` characters (NumPy's and Pillow's
+    messages can hold newlines; an error: line must stay one line)."""
+    return " ".join(str(error).split())[:limit]

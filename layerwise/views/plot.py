@@ -20,9 +20,9 @@ from ..util.fileio import atomic_write, describe_os_error
 from ..util.outputs import check_name, check_output, create_output
 from .figures import FONT, draw_confusion, draw_curves, draw_errors, draw_weights
 
-KINDS = ("curves", "confusion", "errors", "weights")
+KINDS = ("curves", "confusion", "errors", "weights", "features")
 DPI = 100
-SIZES = {"curves": (12, 8), "confusion": (9, 8), "errors": (12, 10), "weights": (16, 8)}  # inches; x DPI = pixels
+SIZES = {"curves": (12, 8), "confusion": (9, 8), "errors": (12, 10), "weights": (16, 8), "features": (16, 8)}  # inches; x DPI = pixels
 FORMATS = (".png", ".svg", ".pdf")
 
 
@@ -63,10 +63,16 @@ def plot_runs(runs, what="curves", output=None, overwrite=False):
     if what == "curves":
         datas = [_curves_data(runs, names)]
     else:
-        read = {"confusion": _confusion_data, "errors": _errors_data, "weights": _weights_data}[what]
+        from .features import features_data
+
+        read = {"confusion": _confusion_data, "errors": _errors_data, "weights": _weights_data,
+                "features": features_data}[what]
         datas = [read(run, name) for run, name in zip(runs, names)]
     jobs = list(zip(datas, paths))
-    draw = {"curves": draw_curves, "confusion": draw_confusion, "errors": draw_errors, "weights": draw_weights}[what]
+    from .features import draw_features
+
+    draw = {"curves": draw_curves, "confusion": draw_confusion, "errors": draw_errors, "weights": draw_weights,
+            "features": draw_features}[what]
     written = []
     for data, path in jobs:
         fig = figure_class(figsize=SIZES[what], dpi=DPI, layout="constrained")

@@ -271,6 +271,13 @@ def test_6_a_fifo_in_a_run_directory_is_refused(runs, tmp_path):
     os.mkfifo(run / "last.npz")
     one_error(cli("eval", run, "--checkpoint", "last"), "last.npz", "a FIFO")
     one_error(cli("predict", run, "--checkpoint", "last", tmp_path / "x.npy"), "last.npz")
+    one_error(cli("train", "--resume", run), "last.npz", "a FIFO")
+    (run / "best.npz").unlink()
+    os.mkfifo(run / "best.npz")
+    one_error(cli("summary", run), "best.npz", "a FIFO")
+    one_error(cli("eval", run), "best.npz", "a FIFO")
+    (run / "best.npz").unlink()
+    shutil.copy(runs["array"] / "best.npz", run / "best.npz")
     (run / "last.npz").unlink()
     shutil.copy(runs["array"] / "last.npz", run / "last.npz")
     lock = run / ".layerwise.lock"
@@ -317,3 +324,39 @@ def test_18_a_utf8_config_reads_under_the_c_locale(tmp_path):
                             capture_output=True, env=env, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     assert "caf" in result.stdout.decode("utf-8", "replace")
+
+
+def test_3_a_csv_gzip_bomb_is_refused_as_it_inflates(runs, tmp_path, little_memory):
+    bomb = tmp_path / "bomb.csv.gz"  # 100 MB of "1,2,x,p" rows, gzipped to ~100 KB; 64 MiB of memory
+    with gzip.open(bomb, "wb") as f:
+        f.write(b"a,b,c,label\n")
+        for _ in range(100):
+            f.write(b"1,2,x,p\n" * 125_000)
+    with pytest.raises(LayerwiseError, match="decompresses to more than"):
+        read(runs["table"], bomb)
+
+
+def test_3_a_png_declaring_81_million_pixels_is_refused_before_decoding(runs, tmp_path):
+    pytest.importorskip("PIL")
+    import zlib
+
+    from PIL import Image
+
+    f = io.BytesIO()
+    Image.new("L", (1, 1)).save(f, format="PNG")
+    png = bytearray(f.getvalue())
+    at = png.find(b"IHDR")
+    png[at + 4 : at + 12] = struct.pack(">II", 9_000, 9_000)  # the header's width and height
+    png[at + 17 : at + 21] = struct.pack(">I", zlib.crc32(bytes(png[at : at + 17])))
+    (tmp_path / "bomb.png").write_bytes(bytes(png))
+    with pytest.raises(LayerwiseError, match="9,000 x 9,000 pixels"):
+        read(runs["image"], tmp_path / "bomb.png")
+
+
+def test_6_a_fifo_in_data_root_is_named_not_taken_for_missing(tmp_path):
+    from layerwise.data.mnist import find_in
+    from layerwise.errors import DataError
+
+    os.mkfifo(tmp_path / "train-images-idx3-ubyte.gz")
+    with pytest.raises(DataError, match="not a regular file"):
+        find_in(tmp_path, "train-images-idx3-ubyte", "data.root")

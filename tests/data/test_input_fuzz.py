@@ -7,7 +7,7 @@ bracket dropped). It is read for one of three tiny trained models (images, array
 `read_inputs`, the one function predict, eval --data and layerwise.load(...).predict(path) read
 files with; every outcome must be success or a LayerwiseError, never another exception. The
 memory the readers see is 64 MiB, so a huge declared size is refused from its header, not
-allocated. A few cases also go through the CLI (`predict`), which must exit with one error line.
+allocated. A few cases also go through the CLI (`predict`, `eval --data`), which must exit with one error line.
 
 Run it longer by hand: `python tests/data/test_input_fuzz.py 5000 [seed]` prints what it found.
 """
@@ -34,7 +34,7 @@ from layerwise.util import memory  # noqa: E402
 
 SEED = 17
 INPUTS = 400
-CLI_INPUTS = 12
+CLI_INPUTS = 16
 MEMORY = 64 << 20
 
 
@@ -205,7 +205,9 @@ def test_input_fuzz_through_the_cli(tmp_path, monkeypatch):
     for i, model, name, data in cases(CLI_INPUTS, SEED + 1):
         path = tmp_path / f"{i}-{name}"
         path.write_bytes(data)
-        result = CliRunner().invoke(main, ["predict", str(runs[model]), str(path), "--no-show"])
+        command = ["predict", str(runs[model]), str(path), "--no-show"] if i % 2 else \
+            ["eval", str(runs[model]), "--data", str(path)]
+        result = CliRunner().invoke(main, command)
         assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
         if result.exit_code != 0:
             lines = result.stderr.strip().splitlines()

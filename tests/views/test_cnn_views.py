@@ -131,3 +131,16 @@ def test_interrupted_cnn_run_resumes_bit_identically(tmp_path, monkeypatch):
     for name in ("last.npz", "best.npz"):
         assert_same_arrays(tmp_path / "straight" / name, tmp_path / "split" / name)
     assert [r["train_loss"] for r in resumed["history"]] == [r["train_loss"] for r in straight["history"]]
+
+
+def test_plot_features_draws_one_image_through_the_spatial_layers(cnn_run, tmp_path):
+    pytest.importorskip("matplotlib")
+    from layerwise.views.features import features_data
+
+    d = features_data(cnn_run, "cnn")
+    assert [layer["index"] for layer in d["layers"]] == [0, 1, 2, 3, 4, 5, 6, 7]  # up to the flatten
+    assert d["layers"][0]["maps"].shape == (3, 28, 28) and d["layers"][3]["maps"].shape == (3, 14, 14)
+    assert d["image"].shape == (28, 28)
+    out = tmp_path / "f.png"
+    assert_ok(run("plot", cnn_run, "--what", "features", "-o", out))
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
