@@ -1,5 +1,6 @@
 """`layerwise.train(...)`: run training from Python exactly as `layerwise train` does."""
 
+import os
 from pathlib import Path
 
 
@@ -17,6 +18,12 @@ def train(config, *, overwrite=False, echo=print, **overrides):
     from .errors import ConfigError
     from .run.fit import fit
 
+    if echo is not None and not callable(echo):
+        raise ConfigError(f"echo: expected a function that prints (or None: silent), received a {type(echo).__name__}")
+    if not isinstance(config, (dict, str, bytes, os.PathLike)):
+        raise ConfigError(f"config: expected a YAML path or a dict, received a {type(config).__name__}")
+    if isinstance(config, bytes):
+        config = os.fsdecode(config)
     items = []
     for key, value in overrides.items():
         if type(value).__module__ == "numpy" and hasattr(value, "tolist"):

@@ -7,6 +7,7 @@ import click
 
 from . import __version__
 from .cli_support import (
+    Command,
     _echo,
     computes,
     json_option,
@@ -18,7 +19,7 @@ from .cli_support import (
 from .cli_views import VIEW_COMMANDS
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="layerwise")
 def main():
     """Train and evaluate neural networks whose every layer has a hand-derived backward in NumPy.

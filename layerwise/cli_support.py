@@ -17,6 +17,19 @@ set_option = click.option(
 )
 
 
+class Command(click.Group):
+    """The `layerwise` group: what click itself prints (--help, --version, a usage error) goes through the
+    same stdout check as every command, so `layerwise --help > /dev/full` is one error line, exit code 4."""
+
+    def main(self, *args, **kwargs):
+        try:
+            return super().main(*args, **kwargs)
+        except OSError as e:
+            if e.filename is not None or isinstance(e, BrokenPipeError):
+                raise
+            _stdout_failed(e)
+
+
 def say(message="", err=False, nl=True):
     """click.echo for everything a command prints: control characters in untrusted text (class names from a
     checkpoint, file names) are escaped, so they cannot drive the terminal."""

@@ -101,6 +101,31 @@ def test_stdout_on_a_full_device_is_one_error_line():
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["eval", "--help"]])
+def test_what_click_prints_to_a_full_device_is_one_error_line(args):
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([sys.executable, "-m", "layerwise", *args],
+                              stdout=full, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    assert proc.returncode == 4
+    assert proc.stderr == "error: cannot write to standard output: No space left on device\n"
+
+
+@pytest.mark.parametrize("run", [3, None, 2.5, ["runs/x"]])
+def test_api_load_of_a_non_path_is_a_config_error(run):
+    with pytest.raises(ConfigError, match="expected a path"):
+        layerwise.load(run)
+
+
+def test_api_takes_bytes_paths_and_refuses_a_non_callable_echo(table_run, tmp_path):
+    assert layerwise.load(str(table_run / "run").encode()).task == "classification"
+    with pytest.raises(ConfigError, match="echo: expected a function"):
+        layerwise.train({"seed": 0}, echo=3)
+    with pytest.raises(ConfigError, match="config: expected a YAML path or a dict"):
+        layerwise.train(7, echo=None)
+    assert not list(tmp_path.iterdir())
+
+
 def test_api_raises_layerwise_errors_and_takes_numpy_scalars(table_run, tmp_path):
     with pytest.raises(CheckpointError, match="characters"):
         layerwise.load("x" * 300)

@@ -79,7 +79,7 @@ def load(run, checkpoint="best"):
     from ..nn.registry import build_model
     from .checkpoint import load_run_arrays, load_run_meta, resolve_checkpoint
 
-    path = resolve_checkpoint(run, checkpoint)
+    path = resolve_checkpoint(_path_argument(run, "run"), checkpoint)
     meta = load_run_meta(path)
     sizes, pre = meta.get("data"), meta.get("preprocessing")
     if not isinstance(sizes, dict) or not isinstance(pre, dict):
@@ -94,6 +94,19 @@ def load(run, checkpoint="best"):
         raise CheckpointError(f"{path}: its stored config does not build a model ({e})") from None
     load_run_arrays(path, model, against=f"the model in {path}")
     return LoadedModel(model, pre, sizes["task"], cfg, path, meta["state"].get("epoch"))
+
+
+def _path_argument(value, what):
+    """A path given to the API: str, os.PathLike or bytes (decoded as the file system does); anything else
+    is a ConfigError naming the argument, not a TypeError from deep inside."""
+    import os
+
+    if isinstance(value, bytes):
+        return os.fsdecode(value)
+    if isinstance(value, (str, os.PathLike)):
+        return value
+    raise ConfigError(f"{what}: expected a path (a run directory or a checkpoint file), received a "
+                      f"{type(value).__name__}")
 
 
 def label_array(names):

@@ -147,12 +147,13 @@ def _pool(directory, config, fixed, pending, jobs, rows, progress, threads):
 
     def handle(signum, frame):
         stop["signum"] = signum
-        if signum == signal.SIGTERM:  # Ctrl-C reaches the workers from the terminal; SIGTERM is passed on
-            for process in list(getattr(executor, "_processes", {}).values()):
-                try:
-                    os.kill(process.pid, signal.SIGTERM)
-                except OSError:
-                    pass
+        # The workers are in their own process group (_worker_start): a Ctrl-C at the terminal and a
+        # `kill -INT` of this process alike reach them once, from here.
+        for process in list(getattr(executor, "_processes", {}).values()):
+            try:
+                os.kill(process.pid, signum)
+            except OSError:
+                pass
 
     previous = {s: signal.signal(s, handle) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -232,7 +233,12 @@ def _ray(directory, config, fixed, pending, rows, progress, threads, address):
 
 def _worker_start():
     # An idle worker ignores Ctrl-C and SIGTERM; a training trial answers them (run.signals): it saves
-    # its last.npz and returns "interrupted".
+    # its last.npz and returns "interrupted". Its own process group: a signal reaches it only through
+    # the sweep process, once (never twice, from the terminal and from the sweep).
+    try:
+        os.setpgid(0, 0)
+    except OSError:
+        pass
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 

@@ -144,3 +144,23 @@ def test_ctrl_c_while_a_command_reads_is_one_line_not_aborted(tmp_path, config):
     proc = start(tmp_path, "layerwise.views.compare:read_run", "compare", "run")
     output, returncode = signal_at_marker(proc, tmp_path, signal.SIGINT)
     one_error_line(output, 130, returncode, "interrupted")
+
+
+def test_sweep_answers_a_signal_sent_to_its_process_alone(tmp_path):
+    # `kill -INT PID` (not the terminal's Ctrl-C to the whole group) reaches the sweep only: it passes the
+    # signal on to its workers, so the running trials save and stop instead of training to the end.
+    (tmp_path / "c.yaml").write_text(CONFIG)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OPENBLAS_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "layerwise", "sweep", "c.yaml", "-s", "optimizer.lr=0.01,0.02",
+                             "-s", "train.epochs=5000", "--jobs", "2", "--output", "sw"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 90
+    while not all((tmp_path / "sw" / "trials" / t / "last.npz").exists() for t in ("t000", "t001")):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert [line for line in err.splitlines() if line.startswith("error:")] == [err.strip()]
+    assert "sweep interrupted" in err and "Traceback" not in err
+    assert out.count("interrupted; its last.npz is saved") == 2
