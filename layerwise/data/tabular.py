@@ -95,7 +95,9 @@ def load_csv(cfg, task, seed, source, echo=print, splits=("train", "val", "test"
         prep["notes"] = list(notes)
 
     def split(part, name):
-        return Split(_inputs(prep, part, name, notes), _targets(prep, part, name))
+        # rows of data.test_path are named by their own file (the note line names data.path)
+        where = f"{name} rows of {part.path.name}" if part.path != table.path else f"{name} rows"
+        return Split(_inputs(prep, part, name, notes, where), _targets(prep, part, name))
 
     data = Dataset(
         train=split(train, "training"), val=split(val, "validation"), test=split(test, "test"),
@@ -199,19 +201,21 @@ def _fit_preprocessing(cfg, task, features, targets, table, train):
     return prep
 
 
-def _inputs(prep, table, part, notes):
-    """float32 (N, D) model inputs of a (derived) table: missing cells filled, encoded, standardised."""
+def _inputs(prep, table, part, notes, where=None):
+    """float32 (N, D) model inputs of a (derived) table: missing cells filled, encoded, standardised.
+    `where` names the rows in notes ("test rows of test.csv"; default "<part> rows")."""
+    where = where or f"{part} rows"
     if prep.get("fill"):
         table, filled = impute(table, prep)
         if filled and part != "training":
-            notes.append(f"{sum(filled.values()):,} missing cells of the {part} rows imputed")
+            notes.append(f"{sum(filled.values()):,} missing cells of the {where} imputed")
         elif filled:
             notes.append(f"{sum(filled.values()):,} missing cells in {len(filled)} columns of the training rows imputed "
                          f"(median / most frequent, fitted on the training rows, with an is-missing input)")
     unseen = {}
     x = _standardize(prep, _encode(prep, table, part, unseen))
     for f, n in unseen.items():
-        notes.append(f"{n:,} {part} rows hold a category of {f!r} unseen in the training rows: encoded as all zeros")
+        notes.append(f"{n:,} {where} hold a category of {f!r} unseen in the training rows: encoded as all zeros")
     return x
 
 

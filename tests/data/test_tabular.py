@@ -342,3 +342,12 @@ def test_a_one_hot_too_big_for_memory_is_refused(tmp_path, monkeypatch):
     message = str(info.value)
     assert "60 rows one-hot encoded into 6 inputs (column 'color' has 3 categories)" in message
     assert "data.exclude" in message
+
+
+def test_a_note_about_test_path_rows_names_that_file(tmp_path):
+    write(tmp_path / "t.csv", table())
+    write(tmp_path / "held.csv", "a,b,color,label,y\n1,,red,yes,1\n2,3,red,no,2\n")
+    lines = []
+    load_dataset(csv_data(tmp_path / "t.csv", test_path=str(tmp_path / "held.csv"), missing="impute"), seed=0,
+                 echo=lambda *a, **k: lines.append(a[0]))
+    assert any("missing cells of the test rows of held.csv imputed" in line for line in lines), lines
