@@ -87,7 +87,8 @@ def splits(path, target, task, seed):
 
     from layerwise.data.csvfile import read_csv
     from layerwise.data.dataset import split_rows
-    from layerwise.data.tabular import _complete_rows, _kinds, _labels
+    from layerwise.data.encoding import labels_of as _labels
+    from layerwise.data.tabular import _complete_rows, _kinds
     from layerwise.run.build import DATA_STREAM
 
     table = read_csv(path, text=True)

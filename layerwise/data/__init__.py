@@ -8,7 +8,8 @@
     fashion_mnist.py  Fashion-MNIST's file names, checksums and class names
     idx_files.py    a folder of IDX files of any dataset (data.dataset: idx)
     csvfile.py      reading a CSV into typed columns
-    tabular.py      csv data: columns -> features and targets (one-hot, standardisation, missing cells)
+    tabular.py      csv data: columns -> features and targets, splits, missing cells
+    encoding.py     labels, one-hot categories, target scaling, input standardisation (tabular's numbers)
     arrays.py       npz data (x, y arrays)
     preprocess.py   how raw inputs become model inputs, stored in checkpoints
     images.py       image files (PNG/JPEG) -> MNIST-style pixels; block pictures for the terminal

@@ -19,6 +19,7 @@ from ..util.memory import check_fits
 from .columns import analyse, derive, derived_names, fit_categories, fit_fill, impute
 from .csvfile import MISSING, read_csv
 from .dataset import Dataset, Split, split_rows
+from .encoding import encode_features, encode_targets, labels_of, scale_targets, sorted_classes, standardize  # noqa: F401 (scale_targets: used by arrays, evaluate)
 
 
 def load_csv(cfg, task, seed, source, echo=print, splits=("train", "val", "test"), preprocessing=None):
@@ -74,7 +75,7 @@ def load_csv(cfg, task, seed, source, echo=print, splits=("train", "val", "test"
                 f"{table.path}, line {table.line(row)}, column {targets[0]!r}: {column.cell(row)} is not a class label "
                 f"(labels are text or integers); to predict numbers use loss: mse (configs/tabular_regression.yaml)"
             )
-        labels = _labels(column)
+        labels = labels_of(column)
     if cfg.test_path is None:
         train_rows, val_rows, test_rows = split_rows(
             len(table), cfg.val_fraction, cfg.test_fraction, labels, seed, table.path
@@ -97,7 +98,7 @@ def load_csv(cfg, task, seed, source, echo=print, splits=("train", "val", "test"
     def split(part, name):
         # rows of data.test_path are named by their own file (the note line names data.path)
         where = f"{name} rows of {part.path.name}" if part.path != table.path else f"{name} rows"
-        return Split(_inputs(prep, part, name, notes, where), _targets(prep, part, name))
+        return Split(_inputs(prep, part, name, notes, where), encode_targets(prep, part, name))
 
     data = Dataset(
         train=split(train, "training"), val=split(val, "validation"), test=split(test, "test"),
@@ -157,7 +158,7 @@ def _fit_preprocessing(cfg, task, features, targets, table, train):
     categorical = [f for f in features if f not in numeric]
     prep["categories"], prep["grouped"] = fit_categories(filled, categorical, cfg.min_category_count)
     if task == "classification":
-        prep["class_names"] = _sorted_classes(train[targets[0]])
+        prep["class_names"] = sorted_classes(train[targets[0]])
         if len(prep["class_names"]) < 2:
             raise DataError(
                 f"{table.path}: the training rows hold only one class ({prep['class_names'][0]!r}) in column "
@@ -165,7 +166,7 @@ def _fit_preprocessing(cfg, task, features, targets, table, train):
             )
         prep["class_weight"] = None
         if cfg.class_weight == "balanced":  # scikit-learn's: n / (C * n_c), from the training rows
-            counts = np.bincount(_targets(prep, train, "training"), minlength=len(prep["class_names"]))
+            counts = np.bincount(encode_targets(prep, train, "training"), minlength=len(prep["class_names"]))
             prep["class_weight"] = (len(train) / (len(counts) * np.maximum(counts, 1))).tolist()
     else:
         prep["class_names"] = None
@@ -179,7 +180,7 @@ def _fit_preprocessing(cfg, task, features, targets, table, train):
         "leave out columns of unique values (names, ids) with data.exclude",
     )
     prep["mean"] = prep["std"] = None
-    x_train = _encode(prep, filled, "training", {})
+    x_train = encode_features(prep, filled, "training", {})
     prep["clip"] = None
     if cfg.standardize:
         # Statistics from the training rows only, applied to every split (and stored for predict).
@@ -195,7 +196,7 @@ def _fit_preprocessing(cfg, task, features, targets, table, train):
 
     prep["target_mean"] = prep["target_std"] = None
     if task == "regression" and cfg.standardize_target:
-        y = _targets(prep, train, "training")
+        y = encode_targets(prep, train, "training")
         prep["target_mean"] = y.mean(axis=0, dtype=np.float64).tolist()
         prep["target_std"] = np.where((s := y.std(axis=0, dtype=np.float64)) > 0, s, 1.0).tolist()
     return prep
@@ -213,7 +214,7 @@ def _inputs(prep, table, part, notes, where=None):
             notes.append(f"{sum(filled.values()):,} missing cells in {len(filled)} columns of the training rows imputed "
                          f"(median / most frequent, fitted on the training rows, with an is-missing input)")
     unseen = {}
-    x = _standardize(prep, _encode(prep, table, part, unseen))
+    x = standardize(prep, encode_features(prep, table, part, unseen))
     for f, n in unseen.items():
         notes.append(f"{n:,} {where} hold a category of {f!r} unseen in the training rows: encoded as all zeros")
     return x
@@ -244,7 +245,7 @@ def table_inputs(preprocessing, path, notes=None, drop=False):
     x = _inputs(prep, table, "input", notes)
     if not has_y:
         return x, None
-    return x, _targets(prep, table, "input", scaled=False)
+    return x, encode_targets(prep, table, "input", scaled=False)
 
 
 def _present(table, names, where="data.path"):
@@ -331,112 +332,3 @@ def _complete_rows(table, kinds, missing, notes, predict=False, trained=None):
 
 
 # --- encoding ---------------------------------------------------------------------------------
-
-
-def _labels(column):
-    """Class labels as strings: text as written, numbers canonical ("3" for 3.0), so 3 and 3.0 agree."""
-    if not column.numeric:
-        return column.text
-    v = column.numbers
-    integral = np.isfinite(v) & (v == np.round(v)) & (np.abs(v) < 2**53)
-    out = v.astype(str)
-    out[integral] = v[integral].astype(np.int64).astype(str)
-    return out
-
-
-def _sorted_classes(column):
-    """The distinct labels of the training rows, sorted (numerically when they are numbers)."""
-    labels = np.unique(_labels(column))
-    if column.numeric:
-        labels = labels[np.argsort(labels.astype(np.float64), kind="stable")]
-    return labels.tolist()
-
-
-def _targets(prep, table, name, scaled=True):
-    """Class indices, or float32 (N, M) targets (scaled as the model learns them unless `scaled` is false)."""
-    targets = prep["target_names"]
-    if prep["task"] == "regression":
-        y = np.stack([table[t].numbers for t in targets], axis=1).astype(np.float32)
-        return scale_targets(prep, y) if scaled else y
-    classes = np.asarray(prep["class_names"])
-    return _indices(table, targets[0], _labels(table[targets[0]]), classes, name, "class")
-
-
-def _indices(table, column, values, known, part, what):
-    """Positions of `values` in the sorted array `known`; a value not in it is a DataError."""
-    order = np.argsort(known, kind="stable")  # class names sort numerically; searchsorted needs text order
-    pos = np.searchsorted(known[order], values)
-    pos = np.minimum(pos, len(known) - 1)
-    found = known[order][pos] == values
-    if not found.all():
-        row = int(np.argmax(~found))
-        shown = ", ".join(map(repr, known[:10].tolist())) + (", ..." if len(known) > 10 else "")
-        hint = ""
-        if what == "category" and part != "input":
-            hint = " (a column of rare or unique values, such as a name or an id, is best left out with data.features)"
-        raise DataError(
-            f"{table.path}, line {table.line(row)}, column {column!r}: {what} {str(values[row])!r} ({part} rows) never "
-            f"occurs in the training rows; known: {shown}{hint}"
-        )
-    return order[pos].astype(np.int64)
-
-
-def scale_targets(prep, y):
-    """Regression targets as the model learns them: (y - target_mean) / target_std when the run
-    standardised its targets (data.standardize_target), else unchanged."""
-    if prep.get("target_mean") is not None:
-        y -= np.asarray(prep["target_mean"], dtype=np.float32)
-        y *= 1 / np.asarray(prep["target_std"], dtype=np.float32)
-    return y
-
-
-def _encode(prep, table, part, unseen=None):
-    """float32 (N, D): numeric features as they are, each categorical one as one-hot columns. A category
-    the training rows never had joins OTHER where the column groups rare ones, else is all zeros
-    (scikit-learn's handle_unknown="ignore"), counted in `unseen`; without `unseen` it is an error."""
-    n = len(table)
-    x = np.zeros((n, len(prep["columns"])), dtype=np.float32)
-    grouped = set(prep.get("grouped", []))
-    j = 0
-    for f in prep["features"]:
-        if f in prep["numeric"]:
-            x[:, j] = table[f].numbers
-            j += 1
-        else:
-            cats = np.asarray(prep["categories"][f])
-            if unseen is None:
-                x[np.arange(n), j + _indices(table, f, table[f].text, cats, part, "category")] = 1.0
-            else:
-                pos, found = _positions(cats, table[f].text)
-                if f in grouped:
-                    pos[~found], found[:] = len(cats) - 1, True  # OTHER is the last category
-                elif not found.all():
-                    unseen[f] = int((~found).sum())
-                rows = np.flatnonzero(found)
-                x[rows, j + pos[rows]] = 1.0
-            j += len(cats)
-    return x
-
-
-def _positions(known, values):
-    """(position of each value in `known`, whether it is there)."""
-    order = np.argsort(known, kind="stable")
-    pos = np.minimum(np.searchsorted(known[order], values), len(known) - 1)
-    found = known[order][pos] == values
-    return order[pos].astype(np.int64), found
-
-
-def _standardize(prep, x):
-    """(x - mean) * (1 / std) per input; with data.robust_scale the number inputs (median and IQR
-    scaling) are then smoothly clipped, x / sqrt(1 + (x / 3)^2) (RealMLP's), into (-3, 3): an outlier
-    cannot dominate a step. The "clip" entry holds 1/3 for those inputs and 0 for the others."""
-    if prep["mean"] is not None:
-        x -= np.asarray(prep["mean"], dtype=np.float32)
-        x *= 1 / np.asarray(prep["std"], dtype=np.float32)
-    if prep.get("clip") is not None:
-        t = x * np.asarray(prep["clip"], dtype=np.float32)
-        t *= t
-        t += np.float32(1)
-        np.sqrt(t, out=t)
-        x /= t
-    return x

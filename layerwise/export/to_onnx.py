@@ -146,7 +146,7 @@ def _inputs(g, pre, num_features):
             x = g.op("Mul", [x, g.const("inv_std", np.float32(1) / np.asarray(pre["std"], np.float32))], "normalised")
         else:  # data.preprocess.features: x / std
             x = g.op("Div", [x, g.const("std", pre["std"])], "normalised")
-    if pre.get("clip") is not None:  # data.tabular._standardize: x / sqrt(1 + (x * clip)^2)
+    if pre.get("clip") is not None:  # data.encoding.standardize: x / sqrt(1 + (x * clip)^2)
         t = g.op("Mul", [x, g.const("clip", pre["clip"])], "clip_scaled")
         t = g.op("Mul", [t, t], "clip_squared")
         t = g.op("Add", [t, g.const("one", np.ones(1, np.float32))], "clip_plus_one")
