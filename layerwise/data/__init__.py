@@ -9,6 +9,7 @@
     idx_files.py    a folder of IDX files of any dataset (data.dataset: idx)
     csvfile.py      reading a CSV into typed columns
     tabular.py      csv data: columns -> features and targets, splits, missing cells
+    columns.py      what a CSV column is: dates, IDs, missing-cell fills, rare categories
     encoding.py     labels, one-hot categories, target scaling, input standardisation (tabular's numbers)
     arrays.py       npz data (x, y arrays)
     preprocess.py   how raw inputs become model inputs, stored in checkpoints
