@@ -27,6 +27,7 @@ def limited(threads=None):
     count = requested(threads)
     if count is None:
         return contextlib.nullcontext()
+    import numpy  # noqa: F401  threadpoolctl limits only the BLAS libraries already loaded
     from threadpoolctl import threadpool_limits
 
     return threadpool_limits(count, user_api="blas")

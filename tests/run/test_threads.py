@@ -40,3 +40,17 @@ def test_a_bad_thread_count_is_one_error_line(config, tmp_path):
     assert result.exit_code == 2 and result.output.count("\n") == 1
     assert result.output.startswith("error: $LAYERWISE_THREADS='many'") and not (tmp_path / "run").exists()
     assert cli("train", config, "--threads", "0").exit_code == 2  # click's range check
+
+
+def test_threads_hold_in_a_fresh_process_where_numpy_is_not_yet_loaded(config, tmp_path):
+    # threadpoolctl limits only the BLAS libraries loaded when it runs: the CLI applies --threads before
+    # anything imports NumPy, so the limit must load it first (it once said "2 BLAS threads" here)
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "2"}
+    p = subprocess.run([sys.executable, "-m", "layerwise", "train", str(config), "-s", f"output={tmp_path / 'run'}",
+                        "--threads", "1"], capture_output=True, text=True, env=env)
+    assert p.returncode == 0, p.stderr
+    assert (p.stdout + p.stderr).splitlines()[0].endswith("; 1 BLAS thread"), p.stdout + p.stderr
