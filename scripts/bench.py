@@ -494,11 +494,12 @@ def bench_cli(args, out):
 
 
 def bench_cnn_case(args, out):
-    """The CNN case: conv32-pool-conv64-pool-fc128 against PyTorch at 1 thread (scripts/bench_cnn.py)."""
+    """The CNN case: conv32-pool-conv64-pool-fc128 (5x5 and 3x3 kernels) against PyTorch at 1 thread (scripts/bench_cnn.py)."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import bench_cnn
 
-    cnn_args = argparse.Namespace(data=args.data, steps=args.cnn_steps, repeats=args.repeats, threads=1)
+    cnn_args = argparse.Namespace(data=args.data, steps=args.cnn_steps, repeats=args.repeats, threads=1,
+                                  kernel=[5, 3])
     out["cnn"] = bench_cnn.bench(cnn_args)
 
 

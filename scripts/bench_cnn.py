@@ -1,13 +1,14 @@
 """The CNN case of scripts/bench.py: a LeNet-like net, layerwise against PyTorch CPU at the same thread count.
 
-Model: conv32 5x5 pad 2 - ReLU - maxpool 2 - conv64 5x5 pad 2 - ReLU - maxpool 2 - flatten - linear 128 -
-ReLU - linear 10, batch 128, float32, SGD (lr 0.02, momentum 0.9), on MNIST's first training images.
+Model: conv32 kxk - ReLU - maxpool 2 - conv64 kxk - ReLU - maxpool 2 - flatten - linear 128 - ReLU -
+linear 10 ("same" padding, (k - 1) / 2), batch 128, float32, SGD (lr 0.02, momentum 0.9), on MNIST's
+first training images; k = 5 (LeNet's kernels) and k = 3 (Keras's "simple MNIST convnet"), each its row.
 Both train `--steps` steps (after 3 untimed warm-up steps) from the same initial weights on the same
 batches; the seconds per step, the epoch they imply (430 steps: 55,000 images) and the ratio are printed.
 Each side runs in its own child process with --threads BLAS / intra-op threads (1 by default), in
 alternating order, --repeats times; the median is reported.
 
-Run:  python scripts/bench_cnn.py [--steps 40] [--repeats 3] [--threads 1]
+Run:  python scripts/bench_cnn.py [--steps 40] [--repeats 3] [--threads 1] [--kernel 5 --kernel 3]
       python scripts/bench.py --cnn      (the same, from the main benchmark)
 """
 
@@ -21,14 +22,15 @@ import time
 from pathlib import Path
 
 LR, MOMENTUM, SEED, BATCH, EPOCH_STEPS = 0.02, 0.9, 0, 128, 430
-SPECS = [
-    {"type": "conv2d", "out_channels": 32, "kernel_size": 5, "padding": 2}, {"type": "relu"},
-    {"type": "maxpool2d", "kernel_size": 2},
-    {"type": "conv2d", "out_channels": 64, "kernel_size": 5, "padding": 2}, {"type": "relu"},
-    {"type": "maxpool2d", "kernel_size": 2},
-    {"type": "flatten"}, {"type": "linear", "out_features": 128}, {"type": "relu"},
-    {"type": "linear", "out_features": 10},
-]
+
+
+def specs(kernel):
+    """The layerwise model for kernel size `kernel`, "same" padding."""
+    conv = {"type": "conv2d", "kernel_size": kernel, "padding": (kernel - 1) // 2}
+    return [{**conv, "out_channels": 32}, {"type": "relu"}, {"type": "maxpool2d", "kernel_size": 2},
+            {**conv, "out_channels": 64}, {"type": "relu"}, {"type": "maxpool2d", "kernel_size": 2},
+            {"type": "flatten"}, {"type": "linear", "out_features": 128}, {"type": "relu"},
+            {"type": "linear", "out_features": 10}]
 
 
 def batches(spec):
@@ -44,12 +46,12 @@ def batches(spec):
     return [(x[i : i + BATCH], y[i : i + BATCH]) for i in range(0, n, BATCH)]
 
 
-def lw_model():
+def lw_model(kernel):
     import numpy as np
 
     from layerwise.nn.registry import build_model
 
-    return build_model(SPECS, 784, 10, rng=np.random.default_rng(SEED), input_shape=(1, 28, 28))
+    return build_model(specs(kernel), 784, 10, rng=np.random.default_rng(SEED), input_shape=(1, 28, 28))
 
 
 def child_layerwise(spec):
@@ -61,7 +63,7 @@ def child_layerwise(spec):
 
     threadpool_limits(spec["threads"])
     data = batches(spec)
-    model, loss_fn = lw_model(), SoftmaxCrossEntropy()
+    model, loss_fn = lw_model(spec["kernel"]), SoftmaxCrossEntropy()
     opt = SGD(model.named_parameters(), lr=LR, momentum=MOMENTUM, nesterov=False, weight_decay=0.0)
     for x, y in data[:3]:
         train_step(model, loss_fn, opt, x, y)
@@ -77,11 +79,12 @@ def child_torch(spec):
     torch.set_num_threads(spec["threads"])
     data = batches(spec)
     nn = torch.nn
-    model = nn.Sequential(nn.Conv2d(1, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-                          nn.Conv2d(32, 64, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+    k = spec["kernel"]
+    model = nn.Sequential(nn.Conv2d(1, 32, k, padding=(k - 1) // 2), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Conv2d(32, 64, k, padding=(k - 1) // 2), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
                           nn.Linear(3136, 128), nn.ReLU(), nn.Linear(128, 10))
     with torch.no_grad():  # the same initial weights; layerwise's flatten is channels-last, so the first
-        mine = [layer for layer in lw_model().layers if layer.params]  # linear's rows are permuted to match
+        mine = [layer for layer in lw_model(k).layers if layer.params]  # linear's rows are permuted to match
         convs = [m for m in model if isinstance(m, (nn.Conv2d, nn.Linear))]
         for i, (theirs, layer) in enumerate(zip(convs, mine)):
             W = torch.from_numpy(layer.params["W"].copy())
@@ -111,8 +114,8 @@ def child_torch(spec):
 CHILDREN = {"layerwise": child_layerwise, "torch": child_torch}
 
 
-def run_child(what, args):
-    spec = {"what": what, "data": args.data, "steps": args.steps, "threads": args.threads}
+def run_child(what, args, kernel):
+    spec = {"what": what, "data": args.data, "steps": args.steps, "threads": args.threads, "kernel": kernel}
     env = {**os.environ, "OPENBLAS_NUM_THREADS": str(args.threads), "OMP_NUM_THREADS": str(args.threads)}
     p = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(spec)],
                        env=env, capture_output=True, text=True)
@@ -122,30 +125,34 @@ def run_child(what, args):
 
 
 def bench(args):
-    """Median seconds per step of each side; prints the side-by-side table and returns the figures."""
+    """Median seconds per step of each side for each kernel size; prints the side-by-side tables and
+    returns the figures, {kernel: {"per_step": ..., "runs": ...}}."""
     try:
         import torch  # noqa: F401
 
         sides = ["layerwise", "torch"]
     except ImportError:
         sides = ["layerwise"]
-    runs = {s: [] for s in sides}
-    for r in range(args.repeats):
-        for side in sides if r % 2 == 0 else sides[::-1]:
-            res = run_child(side, args)
-            runs[side].append(res["seconds"] / args.steps)
-    per_step = {s: statistics.median(v) for s, v in runs.items()}
-    print(f"CNN (conv32-pool-conv64-pool-fc128, batch {BATCH}, float32, SGD), {args.threads} thread(s), "
-          f"{args.steps} steps, median of {args.repeats}:")
-    print(f"  {'':10}{'s/step':>10}{'s/epoch':>10}   runs (s/step)")
-    for s, t in per_step.items():
-        print(f"  {s:10}{t:>10.4f}{t * EPOCH_STEPS:>10.1f}   " + ", ".join(f"{x:.4f}" for x in runs[s]))
-    if "torch" in per_step:
-        print(f"  layerwise / pytorch = {per_step['layerwise'] / per_step['torch']:.2f}x "
-              f"(fastest runs: {min(runs['layerwise']) / min(runs['torch']):.2f}x)")
-    else:
-        print("  pytorch not installed: no ratio")
-    return {"per_step": per_step, "runs": runs}
+    figures = {}
+    for kernel in args.kernel:
+        runs = {s: [] for s in sides}
+        for r in range(args.repeats):
+            for side in sides if r % 2 == 0 else sides[::-1]:
+                res = run_child(side, args, kernel)
+                runs[side].append(res["seconds"] / args.steps)
+        per_step = {s: statistics.median(v) for s, v in runs.items()}
+        print(f"CNN (conv32-pool-conv64-pool-fc128, {kernel}x{kernel} kernels, batch {BATCH}, float32, SGD), "
+              f"{args.threads} thread(s), {args.steps} steps, median of {args.repeats}:")
+        print(f"  {'':10}{'s/step':>10}{'s/epoch':>10}   runs (s/step)")
+        for s, t in per_step.items():
+            print(f"  {s:10}{t:>10.4f}{t * EPOCH_STEPS:>10.1f}   " + ", ".join(f"{x:.4f}" for x in runs[s]))
+        if "torch" in per_step:
+            print(f"  layerwise / pytorch = {per_step['layerwise'] / per_step['torch']:.2f}x "
+                  f"(fastest runs: {min(runs['layerwise']) / min(runs['torch']):.2f}x)")
+        else:
+            print("  pytorch not installed: no ratio")
+        figures[kernel] = {"per_step": per_step, "runs": runs}
+    return figures
 
 
 def main():
@@ -154,12 +161,15 @@ def main():
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--kernel", type=int, action="append", choices=(3, 5),
+                    help="kernel size (repeatable; default: 5, then 3)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         spec = json.loads(args.child)
         print(json.dumps(CHILDREN[spec["what"]](spec)))
         return
+    args.kernel = args.kernel or [5, 3]
     bench(args)
 
 

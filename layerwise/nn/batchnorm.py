@@ -3,7 +3,7 @@
 import numpy as np
 
 from ..errors import ConfigError
-from .base import Layer, _buffer
+from .base import ColumnSums, Layer, _buffer
 
 
 class BatchNorm(Layer):
@@ -39,6 +39,7 @@ class BatchNorm(Layer):
         self._y = None
         self._dx = None
         self._batch_stats = True  # whether the last forward normalised with the batch's statistics
+        self._column_sums = ColumnSums()  # sums over every axis but the channels
 
     @classmethod
     def sizes(cls, in_features, **kwargs):
@@ -53,17 +54,17 @@ class BatchNorm(Layer):
         self.buffers["running_var"][...] = 1
 
     def forward(self, x):
-        N, axes = x.size // x.shape[-1], tuple(range(x.ndim - 1))
+        N, sums = x.size // x.shape[-1], self._column_sums
         mean, var, inv_std = self._mean, self._var, self._inv_std
         xhat = self._xhat = _buffer(self._xhat, x.shape, x.dtype)
         y = self._y = _buffer(self._y, x.shape, x.dtype)
         self._batch_stats = self.training
         if self.training:
-            np.sum(x, axis=axes, out=mean)
+            sums(x, out=mean)
             mean /= N
             np.subtract(x, mean, out=xhat)  # centred x
             np.multiply(xhat, xhat, out=y)  # y as scratch for the squares
-            np.sum(y, axis=axes, out=var)
+            sums(y, out=var)
             var /= N  # biased batch variance
             self._update_running(N)
         else:
@@ -89,12 +90,12 @@ class BatchNorm(Layer):
         rv += tmp
 
     def backward(self, dout, input_grad=True):
-        N, axes = dout.size // dout.shape[-1], tuple(range(dout.ndim - 1))
+        N, sums = dout.size // dout.shape[-1], self._column_sums
         xhat, dgamma, dbeta = self._xhat, self.grads["gamma"], self.grads["beta"]
         dx = self._dx = _buffer(self._dx, dout.shape, dout.dtype)
-        np.sum(dout, axis=axes, out=dbeta)  # dbeta = sum_n dout   (N,D) -> (D,)
+        sums(dout, out=dbeta)  # dbeta = sum_n dout   (N,D) -> (D,)
         np.multiply(dout, xhat, out=dx)  # dx as scratch
-        np.sum(dx, axis=axes, out=dgamma)  # dgamma = sum_n dout * xhat   (N,D) -> (D,)
+        sums(dx, out=dgamma)  # dgamma = sum_n dout * xhat   (N,D) -> (D,)
         if not input_grad:
             return None
         scale = self._scale

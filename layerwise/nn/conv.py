@@ -10,7 +10,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import ConfigError
-from .base import Layer, _buffer
+from .base import ColumnSums, Layer, _buffer
 
 
 def spatial_out(size, kernel, stride, padding):
@@ -96,12 +96,14 @@ class Conv2d(Layer):
         self.grads = {key: np.zeros_like(v) for key, v in self.params.items()}
         self._xp = None  # the zero-padded input (its border stays zero)
         self._cols = None  # im2col patches (N*Ho*Wo, kh*kw*C)
+        self._cols_t = None  # one input channel: the patches transposed, (kh*kw, N*Ho*Wo)
         self._y = None
         self._dcols = None
         self._dxp = None  # stride 1: the zero-padded dout; else the padded input's gradient
         self._flipped = None
         self._dx = None
         self._in_shape = None
+        self._column_sums = ColumnSums()
 
     def reset_parameters(self, rng):
         """Draw W from the chosen init with `rng`; b starts at zero."""
@@ -139,8 +141,14 @@ class Conv2d(Layer):
         # windows[n, p, q, c, i, j] = xp[n, p*s + i, q*s + j, c]: a strided view, copied once into cols
         # in (i, j, c) order so that each copied run is C contiguous floats and cols @ W needs no transpose.
         windows = sliding_window_view(xp, (k, k), axis=(1, 2))[:, ::s, ::s]
-        cols = self._cols = _buffer(self._cols, (n * ho * wo, k * k * c), x.dtype)
-        np.copyto(cols.reshape(n, ho, wo, k, k, c), windows.transpose(0, 1, 2, 4, 5, 3))
+        if c == 1:  # one channel: cols is kept transposed, (kh*kw, N*Ho*Wo), so that each kernel offset
+            # is one shifted image copied in runs of Wo floats (runs of kw floats otherwise; 4.5x faster)
+            cols_t = self._cols_t = _buffer(self._cols_t, (k * k, n * ho * wo), x.dtype)
+            np.copyto(cols_t.reshape(k, k, n, ho, wo), windows[:, :, :, 0].transpose(3, 4, 0, 1, 2))
+            cols = self._cols = cols_t.T  # (N*Ho*Wo, kh*kw): the same matrix, F-ordered; BLAS takes either
+        else:
+            cols = self._cols = _buffer(self._cols, (n * ho * wo, k * k * c), x.dtype)
+            np.copyto(cols.reshape(n, ho, wo, k, k, c), windows.transpose(0, 1, 2, 4, 5, 3))
         y = self._y = _buffer(self._y, (n * ho * wo, self.out_channels), x.dtype)
         np.matmul(cols, W.reshape(k * k * c, self.out_channels), out=y)  # (N*Ho*Wo,K)@(K,M) -> (N*Ho*Wo,M)
         if self.bias:
@@ -154,7 +162,7 @@ class Conv2d(Layer):
         # dW = cols.T @ dout   (K,N*Ho*Wo)@(N*Ho*Wo,M) -> (K,M), the (kh, kw, C, M) kernel
         np.matmul(cols.T, d2, out=self.grads["W"].reshape(k * k * c, m))
         if self.bias:
-            np.sum(d2, axis=0, out=self.grads["b"])  # db = sum over n, p, q of dout   -> (M,)
+            self._column_sums(d2, out=self.grads["b"])  # db = sum over n, p, q of dout   -> (M,)
         if not input_grad:
             return None
         if s == 1:

@@ -63,9 +63,8 @@ class MaxPool2d(_Pool2d):
     def __init__(self, kernel_size, stride=None):
         super().__init__(kernel_size, stride)
         self._x = None
-        self._hit = None  # (N, Ho, Wo, C) bool scratch: window entry == max and no earlier entry was
-        self._eq = None
-        self._taken = None
+        self._eq = None  # (N, Ho, Wo, C) bool scratch: window entry == its maximum
+        self._left = None  # the part of dout no earlier arg-max has taken
         self._tmp = None
 
     def forward(self, x):
@@ -85,25 +84,30 @@ class MaxPool2d(_Pool2d):
         ho, wo = dout.shape[1:3]
         x, y = self._x, self._y
         dx = self._dx = _buffer(self._dx, self._in_shape, dout.dtype)
-        hit, eq, taken = (_buffer(b, dout.shape, np.bool_) for b in (self._hit, self._eq, self._taken))
-        self._hit, self._eq, self._taken = hit, eq, taken
+        eq = self._eq = _buffer(self._eq, dout.shape, np.bool_)
+        left = self._left = _buffer(self._left, dout.shape, dout.dtype)
         tmp = self._tmp = _buffer(self._tmp, dout.shape, dout.dtype)
         k, s = self.kernel_size, self.stride
         disjoint = s >= k  # windows do not overlap: each input entry gets at most one window's gradient
         if not disjoint or dx.shape[1] != ho * k or dx.shape[2] != wo * k:
             dx.fill(0)
-        taken.fill(False)
-        for _, (rows, cols) in self._offsets(ho, wo):
-            # the window's arg-max: the first entry, in row-major order, equal to its maximum
-            np.equal(x[:, rows, cols, :], y, out=eq)
-            np.greater(eq, taken, out=hit)  # equal and no earlier entry taken
-            np.logical_or(taken, hit, out=taken)
-            np.copyto(tmp, hit)  # 1.0 / 0.0 (a bool * float multiply would cast through a buffer)
-            tmp *= dout  # dx = dout at the arg-max, 0 elsewhere
-            if disjoint:
-                dx[:, rows, cols, :] = tmp
+        # Visit the window's entries in row-major order; the first equal to the maximum takes all of the
+        # gradient still left, so later equal entries (ties) get exactly 0. The last entry needs no
+        # comparison: whatever is left belongs to it (some entry equals the maximum).
+        np.copyto(left, dout)
+        offsets = self._offsets(ho, wo)
+        for index, (_, (rows, cols)) in enumerate(offsets):
+            target = dx[:, rows, cols, :]
+            if index < len(offsets) - 1:
+                np.equal(x[:, rows, cols, :], y, out=eq)
+                np.multiply(left, eq, out=tmp)  # dx = dout at the arg-max, 0 elsewhere
+                left -= tmp  # exact: left - left = 0, left - 0 = left
             else:
-                dx[:, rows, cols, :] += tmp
+                tmp = left
+            if disjoint:
+                np.copyto(target, tmp)
+            else:
+                target += tmp
         return dx
 
 
