@@ -14,6 +14,8 @@ in evaluation (Dropout is the identity, BatchNorm uses its running statistics); 
 Sequential.eval() set it on every layer.
 """
 
+import inspect
+
 import numpy as np
 
 
@@ -75,6 +77,15 @@ class Layer:
     def config(self):
         """Constructor arguments, so `build([layer.config()])` rebuilds the same layer."""
         return {"type": self.name, **{k: getattr(self, k) for k in self.ARGS}}
+
+    def describe(self):
+        """The repr without arguments left at their defaults (PyTorch's habit), for tables people read:
+        Conv2d(in_channels=1, out_channels=16, kernel_size=5, padding=2)."""
+        defaults = {name: p.default for name, p in inspect.signature(type(self).__init__).parameters.items()
+                    if p.default is not inspect.Parameter.empty}
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items()
+                         if k != "type" and not (k in defaults and defaults[k] == v))
+        return f"{type(self).__name__}({args})"
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if k != "type")

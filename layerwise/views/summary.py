@@ -45,7 +45,7 @@ def summarize(target, overrides=(), batch=None, echo=print):
         forward, backward = layer_flops(layer, width, out, first=i == 0)
         rows.append({
             "index": i,
-            "layer": repr(layer),
+            "layer": layer.describe(),
             "output_shape": [batch, *out] if isinstance(out, tuple) else [batch, out],
             "params": int(sum(p.size for p in layer.params.values())),
             "flops_forward": int(forward),
@@ -80,7 +80,7 @@ def summarize(target, overrides=(), batch=None, echo=print):
 
 def format_summary(s):
     """The table a person reads: one row per layer, then the totals."""
-    header = ["#", "layer", "output shape", "params", "FLOPs/example", f"activations (batch {s['batch']})"]
+    header = ["#", "layer", "output shape", "params", "FLOPs/example", "activations"]  # the batch is in the first line
     table = [header]
     for r in s["layers"]:
         table.append([str(r["index"]), r["layer"], "(" + ", ".join(map(str, r["output_shape"])) + ")",

@@ -124,3 +124,11 @@ def test_repr_and_config_round_trip():
     kind = config.pop("type")
     assert LAYERS[kind](**config).config() == layer.config()
     assert repr(ReLU()) == "ReLU()"
+
+
+def test_describe_leaves_out_the_defaults():
+    from layerwise.nn.conv import Conv2d
+
+    assert Linear(784, 512).describe() == "Linear(in_features=784, out_features=512)"
+    assert Linear(784, 512, bias=False).describe() == "Linear(in_features=784, out_features=512, bias=False)"
+    assert Conv2d(1, 16, 5, padding=2).describe() == "Conv2d(in_channels=1, out_channels=16, kernel_size=5, padding=2)"
