@@ -39,6 +39,7 @@ class MnistData:
     image_files: str = spec("auto", choices=IMAGE_FILES, doc=IMAGE_FILES_DOC)
     augment_shift: int = spec(0, minimum=0, doc="augmentation: shift each training image by up to N pixels each way (pad + crop)")
     augment_flip: bool = spec(False, doc="augmentation: mirror training images left-right at random (clothes, not digits)")
+    augment_rotate: float = spec(0.0, minimum=0, doc="augmentation: turn each training image by up to N degrees either way (bilinear; 10 is usual for digits)")
 
 
 @dataclass
@@ -64,6 +65,7 @@ class IdxData:
     image_files: str = spec("auto", choices=IMAGE_FILES, doc=IMAGE_FILES_DOC)
     augment_shift: int = spec(0, minimum=0, doc="augmentation: shift each training image by up to N pixels each way (pad + crop)")
     augment_flip: bool = spec(False, doc="augmentation: mirror training images left-right at random (clothes, not digits)")
+    augment_rotate: float = spec(0.0, minimum=0, doc="augmentation: turn each training image by up to N degrees either way (bilinear; 10 is usual for digits)")
 
 
 @dataclass

@@ -1,11 +1,11 @@
-"""data.augment_shift / data.augment_flip: what a shift and a flip do to an image, the stream they draw
-from, and a CNN run with augmentation resumed bit for bit."""
+"""data.augment_shift / _flip / _rotate: what a shift, a flip and a rotation do to an image, the stream
+they draw from, and a CNN run with augmentation resumed bit for bit."""
 
 import numpy as np
 import pytest
 
 from layerwise.config.schema import load_config
-from layerwise.data.augment import Augment
+from layerwise.data.augment import Augment, rotate
 from layerwise.errors import ConfigError, TrainingInterrupted
 from layerwise.run.fit import fit, resume
 from tinycnn import tiny_cnn
@@ -41,6 +41,34 @@ def test_flip_mirrors_about_half_the_images():
     assert 70 < flipped.sum() < 130
 
 
+def test_rotate_by_quarter_turns_is_rot90_and_zero_is_the_identity():
+    rng = np.random.default_rng(0)
+    images = rng.standard_normal((3, 2, 7, 7)).astype(np.float32)  # square: a quarter turn maps the grid onto itself
+    out = rotate(images, [0.0, 90.0, -90.0], fill=-1.0)
+    assert out.dtype == np.float32 and out.shape == images.shape
+    np.testing.assert_allclose(out[0], images[0], atol=1e-6)
+    np.testing.assert_allclose(out[1], np.rot90(images[1], k=1, axes=(1, 2)), atol=1e-5)  # counter-clockwise
+    np.testing.assert_allclose(out[2], np.rot90(images[2], k=-1, axes=(1, 2)), atol=1e-5)
+
+
+def test_a_small_rotation_keeps_the_centre_blends_neighbours_and_fills_the_corners():
+    image = np.full((1, 1, 9, 9), -1.0, np.float32)
+    image[0, 0, 4, :] = 3.0  # a horizontal bar through the centre
+    out = rotate(image, [10.0], fill=-1.0)[0, 0]
+    assert out[4, 4] == pytest.approx(3.0)  # the centre does not move
+    assert -1.0 < out[3, 0] < 3.0 or -1.0 < out[5, 0] < 3.0  # the bar's end tilts: blended, bilinear
+    assert out.min() >= -1.0 - 1e-6 and out.max() <= 3.0 + 1e-6  # bilinear never overshoots
+    corner = rotate(np.zeros((1, 1, 9, 9), np.float32), [45.0], fill=-1.0)[0, 0]
+    assert corner[0, 0] == pytest.approx(-1.0)  # turned in from outside: the fill
+
+
+def test_rotation_draws_after_the_shift_and_flip_so_they_stay_the_same():
+    x = dots(16)
+    shifted = Augment((1, 6, 5), shift=2, flip=True, fill=-1.0, seed=[5])(x, 1, 4)
+    turned = Augment((1, 6, 5), shift=2, flip=True, fill=-1.0, seed=[5], rotate=0.001)(x, 1, 4)
+    np.testing.assert_allclose(turned, shifted, atol=1e-3)
+
+
 def test_the_stream_is_a_function_of_seed_epoch_and_step():
     aug = Augment((1, 6, 5), shift=2, flip=True, fill=-1.0, seed=[5])
     x = dots(32)
@@ -56,6 +84,12 @@ def test_a_shift_as_large_as_the_image_is_a_config_error(tmp_path):
         fit(load_config(config, [f"output={tmp_path / 'run'}", "data.augment_shift=28"]), echo=lambda *a: None)
 
 
+def test_a_rotation_over_a_half_turn_is_a_config_error(tmp_path):
+    config = tiny_cnn(tmp_path, extra="")
+    with pytest.raises(ConfigError, match="data.augment_rotate: 200 degrees is more than a half turn"):
+        fit(load_config(config, [f"output={tmp_path / 'run'}", "data.augment_rotate=200"]), echo=lambda *a: None)
+
+
 def test_a_cnn_run_with_augmentation_resumes_bit_identically(tmp_path, monkeypatch):
     import os
     import signal
@@ -64,7 +98,7 @@ def test_a_cnn_run_with_augmentation_resumes_bit_identically(tmp_path, monkeypat
     from layerwise.util.npz import load_checkpoint
 
     config = tiny_cnn(tmp_path)
-    aug = ["data.augment_shift=2", "data.augment_flip=true"]
+    aug = ["data.augment_shift=2", "data.augment_flip=true", "data.augment_rotate=10"]
     plain = fit(load_config(config, [f"output={tmp_path / 'plain'}"]), echo=lambda *a: None)
     straight = fit(load_config(config, [f"output={tmp_path / 'straight'}", *aug]), echo=lambda *a: None)
     assert straight["history"][0]["train_loss"] != plain["history"][0]["train_loss"]  # augmentation is used
