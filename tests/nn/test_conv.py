@@ -89,10 +89,11 @@ def test_training_step_reuses_its_buffers():
     x = rng.standard_normal((4, 6, 6, 3)).astype(np.float32)
     y = layer.forward(x)
     dx = layer.backward(np.ones_like(y))
-    ids = [id(a) for a in (layer._cols, layer._y, layer._xp, layer._dcols, layer._dxp, layer._dx, layer._flipped)]
+    kept = ("_cols", "_y", "_xp", "_dW_block", "_dcols", "_dxp", "_dx", "_flipped")
+    ids = [id(getattr(layer, name)) for name in kept]
     y2 = layer.forward(x)
     layer.backward(np.ones_like(y2))
-    assert [id(a) for a in (layer._cols, layer._y, layer._xp, layer._dcols, layer._dxp, layer._dx, layer._flipped)] == ids
+    assert [id(getattr(layer, name)) for name in kept] == ids
     assert np.shares_memory(y, y2) and dx.dtype == np.float32
 
 
@@ -121,15 +122,15 @@ def test_spatial_layers_need_image_data():
         build_model([{"type": "conv2d", "out_channels": 2, "kernel_size": 3}], 5, None)
 
 
-def test_memory_check_counts_the_im2col_buffers(monkeypatch):
+def test_memory_check_counts_the_conv_buffers(monkeypatch):
     specs = [{"type": "conv2d", "out_channels": 64, "kernel_size": 5, "padding": 2}]
     needed = []
     monkeypatch.setattr("layerwise.nn.registry.check_fits", lambda n, what, fix: needed.append(n))
     build_model(specs, 784, None, input_shape=(1, 28, 28), rows=100)
     conv_only = needed[-1]
-    # outputs 64x28x28 per example, the padded input 32x32 and its patches 28*28*25, and for dx (stride 1)
-    # the dout padded by 2 (64x32x32) and its patches 28*28*25*64
-    per_example = 64 * 784 + 32 * 32 + 784 * 25 + 64 * 32 * 32 + 784 * 25 * 64
+    # outputs 64x28x28 per example, the padded input 32x32, and for dx (stride 1) the dout padded by 2
+    # (64x32x32) and dx (1x28x28); the patches are built a block of images at a time, not per example
+    per_example = 64 * 784 + 32 * 32 + 64 * 32 * 32 + 784
     assert conv_only == 4 * (6 * (25 * 64 + 64) + 2 * 100 * per_example)
 
 
@@ -191,3 +192,36 @@ def test_gradcheck_fails_exactly_an_avgpool_without_its_1_over_k2(tmp_path, monk
     monkeypatch.setattr(AvgPool2d, "backward", lambda self, dout, input_grad=True: real(self, dout) * 4)
     result = cnn_gradcheck(tmp_path)
     assert {k for k, v in rows(result.output).items() if v == "FAIL"} == {"6"}
+
+
+@pytest.mark.parametrize("stride,channels", [(1, 3), (2, 3), (1, 1)])
+def test_blocks_of_images_give_the_one_block_result_and_allocate_nothing(monkeypatch, stride, channels):
+    import tracemalloc
+
+    import layerwise.nn.conv as conv
+
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((7, 16, 16, channels))
+    dout_shape = None
+    results = []
+    block_bytes = 2 * 256 * 9 * channels * 8 // (4 if stride == 2 else 1)  # patches of about 2 images
+    for block_bytes in (2 ** 30, block_bytes):  # one block; blocks of 2 images, the last 1
+        monkeypatch.setattr(conv, "BLOCK_BYTES", block_bytes)
+        layer = Conv2d(channels, 4, 3, stride=stride, padding=1, dtype=np.float64)
+        layer.reset_parameters(np.random.default_rng(0))
+        y = layer.forward(x)
+        dout_shape = dout_shape or y.shape
+        dout = np.random.default_rng(2).standard_normal(dout_shape)
+        dx = layer.backward(dout).copy()
+        results.append((y.copy(), dx, layer.grads["W"].copy(), layer.grads["b"].copy()))
+    assert len(conv.image_blocks(7, 256 * 9 * channels * 8 // (4 if stride == 2 else 1))) == 4
+    for one, blocked in zip(*results):
+        np.testing.assert_allclose(blocked, one, rtol=1e-12, atol=1e-12)
+    tracemalloc.start()  # the batch's last, smaller block reuses the blocks' buffers
+    for _ in range(2):
+        layer.forward(x)
+        layer.backward(dout)
+    snap = tracemalloc.take_snapshot()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 65536, [str(st) for st in snap.statistics("lineno")[:3]]  # a block buffer is 28-110 KB here; small views come and go
