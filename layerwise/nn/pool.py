@@ -62,52 +62,51 @@ class MaxPool2d(_Pool2d):
 
     def __init__(self, kernel_size, stride=None):
         super().__init__(kernel_size, stride)
-        self._x = None
-        self._eq = None  # (N, Ho, Wo, C) bool scratch: window entry == its maximum
-        self._left = None  # the part of dout no earlier arg-max has taken
-        self._tmp = None
+        self._argmax = None  # (N, Ho, Wo, C) uint8/uint16: which kernel offset holds each window's max
+        self._greater = None  # bool scratch: this offset's entry beats the maximum so far
+        self._moved = None  # the offset's index where it does, else 0
+        self._hit = None  # bool scratch: the window's arg-max is at this offset
 
     def forward(self, x):
         n, _, _, c = x.shape
         ho, wo = self._out_hw(x)
-        self._x, self._in_shape = x, x.shape
+        self._in_shape = x.shape
         y = self._y = _buffer(self._y, (n, ho, wo, c), x.dtype)
         offsets = self._offsets(ho, wo)
         np.copyto(y, x[:, offsets[0][1][0], offsets[0][1][1], :])
-        for _, (rows, cols) in offsets[1:]:
-            np.maximum(y, x[:, rows, cols, :], out=y)  # plain maxima: no masked copies in forward
+        # Each window's arg-max is found while x is read anyway, so backward never reads x again.
+        # Strictly greater moves it, so among equal maxima the first in row-major order keeps it.
+        index_type = np.uint8 if len(offsets) <= 256 else np.uint16
+        argmax = self._argmax = _buffer(self._argmax, y.shape, index_type)
+        greater = self._greater = _buffer(self._greater, y.shape, np.bool_)
+        moved = self._moved = _buffer(self._moved, y.shape, index_type)
+        argmax.fill(0)
+        for index, (rows, cols) in offsets[1:]:
+            window = x[:, rows, cols, :]
+            np.greater(window, y, out=greater)
+            # offsets come in increasing order, so "move the arg-max here where greater" is a maximum
+            np.multiply(greater, index_type(index), out=moved)
+            np.maximum(argmax, moved, out=argmax)
+            np.maximum(y, window, out=y)
         return y
 
     def backward(self, dout, input_grad=True):
         if not input_grad:
             return None
         ho, wo = dout.shape[1:3]
-        x, y = self._x, self._y
         dx = self._dx = _buffer(self._dx, self._in_shape, dout.dtype)
-        eq = self._eq = _buffer(self._eq, dout.shape, np.bool_)
-        left = self._left = _buffer(self._left, dout.shape, dout.dtype)
-        tmp = self._tmp = _buffer(self._tmp, dout.shape, dout.dtype)
+        hit = self._hit = _buffer(self._hit, dout.shape, np.bool_)
         k, s = self.kernel_size, self.stride
         disjoint = s >= k  # windows do not overlap: each input entry gets at most one window's gradient
         if not disjoint or dx.shape[1] != ho * k or dx.shape[2] != wo * k:
             dx.fill(0)
-        # Visit the window's entries in row-major order; the first equal to the maximum takes all of the
-        # gradient still left, so later equal entries (ties) get exactly 0. The last entry needs no
-        # comparison: whatever is left belongs to it (some entry equals the maximum).
-        np.copyto(left, dout)
-        offsets = self._offsets(ho, wo)
-        for index, (_, (rows, cols)) in enumerate(offsets):
+        for index, (rows, cols) in self._offsets(ho, wo):
             target = dx[:, rows, cols, :]
-            if index < len(offsets) - 1:
-                np.equal(x[:, rows, cols, :], y, out=eq)
-                np.multiply(left, eq, out=tmp)  # dx = dout at the arg-max, 0 elsewhere
-                left -= tmp  # exact: left - left = 0, left - 0 = left
-            else:
-                tmp = left
+            np.equal(self._argmax, index, out=hit)
             if disjoint:
-                np.copyto(target, tmp)
+                np.multiply(dout, hit, out=target)  # dx = dout at the window's arg-max, 0 elsewhere
             else:
-                target += tmp
+                target += dout * hit
         return dx
 
 
