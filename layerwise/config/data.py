@@ -40,6 +40,7 @@ class MnistData:
     augment_shift: int = spec(0, minimum=0, doc="augmentation: shift each training image by up to N pixels each way (pad + crop)")
     augment_flip: bool = spec(False, doc="augmentation: mirror training images left-right at random (clothes, not digits)")
     augment_rotate: float = spec(0.0, minimum=0, doc="augmentation: turn each training image by up to N degrees either way (bilinear; 10 is usual for digits)")
+    augment_erase: float = spec(0.0, minimum=0, doc="augmentation: with this probability, blank a random rectangle (2-33 % of the image) of each training image")
 
 
 @dataclass
@@ -66,6 +67,7 @@ class IdxData:
     augment_shift: int = spec(0, minimum=0, doc="augmentation: shift each training image by up to N pixels each way (pad + crop)")
     augment_flip: bool = spec(False, doc="augmentation: mirror training images left-right at random (clothes, not digits)")
     augment_rotate: float = spec(0.0, minimum=0, doc="augmentation: turn each training image by up to N degrees either way (bilinear; 10 is usual for digits)")
+    augment_erase: float = spec(0.0, minimum=0, doc="augmentation: with this probability, blank a random rectangle (2-33 % of the image) of each training image")
 
 
 @dataclass

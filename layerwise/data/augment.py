@@ -1,5 +1,5 @@
-"""Augmentation of training images, per batch: random shifts (zero-pad and crop), horizontal flips and
-small rotations (bilinear).
+"""Augmentation of training images, per batch: random shifts (zero-pad and crop), horizontal flips,
+small rotations (bilinear) and random erasing (a rectangle blanked, Zhong et al. 2017).
 
 Random numbers: batch `step` of epoch `epoch` draws from np.random.default_rng([seed, AUGMENT_STREAM,
 epoch, step]), its own stream derived from the run's seed and where the run is. That is the whole
@@ -51,25 +51,49 @@ def rotate(images, degrees, fill=0.0):
     return out.reshape(b, c, h, w)
 
 
+def erase_boxes(rng, b, h, w, area=(0.02, 0.33), aspect=(0.3, 3.3)):
+    """(top, left, height, width), each (B,): one rectangle per image covering a fraction of it uniform in
+    `area`, its height/width ratio log-uniform in `aspect` (torchvision's RandomErasing defaults),
+    clipped to the image and placed uniformly where it fits."""
+    fraction = rng.uniform(*area, size=b)
+    ratio = np.exp(rng.uniform(np.log(aspect[0]), np.log(aspect[1]), size=b))
+    height = np.clip(np.round(np.sqrt(fraction * h * w * ratio)), 1, h).astype(np.intp)
+    width = np.clip(np.round(np.sqrt(fraction * h * w / ratio)), 1, w).astype(np.intp)
+    top = (rng.random(b) * (h - height + 1)).astype(np.intp)
+    left = (rng.random(b) * (w - width + 1)).astype(np.intp)
+    return top, left, height, width
+
+
+def erase(images, chosen, boxes, fill=0.0):
+    """images (B, C, H, W) with the rectangle boxes[.][b] set to `fill` in every image where chosen[b]."""
+    _, _, h, w = images.shape
+    top, left, height, width = (v[:, None, None, None] for v in boxes)
+    rows = np.arange(h)[None, None, :, None]
+    cols = np.arange(w)[None, None, None, :]
+    inside = (rows >= top) & (rows < top + height) & (cols >= left) & (cols < left + width)  # (B, 1, H, W)
+    return np.where(inside & chosen[:, None, None, None], np.asarray(fill, images.dtype), images)
+
+
 class Augment:
     """x (B, C*H*W) rows of model inputs -> the same batch, each image shifted by (dy, dx) with
     |dy|, |dx| <= shift (uniform), with `flip` mirrored left-right with probability 1/2, and with
-    `rotate` turned by an angle uniform in [-rotate, rotate] degrees.
+    `rotate` turned by an angle uniform in [-rotate, rotate] degrees, and with probability `erase` a
+    random rectangle of 2-33 % of it blanked.
 
     Pixels shifted or turned in take `fill`, the model-input value of a black pixel (0 after scaling
     and normalising), so a shifted digit sits on the same background as the rest.
     """
 
-    def __init__(self, image_shape, shift=0, flip=False, fill=0.0, seed=0, rotate=0.0):
+    def __init__(self, image_shape, shift=0, flip=False, fill=0.0, seed=0, rotate=0.0, erase=0.0):
         self.shape = tuple(int(d) for d in image_shape)  # (C, H, W)
         self.shift, self.flip, self.fill = int(shift), bool(flip), float(fill)
-        self.rotate = float(rotate)
+        self.rotate, self.erase = float(rotate), float(erase)
         self.seed = seed if isinstance(seed, list) else [seed]
         self._padded = None
 
     @property
     def active(self):
-        return self.shift > 0 or self.flip or self.rotate > 0
+        return self.shift > 0 or self.flip or self.rotate > 0 or self.erase > 0
 
     def __call__(self, x, epoch, step):
         if not self.active:
@@ -92,14 +116,18 @@ class Augment:
             images = np.where(mirrored[:, None, None, None], images[..., ::-1], images)
         if self.rotate:  # drawn last: the shifts and flips of a seed stay what they were without it
             images = rotate(images, rng.uniform(-self.rotate, self.rotate, size=b), self.fill)
+        if self.erase:  # drawn after the others, for the same reason
+            chosen = rng.random(b) < self.erase
+            images = erase(images, chosen, erase_boxes(rng, b, h, w), self.fill)
         return np.ascontiguousarray(images, dtype=x.dtype).reshape(b, c * h * w)
 
 
 def build_augment(data_cfg, dataset, seed):
-    """The Augment a config's data section asks for (data.augment_shift, _flip, _rotate), or None."""
+    """The Augment a config's data section asks for (data.augment_shift, _flip, _rotate, _erase), or None."""
     shift, flip = getattr(data_cfg, "augment_shift", 0) or 0, bool(getattr(data_cfg, "augment_flip", False))
     degrees = float(getattr(data_cfg, "augment_rotate", 0) or 0)
-    if not (shift or flip or degrees) or dataset.input_shape is None:
+    erasing = float(getattr(data_cfg, "augment_erase", 0) or 0)
+    if not (shift or flip or degrees or erasing) or dataset.input_shape is None:
         return None
     if shift >= min(dataset.input_shape[1:]):
         from ..errors import ConfigError
@@ -110,8 +138,12 @@ def build_augment(data_cfg, dataset, seed):
         from ..errors import ConfigError
 
         raise ConfigError(f"data.augment_rotate: {degrees:g} degrees is more than a half turn; 10 is usual for digits")
+    if erasing > 1:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"data.augment_erase: {erasing:g} is a probability: from 0 to 1 (0.5 is usual)")
     pre = dataset.preprocessing or {}
     fill = 0.0
     if pre.get("kind") == "image" and pre.get("mean") is not None:
         fill = (0.0 - pre["mean"]) / pre["std"]
-    return Augment(dataset.input_shape, shift, flip, fill, seed, rotate=degrees)
+    return Augment(dataset.input_shape, shift, flip, fill, seed, rotate=degrees, erase=erasing)

@@ -1,11 +1,11 @@
-"""data.augment_shift / _flip / _rotate: what a shift, a flip and a rotation do to an image, the stream
-they draw from, and a CNN run with augmentation resumed bit for bit."""
+"""data.augment_shift / _flip / _rotate / _erase: what each does to an image, the stream they draw
+from, and a CNN run with augmentation resumed bit for bit."""
 
 import numpy as np
 import pytest
 
 from layerwise.config.schema import load_config
-from layerwise.data.augment import Augment, rotate
+from layerwise.data.augment import Augment, erase, erase_boxes, rotate
 from layerwise.errors import ConfigError, TrainingInterrupted
 from layerwise.run.fit import fit, resume
 from tinycnn import tiny_cnn
@@ -69,6 +69,20 @@ def test_rotation_draws_after_the_shift_and_flip_so_they_stay_the_same():
     np.testing.assert_allclose(turned, shifted, atol=1e-3)
 
 
+def test_erasing_blanks_one_rectangle_of_the_drawn_size_in_the_chosen_images():
+    rng = np.random.default_rng(4)
+    top, left, height, width = erase_boxes(rng, 500, 28, 28)
+    assert np.all(top >= 0) and np.all(left >= 0) and np.all(top + height <= 28) and np.all(left + width <= 28)
+    area = height * width / 784
+    assert 0.015 < area.min() and area.max() < 0.36 and 0.12 < area.mean() < 0.22  # about uniform in 2-33 %
+    images = np.ones((3, 2, 6, 6), np.float32)
+    boxes = tuple(np.array(v) for v in ([1, 0, 0], [2, 0, 0], [3, 6, 6], [2, 6, 6]))
+    out = erase(images, np.array([True, False, True]), boxes, fill=-1.0)
+    assert out.dtype == np.float32
+    assert np.all(out[0, :, 1:4, 2:4] == -1.0) and np.count_nonzero(out[0] == -1.0) == 2 * 6
+    assert np.all(out[1] == 1.0) and np.all(out[2] == -1.0)  # not chosen; a box over the whole image
+
+
 def test_the_stream_is_a_function_of_seed_epoch_and_step():
     aug = Augment((1, 6, 5), shift=2, flip=True, fill=-1.0, seed=[5])
     x = dots(32)
@@ -90,6 +104,12 @@ def test_a_rotation_over_a_half_turn_is_a_config_error(tmp_path):
         fit(load_config(config, [f"output={tmp_path / 'run'}", "data.augment_rotate=200"]), echo=lambda *a: None)
 
 
+def test_an_erase_probability_above_one_is_a_config_error(tmp_path):
+    config = tiny_cnn(tmp_path, extra="")
+    with pytest.raises(ConfigError, match="data.augment_erase: 1.5 is a probability"):
+        fit(load_config(config, [f"output={tmp_path / 'run'}", "data.augment_erase=1.5"]), echo=lambda *a: None)
+
+
 def test_a_cnn_run_with_augmentation_resumes_bit_identically(tmp_path, monkeypatch):
     import os
     import signal
@@ -98,7 +118,7 @@ def test_a_cnn_run_with_augmentation_resumes_bit_identically(tmp_path, monkeypat
     from layerwise.util.npz import load_checkpoint
 
     config = tiny_cnn(tmp_path)
-    aug = ["data.augment_shift=2", "data.augment_flip=true", "data.augment_rotate=10"]
+    aug = ["data.augment_shift=2", "data.augment_flip=true", "data.augment_rotate=10", "data.augment_erase=0.5"]
     plain = fit(load_config(config, [f"output={tmp_path / 'plain'}"]), echo=lambda *a: None)
     straight = fit(load_config(config, [f"output={tmp_path / 'straight'}", *aug]), echo=lambda *a: None)
     assert straight["history"][0]["train_loss"] != plain["history"][0]["train_loss"]  # augmentation is used
