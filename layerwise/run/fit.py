@@ -2,7 +2,6 @@
 exactly where it stopped. Both check everything before they write anything, then hand the run to a
 Trainer."""
 
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -32,11 +31,11 @@ def fit(cfg: Config, *, overwrite=False, echo=print, callbacks=()):
     """
     data, model, loss_fn, optimizer = build(cfg, echo)
     state = RunState(epoch_rng=np.random.default_rng([cfg.seed, SHUFFLE_STREAM]).bit_generator.state)
-    check_storable(cfg, model, asdict(state), data)  # its checkpoints will read back, to the last epoch
+    check_storable(cfg, model, state.to_meta(), data)  # its checkpoints will read back, to the last epoch
     check_run_dir(cfg.output, overwrite)
 
     def populate(directory):
-        save_run_checkpoint(directory / "last.npz", cfg, model, optimizer, asdict(state), data)  # resumable at once
+        save_run_checkpoint(directory / "last.npz", cfg, model, optimizer, state.to_meta(), data)  # resumable at once
         atomic_write_text(directory / "config.yaml", cfg.to_yaml())
 
     with create_run_dir(cfg.output, populate, overwrite) as lock:  # held until the run ends: no other process trains into it meanwhile
@@ -120,7 +119,7 @@ def load_for_resume(run_dir, overrides=(), echo=print, callbacks=()):
     from .metrics import monitor_for
 
     state.check_against(data, cfg.train.batch_size, path, monitor_for(cfg.train, data.task, cfg.source)[0])
-    check_storable(cfg, model, asdict(state), data)  # -s train.epochs=N: the longer history must fit too
+    check_storable(cfg, model, state.to_meta(), data)  # -s train.epochs=N: the longer history must fit too
     trainer = Trainer(cfg, run_dir, data, model, loss_fn, optimizer, state, echo, callbacks)  # checks the schedule's and early stopping's state
     return meta, trainer
 

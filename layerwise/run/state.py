@@ -38,6 +38,11 @@ class RunState:
     # Fields added after checkpoint format 1 first shipped: a checkpoint without them starts them fresh.
     ADDED = ("schedule", "early_stopping", "stopped", "grad_norm_sum", "grad_norm_max")
 
+    def to_meta(self):
+        """The fields as a checkpoint stores them: a shallow dict (the checkpoint writer serialises it at
+        once; dataclasses.asdict deep-copies the whole history, quadratic in the epochs of a run)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
     @classmethod
     def from_meta(cls, meta, path):
         """The state a checkpoint stored; anything malformed is a CheckpointError, not a crash later."""

@@ -6,7 +6,6 @@ It prints through `echo` and raises LayerwiseError subclasses for user mistakes.
 
 import math
 import time
-from dataclasses import asdict
 
 import numpy as np
 from tqdm import tqdm
@@ -99,7 +98,7 @@ class Trainer:
 
     def save(self, name):
         """Checkpoint the model, optimizer and run state as `name` in the run directory."""
-        save_run_checkpoint(self.run_dir / name, self.cfg, self.model, self.optimizer, asdict(self.state), self.data)
+        save_run_checkpoint(self.run_dir / name, self.cfg, self.model, self.optimizer, self.state.to_meta(), self.data)
 
     def monitor_value(self, row):
         """The validation metric that picks the best epoch and drives plateau and early stopping."""
