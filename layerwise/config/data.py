@@ -102,6 +102,9 @@ class CsvData:
                             "with an is-missing input, fitted on the training rows)")
     delimiter: typing.Optional[str] = spec(None, choices=(",", ";", "\t", "tab", "|"),
                                            doc="the cell separator; null: sniffed from the first lines")
+    decimal: typing.Optional[str] = spec(None, choices=(".", ","),
+                                         doc="the decimal mark of the numbers; null: ',' when the file is not "
+                                             "comma-separated and some column's numbers need it (1,5), else '.'")
     exclude: typing.Optional[typing.List[str]] = spec(None, doc="columns to leave out of the inputs")
     dates: str = spec("features", choices=("features", "drop"),
                       doc="a column of dates: year, day of year, weekday (and hour) as inputs, or drop it")

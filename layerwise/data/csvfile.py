@@ -2,7 +2,9 @@
 
 The delimiter (`,` `;` tab `|`) is sniffed from the first lines unless given; a first column with no
 header name (or named like a row index) that holds distinct integers is a pandas/R row index and is
-left out, with a note in `Table.notes`.
+left out, with a note in `Table.notes`. In a file not separated by commas, columns whose cells parse
+as numbers only with a decimal comma ("1,5"; "1.234,5" with thousands dots), as a European
+spreadsheet exports them, make the file's decimal mark `,` (a note; `decimal` forces it either way).
 
 A clean all-numeric file takes one `np.loadtxt` pass into float64. Anything else (text columns,
 missing or unparsable cells) is read once more as strings and each column is typed on its own: no
@@ -67,9 +69,10 @@ class Column:
 class Table:
     """The columns of a CSV file by name, and the file line of each data row (for messages)."""
 
-    def __init__(self, path, names, columns, lines, delimiter=",", notes=()):
+    def __init__(self, path, names, columns, lines, delimiter=",", notes=(), decimal="."):
         self.path, self.names, self.columns, self._lines = path, names, columns, lines
         self.delimiter, self.notes = delimiter, list(notes)  # notes: what reading decided on its own
+        self.decimal = decimal  # the decimal mark the numbers were read with: "." or ","
 
     def __len__(self):
         return len(next(iter(self.columns.values())).numbers)
@@ -85,12 +88,14 @@ class Table:
         """A Table of only these rows (an index array or a boolean mask)."""
         cols = {n: Column(c.name, c.numeric, c.numbers[rows], None if c.text is None else c.text[rows])
                 for n, c in self.columns.items()}
-        return Table(self.path, self.names, cols, lambda: self._lines()[rows], self.delimiter, self.notes)
+        return Table(self.path, self.names, cols, lambda: self._lines()[rows], self.delimiter, self.notes,
+                     self.decimal)
 
     def without(self, names):
         """The Table without the columns `names`."""
         keep = [n for n in self.names if n not in names]
-        return Table(self.path, keep, {n: self.columns[n] for n in keep}, self._lines, self.delimiter, self.notes)
+        return Table(self.path, keep, {n: self.columns[n] for n in keep}, self._lines, self.delimiter, self.notes,
+                     self.decimal)
 
 
 def _open(path):
@@ -100,9 +105,10 @@ def _open(path):
                       cap=max(SMALL, memory.available_bytes() // TEXT_BYTES_PER_BYTE))
 
 
-def read_csv(path, where="data.path", text=False, delimiter=None):
+def read_csv(path, where="data.path", text=False, delimiter=None, decimal=None):
     """Read `path` into a Table (with `text`, every column keeps its cells as text too); `delimiter`
-    None sniffs it. Every problem with the file is a DataError naming it."""
+    None sniffs it, `decimal` None decides it ("." or ","). Every problem with the file is a DataError
+    naming it."""
     path = Path(path)
     kind = kind_of(path)
     if kind == "missing":
@@ -127,6 +133,10 @@ def read_csv(path, where="data.path", text=False, delimiter=None):
         else:
             columns = _typed_columns(path, names, delimiter)
             lines = _line_numbers(path)
+            if decimal is None and delimiter != ",":
+                decimal = _decimal_mark(columns, notes)
+            if decimal == ",":
+                columns = {n: _column(n, c.text, ",") for n, c in columns.items()}
         names, columns = _drop_index(path, names, columns, notes)
     except UnicodeDecodeError:
         raise DataError(f"{where}: {path} is not UTF-8 text; is it really a CSV file?") from None
@@ -136,7 +146,23 @@ def read_csv(path, where="data.path", text=False, delimiter=None):
         if isinstance(e, NotRegularFile):
             raise DataError(f"{where}: cannot open {path}: {e.strerror}") from None
         raise DataError(f"{where}: cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
-    return Table(path, names, columns, lines, delimiter, notes)
+    return Table(path, names, columns, lines, delimiter, notes, decimal or ".")
+
+
+def _decimal_mark(columns, notes):
+    """"," when some column has more cells that parse as numbers with a decimal comma than without
+    (its other cells are read the same either way), with a note naming them; else "."."""
+    gained = []
+    for name, c in columns.items():
+        unparsed = np.isnan(c.numbers) & ~c.missing
+        if unparsed.any() and np.isfinite(_column(name, c.text[unparsed], ",").numbers).any():
+            gained.append(name)
+    if not gained:
+        return "."
+    shown = ", ".join(map(repr, gained[:3])) + (f" and {len(gained) - 3} more" if len(gained) > 3 else "")
+    notes.append(f"decimal commas (1,5) in {shown}: numbers read with ',' as the decimal mark (data.decimal: "
+                 f"'.' to read them as text)")
+    return ","
 
 
 def _sniff(path):
@@ -262,16 +288,20 @@ def _gzipped(path):
         return isinstance(f, gzip.GzipFile)
 
 
-def _column(name, text):
-    """Type one column of stripped strings: numeric if most of its present cells are numbers."""
+def _column(name, text, decimal="."):
+    """Type one column of stripped strings: numeric if most of its present cells are numbers (written
+    with `decimal` as the decimal mark)."""
     missing = np.isin(text, MISSING)
     present = text[~missing]
     numbers = np.full(len(text), np.nan)
     try:
+        if decimal != ".":
+            raise ValueError  # the distinct values, each read with a decimal comma
         numbers[~missing] = present.astype(np.float64)
     except ValueError:  # some cells are not numbers: parse each distinct value once
         distinct, inverse = np.unique(present, return_inverse=True)
-        numbers[~missing] = np.array([_float(v) for v in distinct])[inverse]
+        parse = _float if decimal == "." else _comma_float
+        numbers[~missing] = np.array([parse(v) for v in distinct], dtype=np.float64)[inverse]
     numbers[~np.isfinite(numbers)] = np.nan
     numeric = np.isfinite(numbers).sum() * 2 > len(present)
     return Column(name, bool(numeric), numbers, text)
@@ -282,6 +312,16 @@ def _float(s):
         return float(s)
     except ValueError:
         return np.nan
+
+
+THOUSANDS = re.compile(r"[+-]?\d{1,3}(\.\d{3})+(,\d*)?")  # 1.234 or 1.234.567,89: dots group thousands
+
+
+def _comma_float(s):
+    """A number written with a decimal comma: "1,5" -> 1.5, "1.234,5" -> 1234.5, "-2" -> -2.0."""
+    if THOUSANDS.fullmatch(s):
+        s = s.replace(".", "")
+    return _float(s.replace(",", "."))
 
 
 def _line_numbers(path):

@@ -49,7 +49,8 @@ def load_csv(cfg, task, seed, source, echo=print, splits=("train", "val", "test"
                        num_outputs=len(classes) if classes is not None else len(targets),
                        preprocessing=preprocessing, sources=[str(cfg.test_path)])
     prep = preprocessing
-    table = read_csv(cfg.path, "data.path", delimiter=(prep or {}).get("delimiter", cfg.delimiter))
+    decimal = cfg.decimal if prep is None else prep.get("decimal", ".")  # a checkpoint's: as trained
+    table = read_csv(cfg.path, "data.path", delimiter=(prep or {}).get("delimiter", cfg.delimiter), decimal=decimal)
     notes += table.notes
     if prep is None:
         raw = _columns(cfg, table, targets, source)
@@ -83,7 +84,8 @@ def load_csv(cfg, task, seed, source, echo=print, splits=("train", "val", "test"
         test = table.take(test_rows)
     else:
         train_rows, val_rows, _ = split_rows(len(table), cfg.val_fraction, 0.0, labels, seed, table.path)
-        test = read_csv(cfg.test_path, "data.test_path", text=True, delimiter=(prep or {}).get("delimiter", cfg.delimiter))
+        test = read_csv(cfg.test_path, "data.test_path", text=True, delimiter=(prep or {}).get("delimiter", cfg.delimiter),
+                        decimal=table.decimal)
         _present(test, raw + targets, where="data.test_path")
         test = derive(test, derived)
         numeric = [f for f in features if table[f].numeric] if numeric is None else numeric
@@ -92,7 +94,7 @@ def load_csv(cfg, task, seed, source, echo=print, splits=("train", "val", "test"
     train, val = table.take(train_rows), table.take(val_rows)
     if prep is None:
         prep = _fit_preprocessing(cfg, task, features, targets, table, train)
-        prep.update(inputs=raw, derived=derived, delimiter=cfg.delimiter, missing=policy)
+        prep.update(inputs=raw, derived=derived, delimiter=cfg.delimiter, missing=policy, decimal=table.decimal)
         prep["notes"] = list(notes)
 
     def split(part, name):
@@ -231,7 +233,7 @@ def table_inputs(preprocessing, path, notes=None, drop=False):
     prep, notes = preprocessing, [] if notes is None else notes
     targets = prep["target_names"]
     raw = prep.get("inputs", prep["features"])
-    table = read_csv(path, "input", text=True, delimiter=prep.get("delimiter"))
+    table = read_csv(path, "input", text=True, delimiter=prep.get("delimiter"), decimal=prep.get("decimal", "."))
     notes += table.notes
     _present(table, raw, where=None)
     table = derive(table, prep.get("derived") or {})

@@ -198,3 +198,46 @@ def test_unseen_categories_are_zeros_and_rare_ones_grouped(tmp_path):
     x, _ = table_inputs(ungrouped.preprocessing, tmp_path / "n.csv", notes=found)
     assert x[0, 1:].sum() == 0 and found == ["1 input rows hold a category of 'town' unseen in the training rows: "
                                               "encoded as all zeros"]
+
+
+def test_decimal_commas_are_read_as_numbers_stored_and_applied_again(tmp_path, monkeypatch):
+    """A European spreadsheet export: semicolons, decimal commas, thousands dots; trains with only path and
+    target set (the shipped config), the decision is a note and in the checkpoint, eval and predict apply it."""
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(10, 3, 60), rng.normal(2000, 500, 60)
+    y = 2 * a + 0.01 * b
+    comma = lambda v, d: f"{v:.{d}f}".replace(".", ",")  # noqa: E731
+    thousands = lambda v: f"{int(v) // 1000}.{int(v) % 1000:03d},{int(100 * v) % 100:02d}"  # noqa: E731 (1.234,56)
+    lines = [(comma(a[i], 3), thousands(b[i]), ["rot", "grün"][i % 2], comma(y[i], 2)) for i in range(60)]
+    write_table(tmp_path / "eu.csv", ["Länge", "Preis", "Farbe", "Ziel"], lines, ";")
+    table = read_csv(tmp_path / "eu.csv")
+    assert table.decimal == "," and table["Länge"].numeric and table["Preis"].numeric
+    assert table["Länge"].numbers[0] == pytest.approx(round(a[0], 3))
+    assert table["Preis"].numbers[0] == pytest.approx(int(100 * b[0]) / 100)  # 1.234,56 -> 1234.56
+    assert any("decimal commas (1,5) in 'Länge', 'Preis', 'Ziel'" in n for n in table.notes)
+    forced = read_csv(tmp_path / "eu.csv", decimal=".")  # data.decimal: '.' keeps them text
+    assert forced.decimal == "." and not forced["Länge"].numeric
+    # a comma-separated file never has decimal commas (its commas are quoted cells)
+    write_table(tmp_path / "c.csv", ["x", "label"], [('"1,5"', "a"), ('"2,5"', "b"), ("3", "a")])
+    assert read_csv(tmp_path / "c.csv").decimal == "."
+    assert read_csv(tmp_path / "c.csv", decimal=",")["x"].numbers.tolist() == [1.5, 2.5, 3.0]
+
+    config = str(__import__("pathlib").Path(__file__).parents[2] / "configs" / "tabular_regression.yaml")
+    result = run_cli("train", config, "-s", "data.path=eu.csv", "-s", "data.target=Ziel", "-s", "output=run",
+                     "-s", "train.epochs=3", "-s", "train.min_steps=0")
+    assert result.exit_code == 0, result.output
+    assert "decimal commas (1,5) in 'Länge', 'Preis', 'Ziel'" in result.output
+    assert "3 feature columns (1 categorical, one-hot encoded: 4 inputs)" in result.output  # numbers, not one-hots
+    from layerwise.util.npz import load_checkpoint
+
+    prep = load_checkpoint(tmp_path / "run" / "best.npz")[1]["preprocessing"]
+    assert prep["decimal"] == "," and prep["numeric"] == ["Länge", "Preis"]
+    result = run_cli("eval", "run", "--data", "eu.csv", "--json")
+    assert result.exit_code == 0, result.output
+    write_table(tmp_path / "new.csv", ["Länge", "Preis", "Farbe"], [("10,5", "1.500,25", "rot"), ("9", "2.000", "grün")], ";")
+    assert table_inputs(prep, tmp_path / "new.csv")[0].shape == (2, 4)
+    result = run_cli("predict", "run", "new.csv", "--json")
+    assert result.exit_code == 0, result.output
+    values = [p["prediction"] for p in json.loads(result.stdout)["predictions"]]
+    assert len(values) == 2 and all(isinstance(v, float) for v in values)
