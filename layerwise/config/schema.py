@@ -92,6 +92,8 @@ class TrainConfig:
                                           doc="what picks best.npz and drives early stopping and plateau; "
                                               "null: val_accuracy (classification) or val_mse (regression)")
     min_steps: int = _spec(0, minimum=0, doc="early stopping waits until this many steps are taken")
+    refit: bool = _spec(False, doc="after the first pass, train again from the initial weights on the training + "
+                                   "validation rows for the best epoch's count of epochs; best.npz is that model")
 
 
 @dataclass

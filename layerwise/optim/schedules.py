@@ -146,6 +146,20 @@ class Plateau(Schedule):
         self.current, self.best, self.bad_epochs = float(state["lr"]), state["best"], state["bad_epochs"]
 
 
+class Replay(Schedule):
+    """lr = rates[epoch]: the per-epoch rates of an earlier pass, played back (train.refit retrains on the
+    training + validation rows with the rates the first pass used, plateau's cuts included)."""
+
+    name = "replay"
+
+    def __init__(self, rates, warmup_steps=0):
+        super().__init__(rates[0] if rates else 0.0, warmup_steps)
+        self.rates = [float(r) for r in rates]
+
+    def epoch_lr(self, epoch):
+        return self.rates[epoch]
+
+
 def _number(x):
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 

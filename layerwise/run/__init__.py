@@ -4,6 +4,7 @@
     trainer.py      Trainer: the training loop over one run; train_step
     callbacks.py    what happens at an epoch's end: schedule, early stopping, checkpoints,
                     metrics.csv, the printed line
+    refit.py        train.refit: train again on train + val for the best epoch count (best.npz)
     build.py        data, model, loss and optimizer from a config; the seed's random streams
     state.py        RunState: where a run is, and the checks of a checkpoint's copy of it
     checkpoint.py   last.npz / best.npz: save, load, and which file a run or path names

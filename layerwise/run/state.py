@@ -34,9 +34,10 @@ class RunState:
     stopped: typing.Optional[dict] = None  # {"epoch", "best_epoch"} once early stopping ended the run
     grad_norm_sum: float = 0.0  # sum of the pre-clipping gradient norms so far in `epoch` (clip_norm)
     grad_norm_max: float = 0.0  # their maximum
+    refit: typing.Optional[dict] = None  # {"epochs", "rows"} in a best.npz that train.refit wrote; else None
 
     # Fields added after checkpoint format 1 first shipped: a checkpoint without them starts them fresh.
-    ADDED = ("schedule", "early_stopping", "stopped", "grad_norm_sum", "grad_norm_max")
+    ADDED = ("schedule", "early_stopping", "stopped", "grad_norm_sum", "grad_norm_max", "refit")
 
     def to_meta(self):
         """The fields as a checkpoint stores them: a shallow dict (the checkpoint writer serialises it at
@@ -92,9 +93,18 @@ class RunState:
             if not ok:
                 raise _malformed(path, f"stopped is {_short(self.stopped)} after {self.epoch} epochs")
 
+        if self.refit is not None:
+            ok = (set(self.refit) == {"epochs", "rows"} and self.best is not None
+                  and self.refit["epochs"] == self.best["epoch"] and _has_type(self.refit["rows"], int))
+            if not ok:
+                raise _malformed(path, f"refit is {_short(self.refit)}")
+
     def describe_weights(self, steps_per_epoch=None):
         """What a checkpoint with this state holds, exactly: "weights after epoch 19", or for a run stopped
         mid-epoch "weights from epoch 20, step 311 of 469 (interrupted)"."""
+        if self.refit is not None:
+            return (f"weights refit on {self.refit['rows']:,} training + validation rows for {self.refit['epochs']} "
+                    f"epochs (train.refit)")
         if self.step > 0:
             of = f" of {steps_per_epoch}" if isinstance(steps_per_epoch, int) and steps_per_epoch >= self.step else ""
             return f"weights from epoch {self.epoch + 1}, step {self.step}{of} (interrupted)"

@@ -23,6 +23,7 @@ from . import metrics
 from .callbacks import Callback, default_callbacks
 from .checkpoint import load_run_arrays, save_run_checkpoint
 from .evaluate import evaluate
+from .refit import refit, scale_decay
 from .report import NOT_SCALARS, format_metrics
 from .signals import StopOnSignals, cause_and_code
 
@@ -41,10 +42,7 @@ class Trainer:
         self.echo = echo
         self.monitor, self.higher_is_better = metrics.monitor_for(cfg.train, data.task, cfg.source)
         self.steps_per_epoch = -(-len(data.train) // cfg.train.batch_size)  # len(Batches)
-        rows, decay_rows = len(data.train), cfg.optimizer.decay_rows
-        if decay_rows is not None and rows > decay_rows and getattr(optimizer, "weight_decay", 0):
-            # optimizer.decay_rows: weight decay as a prior, weaker the more rows speak against it
-            optimizer.weight_decay *= decay_rows / rows
+        scale_decay(optimizer, cfg.optimizer.decay_rows, len(data.train))
         self.schedule = build_schedule(cfg.optimizer, cfg.train.epochs, self.steps_per_epoch, self.higher_is_better)
         try:
             if state.schedule is not None:
@@ -66,8 +64,11 @@ class Trainer:
         started = time.perf_counter()
         for callback in self.callbacks:
             callback.on_train_start(self)
+        self.refitted = None
         try:
             self._train()
+            if self.cfg.train.refit and len(self.data.val):
+                self.refitted = refit(self, train_step)
         except StorageError as e:  # disk full, or the directory became read-only, mid-run
             raise StorageError(
                 f"{e}; {self.run_dir / 'last.npz'} still holds the last saved state: free some space (or make the "
@@ -87,9 +88,11 @@ class Trainer:
                 f"{cause} during the test evaluation; all {self.state.epoch} epochs are saved in {self.run_dir}. "
                 f"Score best.npz and write test.json with: layerwise train --resume {self.run_dir}", code
             ) from None
+        refitted = "" if self.refitted is None else (
+            f", refit on {self.refitted['rows']:,} training + validation rows in {self.refitted['seconds']:.1f}s")
         self.echo(
             f"done in {time.perf_counter() - started:.1f}s. best epoch {result['best']['epoch']} "
-            f"(val {format_metrics({self.monitor: result['best']['value']})}): test {format_metrics(result['test'])}"
+            f"(val {format_metrics({self.monitor: result['best']['value']})}){refitted}: test {format_metrics(result['test'])}"
         )
         self.echo(f"saved best.npz, last.npz, metrics.csv, test.json and config.yaml in {self.run_dir}")
         for callback in self.callbacks:
@@ -205,12 +208,17 @@ class Trainer:
         best = self.state.best
         summary = {"checkpoint": "best.npz", "epoch": best["epoch"], f"val_{best['metric']}": best["value"],
                    **{f"test_{k}": v.tolist() if k == "confusion" else v for k, v in test.items()}}
+        if self.refitted is not None:  # best.npz is the refit model: trained on the validation rows too
+            summary["refit_epochs"], summary["refit_rows"] = self.refitted["epochs"], self.refitted["rows"]
         try:
             write_json(self.run_dir / "test.json", summary)
         except StorageError as e:
             raise StorageError(f"{e}; training finished: `layerwise eval {self.run_dir}` prints the test metrics",
                                e.reason) from None
-        return {"run_dir": self.run_dir, "history": self.state.history, "test": test, "best": best}
+        result = {"run_dir": self.run_dir, "history": self.state.history, "test": test, "best": best}
+        if self.refitted is not None:
+            result["refit"] = {"epochs": self.refitted["epochs"], "rows": self.refitted["rows"]}
+        return result
 
     def _retry(self):
         """What to do after a divergence: the command that retrains with a tenth of the rate."""
