@@ -32,7 +32,9 @@ class ReLU(Layer):
         if not input_grad:
             return None
         dx = self._dx = _buffer(self._dx, dout.shape, dout.dtype)
-        np.sign(self._y, out=dx)  # y = max(x, 0) >= 0, so sign(y) is the 1.0 / 0.0 mask 1[x > 0] in one pass
+        # y = max(x, 0) >= 0, so sign(y) is the 1.0 / 0.0 mask 1[x > 0] in one pass (a NaN x stays NaN in
+        # dx instead of a silent 0; training never gets here: a NaN loss stops it before backward)
+        np.sign(self._y, out=dx)
         dx *= dout  # dx = dout * 1[x > 0]
         return dx
 

@@ -37,6 +37,8 @@ class ColumnSums:
         self._ones = None
 
     def __call__(self, a, out):
+        if not a.flags.c_contiguous:  # a view (a sliced dx, the model's channels-last input): reshaping
+            return np.sum(a, axis=tuple(range(a.ndim - 1)), out=out)  # it would copy the whole array
         rows = a.size // a.shape[-1]
         if self._ones is None or self._ones.shape != (rows,) or self._ones.dtype != a.dtype:
             self._ones = np.ones(rows, dtype=a.dtype)

@@ -254,17 +254,27 @@ class Conv2d(Layer):
 
     @classmethod
     def scratch(cls, in_features, out_channels, kernel_size, stride=1, padding=0, **kwargs):
-        """Floats per example beyond the output: the padded input, and what dx needs (stride 1: the
-        padded dout and dx; else the padded dx). The patch blocks are a few MiB whatever the batch
-        (about BLOCK_BYTES, or one image's patches when those are larger), not per example."""
+        """Floats per example beyond the output: the padded input, db's ones vector, and what dx needs
+        (stride 1: the padded dout and dx; else the padded dx). The patch blocks are in block_bytes."""
         ho, wo = check_window(cls.name, in_features, kernel_size, stride, padding)
         c, h, w = in_features
         q = kernel_size - 1 - padding
         padded = (h + 2 * padding) * (w + 2 * padding) * c
-        forward = padded if padding else 0
+        forward = (padded if padding else 0) + ho * wo  # and db's ones vector
         if stride == 1:
             return forward + (ho + 2 * q) * (wo + 2 * q) * out_channels + h * w * c
         return forward + padded
+
+    @classmethod
+    def block_bytes(cls, in_features, out_channels, kernel_size, stride=1, padding=0, itemsize=4, **kwargs):
+        """Bytes of the two patch-block buffers (the input's, then dout's or dcols'), whatever the batch:
+        each about BLOCK_BYTES, or one image's patches when those are larger."""
+        ho, wo = check_window(cls.name, in_features, kernel_size, stride, padding)
+        c, h, w = in_features
+        kk = kernel_size * kernel_size
+        one_image = ho * wo * kk * c * itemsize
+        backward = h * w * kk * out_channels * itemsize if stride == 1 else one_image
+        return max(BLOCK_BYTES, one_image) + max(BLOCK_BYTES, backward)
 
     def flops(self, in_shape):
         """Multiply-adds x 2 of one example's forward pass."""

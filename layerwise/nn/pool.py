@@ -42,6 +42,11 @@ class _Pool2d(Layer):
     def output_features(self, in_features):
         return self.sizes(in_features, self.kernel_size, self.stride)[0]
 
+    def describe(self):
+        """As Layer.describe, with a stride equal to the kernel (the default) left out too."""
+        return f"{type(self).__name__}(kernel_size={self.kernel_size}" + (
+            f", stride={self.stride})" if self.stride != self.kernel_size else ")")
+
     def flops(self, in_shape):
         c, ho, wo = self.output_features(in_shape)
         return c * ho * wo * self.kernel_size ** 2
@@ -55,6 +60,8 @@ class MaxPool2d(_Pool2d):
 
     Shape: x (N, H, W, C) -> y (N, Ho, Wo, C), Ho = (H - k) // s + 1. The gradient of each window goes
     to ONE arg-max, the first in row-major order among equal maxima (as PyTorch), not to every tie.
+    A NaN makes the window's maximum NaN; its gradient then goes to the largest number before the NaN
+    (PyTorch sends it to the NaN): a NaN loss stops training before any backward runs anyway.
     """
 
     name = "maxpool2d"
@@ -66,6 +73,7 @@ class MaxPool2d(_Pool2d):
         self._greater = None  # bool scratch: this offset's entry beats the maximum so far
         self._moved = None  # the offset's index where it does, else 0
         self._hit = None  # bool scratch: the window's arg-max is at this offset
+        self._tmp = None
 
     def forward(self, x):
         n, _, _, c = x.shape
@@ -96,17 +104,20 @@ class MaxPool2d(_Pool2d):
         ho, wo = dout.shape[1:3]
         dx = self._dx = _buffer(self._dx, self._in_shape, dout.dtype)
         hit = self._hit = _buffer(self._hit, dout.shape, np.bool_)
+        tmp = self._tmp = _buffer(self._tmp, dout.shape, dout.dtype)
         k, s = self.kernel_size, self.stride
         disjoint = s >= k  # windows do not overlap: each input entry gets at most one window's gradient
         if not disjoint or dx.shape[1] != ho * k or dx.shape[2] != wo * k:
             dx.fill(0)
         for index, (rows, cols) in self._offsets(ho, wo):
             target = dx[:, rows, cols, :]
-            np.equal(self._argmax, index, out=hit)
+            np.equal(self._argmax, self._argmax.dtype.type(index), out=hit)
+            np.copyto(tmp, hit)  # 1.0 / 0.0 (a bool * float multiply would cast through a buffer)
+            tmp *= dout  # dx = dout at the window's arg-max, 0 elsewhere
             if disjoint:
-                np.multiply(dout, hit, out=target)  # dx = dout at the window's arg-max, 0 elsewhere
+                np.copyto(target, tmp)
             else:
-                target += dout * hit
+                target += tmp
         return dx
 
 

@@ -54,7 +54,7 @@ def build_model(specs, in_features, out_features=None, *, rng=None, dtype=np.flo
                           f"this data gives rows of {in_features} features")
     width = tuple(int(d) for d in input_shape) if spatial else in_features
     width_from = "the data"
-    parameters = activations = 0
+    parameters = activations = fixed_bytes = 0
     for i, spec in enumerate(specs):
         key = f"{where}[{i}]"
         if not isinstance(spec, dict) or "type" not in spec:
@@ -86,6 +86,8 @@ def build_model(specs, in_features, out_features=None, *, rng=None, dtype=np.flo
         shape_kwargs = {k: v for k, v in kwargs.items() if k not in ("in_features", "in_channels")}
         try:
             extra = cls.scratch(width, **shape_kwargs) if hasattr(cls, "scratch") else 0
+            if hasattr(cls, "block_bytes"):  # buffers whose size does not grow with the batch
+                fixed_bytes += cls.block_bytes(width, itemsize=np.dtype(dtype).itemsize, **shape_kwargs)
             width, count = cls.sizes(width, **shape_kwargs)
         except ConfigError as e:  # sizes that do not chain: the layer names the shapes
             raise ConfigError(f"{key}: {e}") from None
@@ -96,7 +98,7 @@ def build_model(specs, in_features, out_features=None, *, rng=None, dtype=np.flo
                           f"{out_features}" + ("; end with flatten and a linear layer" if isinstance(width, tuple) else ""))
     itemsize = np.dtype(dtype).itemsize
     check_fits(
-        itemsize * (PARAMETER_COPIES * parameters + 2 * rows * activations),
+        itemsize * (PARAMETER_COPIES * parameters + 2 * rows * activations) + fixed_bytes,
         f"{where}: {len(specs)} layers with {parameters:,} parameters ({PARAMETER_COPIES} copies each) and "
         f"{activations:,} activations per example ({rows:,} examples per forward pass)",
         "use fewer or narrower layers (out_features)",

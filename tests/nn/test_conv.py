@@ -128,10 +128,15 @@ def test_memory_check_counts_the_conv_buffers(monkeypatch):
     monkeypatch.setattr("layerwise.nn.registry.check_fits", lambda n, what, fix: needed.append(n))
     build_model(specs, 784, None, input_shape=(1, 28, 28), rows=100)
     conv_only = needed[-1]
-    # outputs 64x28x28 per example, the padded input 32x32, and for dx (stride 1) the dout padded by 2
-    # (64x32x32) and dx (1x28x28); the patches are built a block of images at a time, not per example
-    per_example = 64 * 784 + 32 * 32 + 64 * 32 * 32 + 784
-    assert conv_only == 4 * (6 * (25 * 64 + 64) + 2 * 100 * per_example)
+    # outputs 64x28x28 per example, the padded input 32x32, db's ones 28x28, and for dx (stride 1) the
+    # dout padded by 2 (64x32x32) and dx (1x28x28); the patches are built a block of images at a time:
+    # two buffers of BLOCK_BYTES (one image's input patches, 28*28*25 floats, and its dout's, 28*28*25*64
+    # floats = 5 MB, more than BLOCK_BYTES) whatever the batch
+    from layerwise.nn.conv import BLOCK_BYTES
+
+    per_example = 64 * 784 + 32 * 32 + 784 + 64 * 32 * 32 + 784
+    blocks = max(BLOCK_BYTES, 784 * 25 * 4) + max(BLOCK_BYTES, 784 * 25 * 64 * 4)
+    assert conv_only == 4 * (6 * (25 * 64 + 64) + 2 * 100 * per_example) + blocks
 
 
 def cnn_gradcheck(tmp_path):
