@@ -8,7 +8,11 @@ batches; the seconds per step, the epoch they imply (430 steps: 55,000 images) a
 Each side runs in its own child process with --threads BLAS / intra-op threads (1 by default), in
 alternating order, --repeats times; the median is reported.
 
+`--layers` prints instead where layerwise's step goes: each layer's forward and backward, CPU
+milliseconds (process time, so other jobs on the machine inflate it less), the median of --steps steps.
+
 Run:  python scripts/bench_cnn.py [--steps 40] [--repeats 3] [--threads 1] [--kernel 5 --kernel 3]
+      python scripts/bench_cnn.py --layers [--kernel 5]
       python scripts/bench.py --cnn      (the same, from the main benchmark)
 """
 
@@ -20,6 +24,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 LR, MOMENTUM, SEED, BATCH, EPOCH_STEPS = 0.02, 0.9, 0, 128, 430
 
@@ -155,6 +161,39 @@ def bench(args):
     return figures
 
 
+def layer_times(args):
+    """Median CPU ms of each layer's forward and backward over --steps training steps (layerwise only)."""
+    from threadpoolctl import threadpool_limits
+
+    from layerwise.nn.losses import SoftmaxCrossEntropy
+
+    threadpool_limits(args.threads)
+    for kernel in args.kernel:
+        model, loss_fn = lw_model(kernel), SoftmaxCrossEntropy()
+        x, y = batches({"data": args.data, "steps": 1})[0]
+        times = {(i, way): [] for i in range(len(model.layers)) for way in ("forward", "backward")}
+        for step in range(args.steps + 2):
+            h = np.ascontiguousarray(model.internal(x))
+            for i, layer in enumerate(model.layers):
+                start = time.process_time()
+                h = layer.forward(h)
+                times[i, "forward"].append(time.process_time() - start)
+            loss_fn.forward(h, y)
+            d = loss_fn.backward()
+            for i in reversed(range(len(model.layers))):
+                start = time.process_time()
+                d = model.layers[i].backward(d, input_grad=i > 0)
+                times[i, "backward"].append(time.process_time() - start)
+        print(f"where a step goes: conv32-pool-conv64-pool-fc128, {kernel}x{kernel} kernels, batch {BATCH}, "
+              f"{args.threads} thread(s), CPU ms, median of {args.steps} steps")
+        total = 0.0
+        for i, layer in enumerate(model.layers):
+            f, b = (1000 * statistics.median(times[i, way][2:]) for way in ("forward", "backward"))
+            total += f + b
+            print(f"  {i:2}  {layer.describe():66}  forward {f:7.2f}  backward {b:7.2f}")
+        print(f"  total {total:.1f} ms")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default="/work/shared/data/mnist", help="directory with the MNIST IDX files")
@@ -163,6 +202,7 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--kernel", type=int, action="append", choices=(3, 5),
                     help="kernel size (repeatable; default: 5, then 3)")
+    ap.add_argument("--layers", action="store_true", help="per-layer forward/backward CPU time (layerwise only)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -170,6 +210,8 @@ def main():
         print(json.dumps(CHILDREN[spec["what"]](spec)))
         return
     args.kernel = args.kernel or [5, 3]
+    if args.layers:
+        return layer_times(args)
     bench(args)
 
 
