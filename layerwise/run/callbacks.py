@@ -5,8 +5,8 @@ to its engine, a log line) is one more callback, not one more argument through t
 The default ones, in the order they run at an epoch's end:
     LearningRateSchedule  the schedule's end-of-epoch step (plateau watches the validation metric)
     EarlyStopping         stops the run when the validation metric stops improving
-    Checkpoints           best.npz when the epoch improved, last.npz always
-    MetricsCSV            metrics.csv, one row per epoch
+    Checkpoints           best.npz (when an epoch improved) and last.npz, with metrics.csv
+                          (MetricsCSV), at most every SAVE_SECONDS and at the run's end or stop
     EpochLine             the printed line per epoch
 and, during an epoch, ProgressLog (only when stderr is not a terminal, where no progress bar shows): a
 progress line with ETAs at most every 30 seconds.
@@ -82,16 +82,73 @@ class EarlyStopping(Callback):
             )
 
 
+SAVE_SECONDS = 10.0  # last.npz, best.npz and metrics.csv are written at most this often during a run
+
+
+def seconds():
+    return time.monotonic()
+
+
 class Checkpoints(Callback):
+    """best.npz (the best epoch's weights, copied in memory when it ends) and last.npz, written together
+    with metrics.csv by trainer.flush(): after an epoch once `interval` seconds have passed since the
+    last write, and always when the run ends, is stopped (Ctrl-C, SIGTERM) or diverges. On a small table
+    an epoch takes milliseconds, and two atomic writes per epoch took most of the run. A crash (kill -9)
+    loses at most the last `interval` seconds: --resume trains them again, to the same bits."""
+
+    def __init__(self, interval=None, clock=None):
+        self.interval = SAVE_SECONDS if interval is None else interval
+        self.clock = clock or seconds
+        self.best = None  # (arrays, meta) of an improved epoch not yet in best.npz
+        self.end = None  # (arrays, meta) of the latest epoch's end, when last.npz holds an earlier state
+        self.saved = None  # (epoch, step) of the state last.npz holds, once this process wrote it
+        self.last_write = self.clock()
+
+    def on_train_start(self, trainer):
+        self.last_write = self.clock()
+
     def on_epoch_end(self, trainer, row):
+        state = trainer.state
+        if state.stopped or state.epoch >= trainer.cfg.train.epochs or self.clock() - self.last_write >= self.interval:
+            if trainer.improved:
+                self.best = None
+                trainer.save("best.npz")
+            trainer.flush()
+            return
+        self.end = trainer.snapshot()  # a copy in memory: what a divergence in the next epoch leaves
         if trainer.improved:
-            trainer.save("best.npz")
+            self.best = self.end
+
+    def write_held(self, trainer):
+        """Write what is held in memory as it was: best.npz, and last.npz of the latest epoch's end (after
+        a divergence, whose weights are not to be saved)."""
+        if self.best is not None:
+            trainer.write_snapshot("best.npz", self.best)
+            self.best = None
+        if self.end is not None:
+            trainer.write_snapshot("last.npz", self.end)
+            self.end = None
+
+    def flush(self, trainer):
+        """best.npz if an epoch improved since the last write (first: last.npz never names a best epoch that
+        best.npz does not hold), then last.npz of the state now."""
+        state = trainer.state
+        if self.best is None and self.saved == (state.epoch, state.step):
+            return
+        if self.best is not None:
+            trainer.write_snapshot("best.npz", self.best)
         trainer.save("last.npz")
+        self.best = self.end = None
+        self.saved, self.last_write = (state.epoch, state.step), self.clock()
 
 
 class MetricsCSV(Callback):
-    def on_epoch_end(self, trainer, row):
+    """metrics.csv, one row per epoch: written when the checkpoints are (Checkpoints, trainer.flush)."""
+
+    def flush(self, trainer):
         history = trainer.state.history
+        if not history:
+            return
         out = io.StringIO()
         writer = csv.DictWriter(out, fieldnames=list(history[0]))
         writer.writeheader()

@@ -20,8 +20,9 @@ from ..errors import (
 from ..optim.schedules import build_schedule
 from ..util.fileio import write_json
 from . import metrics
-from .callbacks import Callback, default_callbacks
-from .checkpoint import load_run_arrays, save_run_checkpoint
+from ..util.npz import save_checkpoint
+from .callbacks import Callback, Checkpoints, default_callbacks
+from .checkpoint import expected_arrays, load_run_arrays, run_meta, save_run_checkpoint
 from .evaluate import evaluate
 from .refit import refit, scale_decay
 from .report import NOT_SCALARS, format_metrics
@@ -78,7 +79,7 @@ class Trainer:
             cause, code = cause_and_code(e)
             raise TrainingInterrupted(
                 f"{cause} (a second time: at once); {self.run_dir / 'last.npz'} holds the state after epoch "
-                f"{self.state.epoch}. Resume with: layerwise train --resume {self.run_dir}", code
+                f"{self.saved_epoch()}. Resume with: layerwise train --resume {self.run_dir}", code
             ) from None
         try:
             result = self._test()
@@ -103,6 +104,28 @@ class Trainer:
         """Checkpoint the model, optimizer and run state as `name` in the run directory."""
         save_run_checkpoint(self.run_dir / name, self.cfg, self.model, self.optimizer, self.state.to_meta(), self.data)
 
+    def snapshot(self):
+        """(arrays, meta) of the checkpoint save() would write now, copied: write_snapshot writes it later."""
+        state = {**self.state.to_meta(), "history": list(self.state.history)}  # rows are never changed
+        arrays = {k: v.copy() for k, v in expected_arrays(self.model, self.optimizer).items()}
+        return arrays, run_meta(self.cfg, self.model, state, self.data)
+
+    def write_snapshot(self, name, snapshot):
+        save_checkpoint(self.run_dir / name, *snapshot)
+
+    def flush(self):
+        """Write what the callbacks hold back (best.npz, last.npz, metrics.csv: Checkpoints, MetricsCSV)."""
+        for callback in self.callbacks:
+            if hasattr(callback, "flush"):
+                callback.flush(self)
+
+    def saved_epoch(self):
+        """The epoch whose end last.npz holds (what a second Ctrl-C leaves)."""
+        for callback in self.callbacks:
+            if isinstance(callback, Checkpoints) and callback.saved is not None:
+                return callback.saved[0]
+        return self.state.epoch
+
     def monitor_value(self, row):
         """The validation metric that picks the best epoch and drives plateau and early stopping."""
         return row[f"val_{self.monitor}"]
@@ -119,11 +142,12 @@ class Trainer:
                 finished = self._train_epoch(batches, stop)
                 # A non-finite gradient with a finite loss shows up in the weights: never save those.
                 if not all(np.isfinite(p).all() for _, p, _ in self.model.named_parameters()):
+                    self._write_held()
                     raise TrainingDiverged(
                         f"the weights became NaN or infinite during epoch {state.epoch + 1}; {self._retry()}"
                     )
                 if not finished:
-                    self.save("last.npz")
+                    self.flush()  # last.npz mid-epoch, after the best epoch's best.npz
                     raise TrainingInterrupted(
                         f"{stop.cause} at epoch {state.epoch + 1}, step {state.step}; saved {self.run_dir / 'last.npz'}. "
                         f"Resume with: layerwise train --resume {self.run_dir}", 128 + stop.signum
@@ -131,10 +155,18 @@ class Trainer:
                 state.epoch_rng = rng.bit_generator.state
                 self._end_epoch(epoch_start)
                 if stop.requested:  # during the epoch's validation or saves: the epoch is complete and saved
+                    self.flush()
                     raise TrainingInterrupted(
                         f"{stop.cause} after epoch {state.epoch}; saved {self.run_dir / 'last.npz'}. "
                         f"Resume with: layerwise train --resume {self.run_dir}", 128 + stop.signum
                     )
+            self.flush()  # the run ended (by its epochs, early stopping, or a callback's state.stopped)
+
+    def _write_held(self):
+        """After a divergence: the checkpoints held in memory, never the weights now."""
+        for callback in self.callbacks:
+            if isinstance(callback, Checkpoints):
+                callback.write_held(self)
 
     def _train_epoch(self, batches, stop):
         """Steps through the rest of `state.epoch`, updating `state`; False if Ctrl-C or SIGTERM stopped it."""
@@ -153,6 +185,7 @@ class Trainer:
                     x = self.augment(x, state.epoch, state.step)
                 loss = train_step(model, loss_fn, optimizer, x, y)
                 if not math.isfinite(loss):
+                    self._write_held()
                     raise TrainingDiverged(
                         f"loss became {loss} at epoch {state.epoch + 1}, step {state.step + 1}; {self._retry()}"
                     )

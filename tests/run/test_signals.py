@@ -152,12 +152,16 @@ def test_sweep_answers_a_signal_sent_to_its_process_alone(tmp_path):
     (tmp_path / "c.yaml").write_text(CONFIG)
     env = {**os.environ, "PYTHONPATH": str(REPO), "OPENBLAS_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "layerwise", "sweep", "c.yaml", "-s", "optimizer.lr=0.01,0.02",
-                             "-s", "train.epochs=5000", "--jobs", "2", "--output", "sw"], cwd=tmp_path, env=env,
+                             "-s", "train.epochs=5000", "-s", "data.n_samples=20000", "--jobs", "2", "--output", "sw"],
+                            cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 90
     while not all((tmp_path / "sw" / "trials" / t / "last.npz").exists() for t in ("t000", "t001")):
         assert proc.poll() is None and time.monotonic() < deadline
         time.sleep(0.1)
+    # last.npz appears when a trial's run directory does, a moment before its training loop (which answers
+    # signals; an idle worker ignores them) starts: give both that moment (each trains for a minute)
+    time.sleep(1.0)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
