@@ -6,7 +6,8 @@ first training images; k = 5 (LeNet's kernels) and k = 3 (Keras's "simple MNIST 
 Both train `--steps` steps (after 3 untimed warm-up steps) from the same initial weights on the same
 batches; the seconds per step, the epoch they imply (430 steps: 55,000 images) and the ratio are printed.
 Each side runs in its own child process with --threads BLAS / intra-op threads (1 by default), in
-alternating order, --repeats times; the median is reported.
+alternating order, --repeats times; the median is reported, as wall seconds and as CPU seconds (process
+time: on a machine shared with other jobs, the CPU ratio moves less than the wall ratio).
 
 `--layers` prints instead where layerwise's step goes: each layer's forward and backward, CPU
 milliseconds (process time, so other jobs on the machine inflate it less), the median of --steps steps.
@@ -73,9 +74,9 @@ def child_layerwise(spec):
     opt = SGD(model.named_parameters(), lr=LR, momentum=MOMENTUM, nesterov=False, weight_decay=0.0)
     for x, y in data[:3]:
         train_step(model, loss_fn, opt, x, y)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     losses = [train_step(model, loss_fn, opt, x, y) for x, y in data[3:]]
-    return {"seconds": time.perf_counter() - start, "loss": losses[-1]}
+    return {"seconds": time.perf_counter() - start, "cpu": time.process_time() - cpu, "loss": losses[-1]}
 
 
 def child_torch(spec):
@@ -112,9 +113,10 @@ def child_torch(spec):
 
     for x, y in data[:3]:
         step(x, y)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     losses = [step(x, y) for x, y in data[3:]]
-    return {"seconds": time.perf_counter() - start, "loss": losses[-1], "threads": torch.get_num_threads()}
+    return {"seconds": time.perf_counter() - start, "cpu": time.process_time() - cpu, "loss": losses[-1],
+            "threads": torch.get_num_threads()}
 
 
 CHILDREN = {"layerwise": child_layerwise, "torch": child_torch}
@@ -141,23 +143,27 @@ def bench(args):
         sides = ["layerwise"]
     figures = {}
     for kernel in args.kernel:
-        runs = {s: [] for s in sides}
+        runs, cpu = {s: [] for s in sides}, {s: [] for s in sides}
         for r in range(args.repeats):
             for side in sides if r % 2 == 0 else sides[::-1]:
                 res = run_child(side, args, kernel)
                 runs[side].append(res["seconds"] / args.steps)
+                cpu[side].append(res["cpu"] / args.steps)
         per_step = {s: statistics.median(v) for s, v in runs.items()}
+        cpu_step = {s: statistics.median(v) for s, v in cpu.items()}
         print(f"CNN (conv32-pool-conv64-pool-fc128, {kernel}x{kernel} kernels, batch {BATCH}, float32, SGD), "
               f"{args.threads} thread(s), {args.steps} steps, median of {args.repeats}:")
-        print(f"  {'':10}{'s/step':>10}{'s/epoch':>10}   runs (s/step)")
+        print(f"  {'':10}{'s/step':>10}{'s/epoch':>10}{'CPU s/step':>12}   runs (s/step)")
         for s, t in per_step.items():
-            print(f"  {s:10}{t:>10.4f}{t * EPOCH_STEPS:>10.1f}   " + ", ".join(f"{x:.4f}" for x in runs[s]))
+            print(f"  {s:10}{t:>10.4f}{t * EPOCH_STEPS:>10.1f}{cpu_step[s]:>12.4f}   "
+                  + ", ".join(f"{x:.4f}" for x in runs[s]))
         if "torch" in per_step:
             print(f"  layerwise / pytorch = {per_step['layerwise'] / per_step['torch']:.2f}x "
-                  f"(fastest runs: {min(runs['layerwise']) / min(runs['torch']):.2f}x)")
+                  f"(fastest runs: {min(runs['layerwise']) / min(runs['torch']):.2f}x; "
+                  f"CPU time: {cpu_step['layerwise'] / cpu_step['torch']:.2f}x)")
         else:
             print("  pytorch not installed: no ratio")
-        figures[kernel] = {"per_step": per_step, "runs": runs}
+        figures[kernel] = {"per_step": per_step, "cpu_per_step": cpu_step, "runs": runs}
     return figures
 
 
