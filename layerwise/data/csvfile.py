@@ -151,18 +151,26 @@ def read_csv(path, where="data.path", text=False, delimiter=None, decimal=None):
 
 def _decimal_mark(columns, notes):
     """"," when some column has more cells that parse as numbers with a decimal comma than without
-    (its other cells are read the same either way), with a note naming them; else "."."""
+    (its other cells are read the same either way) and no cell is a number with a decimal point (1.5;
+    1.500 may group thousands), with a note naming the columns; else "."."""
     gained = []
     for name, c in columns.items():
         unparsed = np.isnan(c.numbers) & ~c.missing
         if unparsed.any() and np.isfinite(_column(name, c.text[unparsed], ",").numbers).any():
             gained.append(name)
-    if not gained:
+    if not gained or any(_decimal_points(c) for c in columns.values()):
         return "."
     shown = ", ".join(map(repr, gained[:3])) + (f" and {len(gained) - 3} more" if len(gained) > 3 else "")
     notes.append(f"decimal commas (1,5) in {shown}: numbers read with ',' as the decimal mark (data.decimal: "
                  f"'.' to read them as text)")
     return ","
+
+
+def _decimal_points(column, sample=1000):
+    """Whether some cell (of the first `sample` with a fraction) is written with a decimal point, not as
+    thousands grouped by dots."""
+    fraction = np.flatnonzero(np.isfinite(column.numbers) & (column.numbers != np.round(column.numbers)))
+    return any(not THOUSANDS.fullmatch(column.text[i].lstrip("+-")) for i in fraction[:sample])
 
 
 def _sniff(path):

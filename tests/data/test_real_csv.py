@@ -218,6 +218,9 @@ def test_decimal_commas_are_read_as_numbers_stored_and_applied_again(tmp_path, m
     assert any("decimal commas (1,5) in 'Länge', 'Preis', 'Ziel'" in n for n in table.notes)
     forced = read_csv(tmp_path / "eu.csv", decimal=".")  # data.decimal: '.' keeps them text
     assert forced.decimal == "." and not forced["Länge"].numeric
+    # numbers with a decimal point elsewhere in the file: "1,5" stays text (it may be two values)
+    write_table(tmp_path / "d.csv", ["x", "y", "label"], [("1.25", "1,5", "a"), ("2.5", "2,5", "b"), ("3", "x", "a")], ";")
+    assert read_csv(tmp_path / "d.csv").decimal == "." and not read_csv(tmp_path / "d.csv")["y"].numeric
     # a comma-separated file never has decimal commas (its commas are quoted cells)
     write_table(tmp_path / "c.csv", ["x", "label"], [('"1,5"', "a"), ('"2,5"', "b"), ("3", "a")])
     assert read_csv(tmp_path / "c.csv").decimal == "."
