@@ -101,17 +101,31 @@ def test_same_seed_same_weights():
         np.testing.assert_array_equal(p, q)
 
 
+def peak_bytes_of_steps(model, loss, opt, x, y):
+    """The most new memory held at once during three training steps, after two warm-up steps."""
+    import tracemalloc
+
+    from layerwise.run.trainer import train_step
+
+    for _ in range(2):
+        train_step(model, loss, opt, x, y)
+    tracemalloc.start()
+    try:
+        for _ in range(3):
+            train_step(model, loss, opt, x, y)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 @pytest.mark.parametrize("loss_name", ["softmax_cross_entropy", "binary_cross_entropy"])
 def test_a_training_step_allocates_no_activation_sized_array(loss_name):
     # Every layer writes into buffers it keeps: after two warm-up steps, three more steps must never
     # hold more new memory at once than NumPy's own fixed ~32 KB loop buffer (broadcasting ops) and the
     # loss's (N, C) scratch: less than the smallest activation here, 128 x 128 float32 = 64 KB.
-    import tracemalloc
-
     from layerwise.nn.losses import LOSSES
     from layerwise.optim.optimizers import SGD
     from layerwise.nn.registry import build_model
-    from layerwise.run.trainer import train_step
 
     specs = [{"type": "dropout", "p": 0.2}, {"type": "linear", "out_features": 256}, {"type": "batchnorm"},
              {"type": "relu"}, {"type": "dropout", "p": 0.5}]
@@ -123,27 +137,16 @@ def test_a_training_step_allocates_no_activation_sized_array(loss_name):
     loss, opt = LOSSES[loss_name](), SGD(model.named_parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
     rng = np.random.default_rng(1)
     x, y = rng.standard_normal((128, 784)).astype(np.float32), rng.integers(0, 10, 128)
-    for _ in range(2):
-        train_step(model, loss, opt, x, y)
-    tracemalloc.start()
-    try:
-        for _ in range(3):
-            train_step(model, loss, opt, x, y)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    peak = peak_bytes_of_steps(model, loss, opt, x, y)
     assert peak < 60_000, f"a training step allocated {peak} bytes at once"
 
 
 def test_a_cnn_training_step_allocates_no_activation_sized_array():
     # The spatial layers keep their buffers too: a batchnorm on the model's channels-last input view,
     # a strided padded conv (whose dx is a slice), overlapping max-pool windows, an average pool.
-    import tracemalloc
-
     from layerwise.nn.losses import LOSSES
     from layerwise.nn.registry import build_model
     from layerwise.optim.optimizers import SGD
-    from layerwise.run.trainer import train_step
 
     specs = [{"type": "batchnorm"}, {"type": "conv2d", "out_channels": 16, "kernel_size": 3, "padding": 1},
              {"type": "batchnorm"}, {"type": "relu"}, {"type": "conv2d", "out_channels": 16, "kernel_size": 3,
@@ -153,15 +156,7 @@ def test_a_cnn_training_step_allocates_no_activation_sized_array():
     loss, opt = LOSSES["softmax_cross_entropy"](), SGD(model.named_parameters(), lr=0.01, momentum=0.9)
     rng = np.random.default_rng(1)
     x, y = rng.standard_normal((128, 3 * 32 * 32)).astype(np.float32), rng.integers(0, 10, 128)
-    for _ in range(2):
-        train_step(model, loss, opt, x, y)
-    tracemalloc.start()
-    try:
-        for _ in range(3):
-            train_step(model, loss, opt, x, y)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    peak = peak_bytes_of_steps(model, loss, opt, x, y)
     # NumPy's strided loops over non-contiguous views (col2im, overlapping pool windows) use its fixed
     # 8192-element buffers, one per operand: about 100 KB whatever the batch. The smallest activation
     # here is 128 x 16x7x7 float32 = 401 KB, the input 1.6 MB.
