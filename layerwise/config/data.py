@@ -1,6 +1,6 @@
 """The `data` section of a config: one dataclass per dataset kind, and the checks across its keys.
 
-Field rules (minimum, above, choices) are checked by config._build; what spans several keys is here.
+Field rules (minimum, maximum, above, choices) are checked by config._build; what spans several keys is here.
 """
 
 import math
@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from ..errors import ConfigError
 
 
-def spec(default, *, minimum=None, above=None, choices=None, doc=""):
-    """A dataclass field with its validation rule: value >= minimum, value > above, or one of choices."""
-    rule = {"minimum": minimum, "above": above, "choices": choices, "doc": doc}
+def spec(default, *, minimum=None, maximum=None, above=None, choices=None, doc=""):
+    """A dataclass field with its validation rule: minimum <= value <= maximum, value > above, or one of choices."""
+    rule = {"minimum": minimum, "maximum": maximum, "above": above, "choices": choices, "doc": doc}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=rule)
     return field(default=default, metadata=rule)
@@ -39,8 +39,8 @@ class MnistData:
     image_files: str = spec("auto", choices=IMAGE_FILES, doc=IMAGE_FILES_DOC)
     augment_shift: int = spec(0, minimum=0, doc="augmentation: shift each training image by up to N pixels each way (pad + crop)")
     augment_flip: bool = spec(False, doc="augmentation: mirror training images left-right at random (clothes, not digits)")
-    augment_rotate: float = spec(0.0, minimum=0, doc="augmentation: turn each training image by up to N degrees either way (bilinear; 10 is usual for digits)")
-    augment_erase: float = spec(0.0, minimum=0, doc="augmentation: with this probability, blank a random rectangle (2-33 % of the image) of each training image")
+    augment_rotate: float = spec(0.0, minimum=0, maximum=180, doc="augmentation: turn each training image by up to N degrees either way (bilinear; 10 is usual for digits)")
+    augment_erase: float = spec(0.0, minimum=0, maximum=1, doc="augmentation: with this probability, blank a random rectangle (2-33 % of the image) of each training image")
 
 
 @dataclass
@@ -66,8 +66,8 @@ class IdxData:
     image_files: str = spec("auto", choices=IMAGE_FILES, doc=IMAGE_FILES_DOC)
     augment_shift: int = spec(0, minimum=0, doc="augmentation: shift each training image by up to N pixels each way (pad + crop)")
     augment_flip: bool = spec(False, doc="augmentation: mirror training images left-right at random (clothes, not digits)")
-    augment_rotate: float = spec(0.0, minimum=0, doc="augmentation: turn each training image by up to N degrees either way (bilinear; 10 is usual for digits)")
-    augment_erase: float = spec(0.0, minimum=0, doc="augmentation: with this probability, blank a random rectangle (2-33 % of the image) of each training image")
+    augment_rotate: float = spec(0.0, minimum=0, maximum=180, doc="augmentation: turn each training image by up to N degrees either way (bilinear; 10 is usual for digits)")
+    augment_erase: float = spec(0.0, minimum=0, maximum=1, doc="augmentation: with this probability, blank a random rectangle (2-33 % of the image) of each training image")
 
 
 @dataclass

@@ -350,6 +350,8 @@ def _check_value(value, typ, rule, key, source):
         fail(f"a value >= {rule['minimum']}")
     if rule.get("above") is not None and not value > rule["above"]:
         fail(f"a value > {rule['above']}")
+    if rule.get("maximum") is not None and not value <= rule["maximum"]:
+        fail(f"a value <= {rule['maximum']}")
     return value
 
 

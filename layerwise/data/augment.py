@@ -134,14 +134,6 @@ def build_augment(data_cfg, dataset, seed):
 
         raise ConfigError(f"data.augment_shift: {shift} pixels is not smaller than the images "
                           f"({dataset.input_shape[1]}×{dataset.input_shape[2]}); 2 is usual for 28×28")
-    if degrees > 180:
-        from ..errors import ConfigError
-
-        raise ConfigError(f"data.augment_rotate: {degrees:g} degrees is more than a half turn; 10 is usual for digits")
-    if erasing > 1:
-        from ..errors import ConfigError
-
-        raise ConfigError(f"data.augment_erase: {erasing:g} is a probability: from 0 to 1 (0.5 is usual)")
     pre = dataset.preprocessing or {}
     fill = 0.0
     if pre.get("kind") == "image" and pre.get("mean") is not None:

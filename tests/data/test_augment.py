@@ -96,18 +96,20 @@ def test_a_shift_as_large_as_the_image_is_a_config_error(tmp_path):
     config = tiny_cnn(tmp_path, extra="")
     with pytest.raises(ConfigError, match="data.augment_shift: 28 pixels"):
         fit(load_config(config, [f"output={tmp_path / 'run'}", "data.augment_shift=28"]), echo=lambda *a: None)
+    assert not (tmp_path / "run").exists()  # refused before the run directory is made
 
 
 def test_a_rotation_over_a_half_turn_is_a_config_error(tmp_path):
     config = tiny_cnn(tmp_path, extra="")
-    with pytest.raises(ConfigError, match="data.augment_rotate: 200 degrees is more than a half turn"):
-        fit(load_config(config, [f"output={tmp_path / 'run'}", "data.augment_rotate=200"]), echo=lambda *a: None)
+    with pytest.raises(ConfigError, match="data.augment_rotate: expected a value <= 180, received 200"):
+        load_config(config, [f"output={tmp_path / 'run'}", "data.augment_rotate=200"])
+    assert not (tmp_path / "run").exists()
 
 
 def test_an_erase_probability_above_one_is_a_config_error(tmp_path):
     config = tiny_cnn(tmp_path, extra="")
-    with pytest.raises(ConfigError, match="data.augment_erase: 1.5 is a probability"):
-        fit(load_config(config, [f"output={tmp_path / 'run'}", "data.augment_erase=1.5"]), echo=lambda *a: None)
+    with pytest.raises(ConfigError, match="data.augment_erase: expected a value <= 1, received 1.5"):
+        load_config(config, [f"output={tmp_path / 'run'}", "data.augment_erase=1.5"])
 
 
 def test_a_cnn_run_with_augmentation_resumes_bit_identically(tmp_path, monkeypatch):
