@@ -122,6 +122,16 @@ class Augment:
         return np.ascontiguousarray(images, dtype=x.dtype).reshape(b, c * h * w)
 
 
+def check_augment(data_cfg, dataset):
+    """What the config check cannot know before the data is read: a shift must be smaller than the images."""
+    shift = getattr(data_cfg, "augment_shift", 0) or 0
+    if shift and dataset.input_shape is not None and shift >= min(dataset.input_shape[1:]):
+        from ..errors import ConfigError
+
+        raise ConfigError(f"data.augment_shift: {shift} pixels is not smaller than the images "
+                          f"({dataset.input_shape[1]}×{dataset.input_shape[2]}); 2 is usual for 28×28")
+
+
 def build_augment(data_cfg, dataset, seed):
     """The Augment a config's data section asks for (data.augment_shift, _flip, _rotate, _erase), or None."""
     shift, flip = getattr(data_cfg, "augment_shift", 0) or 0, bool(getattr(data_cfg, "augment_flip", False))
@@ -129,11 +139,7 @@ def build_augment(data_cfg, dataset, seed):
     erasing = float(getattr(data_cfg, "augment_erase", 0) or 0)
     if not (shift or flip or degrees or erasing) or dataset.input_shape is None:
         return None
-    if shift >= min(dataset.input_shape[1:]):
-        from ..errors import ConfigError
-
-        raise ConfigError(f"data.augment_shift: {shift} pixels is not smaller than the images "
-                          f"({dataset.input_shape[1]}×{dataset.input_shape[2]}); 2 is usual for 28×28")
+    check_augment(data_cfg, dataset)
     pre = dataset.preprocessing or {}
     fill = 0.0
     if pre.get("kind") == "image" and pre.get("mean") is not None:

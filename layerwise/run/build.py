@@ -4,6 +4,7 @@ optimizer; and the check that a checkpoint was trained on the data at hand."""
 import numpy as np
 
 from ..config.schema import Config
+from ..data.augment import check_augment
 from ..data.dataset import SPLITS
 from ..data.fingerprint import fingerprint, mismatch, valid_fingerprint
 from ..data.load import load_dataset
@@ -15,6 +16,17 @@ from ..optim.optimizers import build_optimizer
 # Independent random streams from one seed: the data (regression), the weight init, the shuffling,
 # and the random layers (Dropout i draws from [seed, LAYER_STREAM, i]).
 DATA_STREAM, INIT_STREAM, SHUFFLE_STREAM, LAYER_STREAM = 0, 1, 2, 3
+
+
+def new_model(cfg, data, dtype=np.float32):
+    """The config's model for this data, initialised from the seed: the same weights every time."""
+    model = build_model(
+        cfg.model.layers, data.num_features, data.num_outputs,
+        rng=np.random.default_rng([cfg.seed, INIT_STREAM]), dtype=dtype, where=f"{cfg.source}: model.layers",
+        rows=data.batch_rows(cfg.train), input_shape=data.input_shape,
+    )
+    model.seed_random([cfg.seed, LAYER_STREAM])
+    return model
 
 
 def build(cfg: Config, echo=print, dtype=np.float32, splits=SPLITS, preprocessing=None, known=None):
@@ -29,12 +41,11 @@ def build(cfg: Config, echo=print, dtype=np.float32, splits=SPLITS, preprocessin
                             task=task_of(cfg.loss), splits=splits, preprocessing=preprocessing)
         if data.fingerprint is None:
             data.fingerprint = fingerprint(data.sources, known)
-        model = build_model(
-            cfg.model.layers, data.num_features, data.num_outputs,
-            rng=np.random.default_rng([cfg.seed, INIT_STREAM]), dtype=dtype, where=f"{cfg.source}: model.layers",
-            rows=data.batch_rows(cfg.train), input_shape=data.input_shape,
-        )
-        model.seed_random([cfg.seed, LAYER_STREAM])
+        try:  # config against data, before anything is written (a shift as large as the images)
+            check_augment(cfg.data, data)
+        except ConfigError as e:
+            raise ConfigError(f"{cfg.source}: {e}") from None
+        model = new_model(cfg, data, dtype)
         loss = build_loss(cfg.loss, data.task, where=f"{cfg.source}: loss")
         weights = (data.preprocessing or {}).get("class_weight")
         if weights is not None and hasattr(loss, "class_weight"):  # data.class_weight: balanced

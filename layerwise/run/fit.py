@@ -8,7 +8,6 @@ import numpy as np
 
 from ..config.diff import config_yaml_edits
 from ..config.schema import Config, apply_overrides, config_from_dict
-from ..data.augment import build_augment
 from ..data.fingerprint import valid_fingerprint
 from ..errors import CheckpointError, ConfigError
 from ..util.fileio import atomic_write_text, remove_stale_temps
@@ -31,10 +30,6 @@ def fit(cfg: Config, *, overwrite=False, echo=print, callbacks=()):
     before anything is written, so a failed start writes nothing. Returns the history and test metrics.
     """
     data, model, loss_fn, optimizer = build(cfg, echo)
-    try:  # a shift too large for these images fails before anything is written
-        build_augment(cfg.data, data, cfg.seed)
-    except ConfigError as e:
-        raise ConfigError(f"{cfg.source}: {e}") from None
     state = RunState(epoch_rng=np.random.default_rng([cfg.seed, SHUFFLE_STREAM]).bit_generator.state)
     check_storable(cfg, model, state.to_meta(), data)  # its checkpoints will read back, to the last epoch
     check_run_dir(cfg.output, overwrite)

@@ -18,10 +18,9 @@ import numpy as np
 from ..data.batches import Batches
 from ..data.dataset import Split
 from ..errors import TrainingDiverged, TrainingInterrupted
-from ..nn.registry import build_model
 from ..optim.optimizers import build_optimizer
 from ..optim.schedules import Replay
-from .build import INIT_STREAM, LAYER_STREAM, SHUFFLE_STREAM
+from .build import SHUFFLE_STREAM, new_model
 from .checkpoint import save_run_checkpoint
 from .signals import StopOnSignals
 
@@ -57,11 +56,7 @@ def refit(trainer, train_step):
         f"first pass's learning rates; best.npz will hold this model"
     )
     dtype = next(p.dtype for _, p, _ in trainer.model.named_parameters())
-    model = build_model(
-        cfg.model.layers, data.num_features, data.num_outputs, rng=np.random.default_rng([cfg.seed, INIT_STREAM]),
-        dtype=dtype, where=f"{cfg.source}: model.layers", rows=data.batch_rows(cfg.train), input_shape=data.input_shape,
-    )
-    model.seed_random([cfg.seed, LAYER_STREAM])
+    model = new_model(cfg, data, dtype)
     optimizer = build_optimizer(cfg.optimizer, model)
     scale_decay(optimizer, cfg.optimizer.decay_rows, len(both))
     batches = Batches(both, cfg.train.batch_size, np.random.default_rng([cfg.seed, SHUFFLE_STREAM, REFIT_STREAM]))
