@@ -191,18 +191,22 @@ def _sniff(path):
 
 
 def _drop_index(path, names, columns, notes):
-    """Leave out a first column that is a row index: unnamed (or named like one) and distinct integers."""
+    """Leave out a first column that is a row index: unnamed (or named like one) and distinct integers
+    (pandas' `to_csv()`), or unnamed and distinct texts (R's `write.csv()` row names)."""
     first = names[0] if names else None
-    if first is None or first.strip("'\"").lower() not in INDEX_NAMES:
+    if first is None or len(names) < 2 or first.strip("'\"").lower() not in INDEX_NAMES:
         return names, columns
-    v = columns[first].numbers
-    index = (len(names) > 1 and np.isfinite(v).all() and (v == np.round(v)).all()
-             and len(np.unique(v)) == len(v))
-    if not index:
-        if first == "":
-            raise DataError(f"{path}, line 1: column 1 of the header has no name")
+    c = columns[first]
+    v = c.numbers
+    if np.isfinite(v).all() and (v == np.round(v)).all() and len(np.unique(v)) == len(v):
+        what = "distinct integers"
+    elif first == "" and not c.numeric and not c.missing.any() and len(np.unique(c.text)) == len(c.text):
+        what = "distinct row names"
+    elif first == "":
+        raise DataError(f"{path}, line 1: column 1 of the header has no name")
+    else:
         return names, columns
-    notes.append(f"column 1 ({first!r}) is a row index (distinct integers): left out")
+    notes.append(f"column 1 ({first!r}) is a row index ({what}): left out")
     return names[1:], {n: c for n, c in columns.items() if n != first}
 
 

@@ -60,10 +60,19 @@ def test_pandas_index_column_is_left_out(tmp_path):
     data = load(path, notes)
     assert data.preprocessing["inputs"] == ["a", "b", "color"]
     assert any("column 1 ('') is a row index" in n for n in notes)
+    # R's write.csv(): an unnamed first column of distinct row names
+    path = write_table(tmp_path / "r.csv", ["", "a", "b", "color", "label"],
+                       [(f"row {i}", *r) for i, r in enumerate(zip(a, b, color, label))])
+    notes = []
+    assert load(path, notes).preprocessing["inputs"] == ["a", "b", "color"]
+    assert any("column 1 ('') is a row index (distinct row names)" in n for n in notes)
     # an unnamed first column that is not an index stays an error
     write_table(tmp_path / "u.csv", ["", "a", "label"], [(1.5, 1, "x"), (2.5, 2, "y")])
     with pytest.raises(DataError, match="column 1 of the header has no name"):
         read_csv(tmp_path / "u.csv")
+    write_table(tmp_path / "v.csv", ["", "a", "label"], [("x", 1, "x"), ("x", 2, "y")])  # repeated texts
+    with pytest.raises(DataError, match="column 1 of the header has no name"):
+        read_csv(tmp_path / "v.csv")
 
 
 def test_exclude_leaves_columns_out_and_names_unknown_ones(tmp_path):
