@@ -24,6 +24,8 @@ SCHEDULE_KEYS = {
 def check_optimizer(opt, source):
     """Refuse keys the optimizer type does not use, fill the ones left out with its defaults."""
     uses = OPTIMIZER_KEYS[opt.type]
+    if opt.weight_decay_choices is not None:
+        _check_choices(opt, source)
     unused = [key for key in ("momentum", "nesterov", "weight_decay", "beta1", "beta2", "eps", "alpha", "centered")
               if getattr(opt, key) is not None and key not in uses]
     if unused:
@@ -44,6 +46,21 @@ def check_optimizer(opt, source):
             raise ConfigError(f"{source}: optimizer.{key}: expected a value below 1, received {value}")
     if opt.nesterov and opt.momentum == 0:
         raise ConfigError(f"{source}: optimizer.nesterov: Nesterov momentum needs optimizer.momentum > 0")
+
+
+def _check_choices(opt, source):
+    """optimizer.weight_decay_choices: a non-empty list of decays >= 0, instead of one weight_decay (which
+    holds the first until the run has chosen: run/choose.py)."""
+    choices = opt.weight_decay_choices
+    if opt.weight_decay is not None:
+        raise ConfigError(f"{source}: optimizer.weight_decay and optimizer.weight_decay_choices: give one of them "
+                          f"(on the command line: -s optimizer.weight_decay_choices=null to use weight_decay alone)")
+    if not choices:
+        raise ConfigError(f"{source}: optimizer.weight_decay_choices: expected a list of values, received []")
+    for i, value in enumerate(choices):
+        if value < 0:
+            raise ConfigError(f"{source}: optimizer.weight_decay_choices[{i}]: expected a value >= 0, received {value:g}")
+    opt.weight_decay = choices[0]
 
 
 def check_schedule(opt, train, source):

@@ -58,6 +58,8 @@ class OptimizerConfig:
     momentum: typing.Optional[float] = _spec(None, minimum=0)
     nesterov: typing.Optional[bool] = _spec(None)
     weight_decay: typing.Optional[float] = _spec(None, minimum=0)
+    weight_decay_choices: typing.Optional[typing.List[float]] = _spec(
+        None, doc="instead of weight_decay: the first pass is trained once per value and the best on validation is kept")
     beta1: typing.Optional[float] = _spec(None, minimum=0)
     beta2: typing.Optional[float] = _spec(None, minimum=0)
     eps: typing.Optional[float] = _spec(None, above=0)

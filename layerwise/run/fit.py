@@ -12,7 +12,9 @@ from ..data.fingerprint import valid_fingerprint
 from ..errors import CheckpointError, ConfigError
 from ..util.fileio import atomic_write_text, remove_stale_temps
 from ..util.openfile import kind_of
+from ..optim.optimizers import build_optimizer
 from .build import SHUFFLE_STREAM, build, check_fingerprint, describe_data
+from .choose import choose_weight_decay
 from .checkpoint import check_storable, load_run_arrays, load_run_meta, save_run_checkpoint
 from .evaluate import UNITS_NOTE, standardised_targets
 from .rundir import check_run_dir, create_run_dir, lock_run_dir
@@ -33,6 +35,9 @@ def fit(cfg: Config, *, overwrite=False, echo=print, callbacks=()):
     state = RunState(epoch_rng=np.random.default_rng([cfg.seed, SHUFFLE_STREAM]).bit_generator.state)
     check_storable(cfg, model, state.to_meta(), data)  # its checkpoints will read back, to the last epoch
     check_run_dir(cfg.output, overwrite)
+    if cfg.optimizer.weight_decay_choices is not None:  # trials in memory: the run directory comes after
+        state.chosen = choose_weight_decay(cfg, data, loss_fn, echo)
+        optimizer = build_optimizer(cfg.optimizer, model)
 
     def populate(directory):
         save_run_checkpoint(directory / "last.npz", cfg, model, optimizer, state.to_meta(), data)  # resumable at once

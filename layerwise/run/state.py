@@ -35,9 +35,10 @@ class RunState:
     grad_norm_sum: float = 0.0  # sum of the pre-clipping gradient norms so far in `epoch` (clip_norm)
     grad_norm_max: float = 0.0  # their maximum
     refit: typing.Optional[dict] = None  # {"epochs", "rows"} in a best.npz that train.refit wrote; else None
+    chosen: typing.Optional[dict] = None  # optimizer.weight_decay_choices' record (run/choose.py); else None
 
     # Fields added after checkpoint format 1 first shipped: a checkpoint without them starts them fresh.
-    ADDED = ("schedule", "early_stopping", "stopped", "grad_norm_sum", "grad_norm_max", "refit")
+    ADDED = ("schedule", "early_stopping", "stopped", "grad_norm_sum", "grad_norm_max", "refit", "chosen")
 
     def to_meta(self):
         """The fields as a checkpoint stores them: a shallow dict (the checkpoint writer serialises it at
