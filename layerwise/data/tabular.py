@@ -110,7 +110,7 @@ def load_csv(cfg, task, seed, source, echo=print, splits=("train", "val", "test"
     data.sources = [str(table.path)] + ([str(test.path)] if cfg.test_path is not None else [])
     n_cat = len(prep["categories"])
     echo(
-        f"read {table.path.name}: {len(features)} feature column{"s" if len(features) != 1 else ""}"
+        f"read {table.path.name}: {len(features)} feature column{'s' if len(features) != 1 else ''}"
         + (f" ({n_cat} categorical, one-hot encoded: {len(prep['columns'])} inputs)" if n_cat else "")
         + (f", {len(prep['class_names'])} classes" if task == "classification" else f", target {', '.join(targets)}")
     )
