@@ -211,7 +211,8 @@ def _inputs(prep, table, part, notes, where=None):
     if prep.get("fill"):
         table, filled = impute(table, prep)
         if filled and part != "training":
-            notes.append(f"{sum(filled.values()):,} missing cells of the {where} imputed")
+            n = sum(filled.values())
+            notes.append(f"{n:,} missing cell{'s' if n != 1 else ''} of the {where} imputed")
         elif filled:
             notes.append(f"{sum(filled.values()):,} missing cells in {len(filled)} columns of the training rows imputed "
                          f"(median / most frequent, fitted on the training rows, with an is-missing input)")

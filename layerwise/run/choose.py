@@ -38,8 +38,10 @@ def choose_weight_decay(cfg, data, loss_fn, echo=print):
     the run state: {"key", "value", "metric", "tried": [[weight decay, best val value, best epoch], ...]}."""
     choices = cfg.optimizer.weight_decay_choices
     monitor, higher_is_better = monitor_for(cfg.train, data.task, cfg.source)
-    echo(f"choosing optimizer.weight_decay among {', '.join(f'{w:g}' for w in choices)} on the {len(data.val):,} "
-         f"validation rows (val {monitor} of each one's best epoch; optimizer.weight_decay_choices)")
+    rows, per = len(data.train), cfg.optimizer.decay_rows
+    scaled = f", each scaled by {per:,} / {rows:,} training rows (optimizer.decay_rows)" if per and rows > per else ""
+    echo(f"choosing optimizer.weight_decay among {', '.join(f'{w:g}' for w in choices)}{scaled} on the "
+         f"{len(data.val):,} validation rows (val {monitor} of each one's best epoch; optimizer.weight_decay_choices)")
     tried = []
     with tempfile.TemporaryDirectory(prefix="layerwise-choose-") as tmp:
         for i, decay in enumerate(choices):

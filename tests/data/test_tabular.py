@@ -350,4 +350,4 @@ def test_a_note_about_test_path_rows_names_that_file(tmp_path):
     lines = []
     load_dataset(csv_data(tmp_path / "t.csv", test_path=str(tmp_path / "held.csv"), missing="impute"), seed=0,
                  echo=lambda *a, **k: lines.append(a[0]))
-    assert any("missing cells of the test rows of held.csv imputed" in line for line in lines), lines
+    assert any("1 missing cell of the test rows of held.csv imputed" in line for line in lines), lines

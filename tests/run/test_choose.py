@@ -50,7 +50,8 @@ def test_the_best_choice_on_validation_trains_the_run_as_if_it_were_given(tmp_pa
     assert recorded["weight_decay"] == float(best) and recorded.get("weight_decay_choices") is None
     # what a person reads: one line per trial, then the choice, before the run's own header
     header = next(i for i, line in enumerate(lines) if line.startswith("training csv"))
-    assert lines[header - 5].startswith("choosing optimizer.weight_decay among 0, 1, 30 on the 12 validation rows")
+    assert lines[header - 5].startswith("choosing optimizer.weight_decay among 0, 1, 30, each scaled by 50 / 84 "
+                                        "training rows (optimizer.decay_rows) on the 12 validation rows")
     assert [line.split(":")[0] for line in lines[header - 4:header - 1]] == [
         "  weight decay 0", "  weight decay 1", "  weight decay 30"]
     assert lines[header - 1] == f"optimizer.weight_decay {best}: the best val loss of the 3; the run trains with it"
