@@ -151,7 +151,8 @@ def test_eval_of_an_interrupted_run_names_the_step(in_tmp, monkeypatch):
     monkeypatch.setattr(trainer, "train_step", interrupted_at_10)
     with pytest.raises(TrainingInterrupted):
         layerwise.train(REPO / "configs" / "tabular_classification.yaml", echo=None, data__path="t.csv",
-                        data__target="label", train__batch_size=8, train__epochs=3, output="run")
+                        data__target="label", train__batch_size=8, train__epochs=3, output="run",
+                        data__val_fraction=0.1, optimizer__weight_decay_choices=None, optimizer__weight_decay=3.0)
     last = invoke("eval", "run", "--checkpoint", "last")
     assert last.exit_code == 0, last.output
     assert "weights from epoch 2, step 3 of 7 (interrupted)" in last.output
@@ -226,7 +227,8 @@ def test_progress_lines_at_a_bounded_rate(in_tmp, monkeypatch):
 
     ticks = iter(range(10**6))  # a clock that advances one second per look
     cfg = load_config(REPO / "configs" / "tabular_classification.yaml",
-                      ["data.path=t.csv", "data.target=label", "train.batch_size=8", "train.epochs=2", "output=run"])
+                      ["data.path=t.csv", "data.target=label", "train.batch_size=8", "train.epochs=2", "output=run",
+                       "data.val_fraction=0.1"])
     lines = []
     fit(cfg, echo=lines.append, callbacks=[ProgressLog(interval=3, clock=lambda: float(next(ticks)))])
     progress = [line for line in lines if "ETA" in line]

@@ -99,19 +99,28 @@ class RunState:
                   and self.refit["epochs"] == self.best["epoch"] and _has_type(self.refit["rows"], int))
             if not ok:
                 raise _malformed(path, f"refit is {_short(self.refit)}")
+        if self.chosen is not None:  # optimizer.weight_decay_choices' record (run/choose.py)
+            ok = (set(self.chosen) == {"key", "value", "metric", "tried"} and _is_number(self.chosen["value"])
+                  and isinstance(self.chosen["tried"], list) and all(
+                      isinstance(t, list) and len(t) == 3 and all(_is_number(v) for v in t) for t in self.chosen["tried"]))
+            if not ok:
+                raise _malformed(path, f"chosen is {_short(self.chosen)}")
 
     def describe_weights(self, steps_per_epoch=None):
         """What a checkpoint with this state holds, exactly: "weights after epoch 19", or for a run stopped
         mid-epoch "weights from epoch 20, step 311 of 469 (interrupted)"."""
+        chosen = ""
+        if self.chosen is not None:
+            chosen = f", weight decay {self.chosen['value']:g} (chosen on validation: optimizer.weight_decay_choices)"
         if self.refit is not None:
             return (f"weights refit on {self.refit['rows']:,} training + validation rows for {self.refit['epochs']} "
-                    f"epochs (train.refit)")
+                    f"epochs (train.refit){chosen}")
         if self.step > 0:
             of = f" of {steps_per_epoch}" if isinstance(steps_per_epoch, int) and steps_per_epoch >= self.step else ""
             return f"weights from epoch {self.epoch + 1}, step {self.step}{of} (interrupted)"
         if self.epoch == 0:
             return "initial weights (no training step taken yet)"
-        return f"weights after epoch {self.epoch}"
+        return f"weights after epoch {self.epoch}{chosen}"
 
     def check_against(self, data, batch_size, path, monitor=None):
         """The state fits this run's training data and batch size (and task)."""

@@ -4,26 +4,17 @@ the run state and test.json, and nothing is written before the choice is made.""
 
 import json
 
-import numpy as np
 import pytest
 import yaml
+from test_refit import arrays, same
+from test_tabular_budget import interrupt_after, quiet, write_run
 
 from layerwise.config.schema import load_config
 from layerwise.errors import ConfigError, TrainingInterrupted
 from layerwise.run.fit import fit, resume
 from layerwise.util.npz import load_checkpoint
 
-from test_tabular_budget import interrupt_after, quiet, write_run
-
 CHOICES = ["optimizer.weight_decay=null", "optimizer.weight_decay_choices=[0.0, 1.0, 30.0]", "train.refit=true"]
-
-
-def arrays(path):
-    return load_checkpoint(path)[0]
-
-
-def same(a, b):
-    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
 
 
 def test_the_best_choice_on_validation_trains_the_run_as_if_it_were_given(tmp_path, monkeypatch):
@@ -109,3 +100,23 @@ def test_bad_choices_name_the_file_and_key(tmp_path, monkeypatch, overrides, mes
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError, match=f"c.yaml: {message}"):
         load_config(write_run(tmp_path), overrides)
+
+
+def test_eval_names_the_chosen_weight_decay_and_a_forged_record_is_refused(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from layerwise.cli import main
+    from layerwise.errors import CheckpointError
+    from layerwise.run.state import RunState
+
+    monkeypatch.chdir(tmp_path)
+    fit(load_config(write_run(tmp_path), ["output=run", *CHOICES]), echo=quiet)
+    chosen = json.loads((tmp_path / "run" / "test.json").read_text())["weight_decay"]
+    out = CliRunner().invoke(main, ["eval", "run"])
+    assert out.exit_code == 0, out.output
+    assert f"(train.refit), weight decay {chosen:g} (chosen on validation: optimizer.weight_decay_choices)" in out.output
+    meta = load_checkpoint(tmp_path / "run" / "last.npz")[1]["state"]
+    for forged in ({"value": "lots"}, {**meta["chosen"], "tried": [[1.0, "x", 3]]}):
+        with pytest.raises(CheckpointError, match="chosen is"):
+            RunState.from_meta({**meta, "chosen": {**meta["chosen"], **forged} if "key" not in forged else forged},
+                               "last.npz")
