@@ -10,12 +10,12 @@ from ..config.diff import config_yaml_edits
 from ..config.schema import Config, apply_overrides, config_from_dict
 from ..data.fingerprint import valid_fingerprint
 from ..errors import CheckpointError, ConfigError
+from ..optim.optimizers import build_optimizer
 from ..util.fileio import atomic_write_text, remove_stale_temps
 from ..util.openfile import kind_of
-from ..optim.optimizers import build_optimizer
 from .build import SHUFFLE_STREAM, build, check_fingerprint, describe_data
-from .choose import choose_weight_decay
 from .checkpoint import check_storable, load_run_arrays, load_run_meta, save_run_checkpoint
+from .choose import choose_weight_decay
 from .evaluate import UNITS_NOTE, standardised_targets
 from .rundir import check_run_dir, create_run_dir, lock_run_dir
 from .state import RunState

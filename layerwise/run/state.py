@@ -101,6 +101,7 @@ class RunState:
                 raise _malformed(path, f"refit is {_short(self.refit)}")
         if self.chosen is not None:  # optimizer.weight_decay_choices' record (run/choose.py)
             ok = (set(self.chosen) == {"key", "value", "metric", "tried"} and _is_number(self.chosen["value"])
+                  and isinstance(self.chosen["metric"], str)
                   and isinstance(self.chosen["tried"], list) and all(
                       isinstance(t, list) and len(t) == 3 and all(_is_number(v) for v in t) for t in self.chosen["tried"]))
             if not ok:
