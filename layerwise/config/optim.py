@@ -38,7 +38,7 @@ def check_optimizer(opt, source):
             f"remove {'them' if len(unused) > 1 else 'it'} (on the command line: {drops}) or change the type"
         )
     for key, default in uses.items():
-        if getattr(opt, key) is None:
+        if getattr(opt, key) is None and not (key == "weight_decay" and opt.weight_decay_choices is not None):
             setattr(opt, key, default)
     for key in ("momentum", "beta1", "beta2", "alpha"):
         value = getattr(opt, key)
@@ -49,18 +49,17 @@ def check_optimizer(opt, source):
 
 
 def _check_choices(opt, source):
-    """optimizer.weight_decay_choices: a non-empty list of decays >= 0, instead of one weight_decay (which
-    holds the first until the run has chosen: run/choose.py)."""
+    """optimizer.weight_decay_choices: a non-empty list of decays >= 0, instead of one weight_decay (left
+    null until the run has chosen: run/choose.py; an optimizer built before that uses the first)."""
     choices = opt.weight_decay_choices
     if opt.weight_decay is not None:
         raise ConfigError(f"{source}: optimizer.weight_decay and optimizer.weight_decay_choices: give one of them "
-                          f"(on the command line: -s optimizer.weight_decay_choices=null to use weight_decay alone)")
+                          f"(on the command line, -s optimizer.weight_decay=V replaces the choices)")
     if not choices:
         raise ConfigError(f"{source}: optimizer.weight_decay_choices: expected a list of values, received []")
     for i, value in enumerate(choices):
         if value < 0:
             raise ConfigError(f"{source}: optimizer.weight_decay_choices[{i}]: expected a value >= 0, received {value:g}")
-    opt.weight_decay = choices[0]
 
 
 def check_schedule(opt, train, source):

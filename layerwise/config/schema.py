@@ -221,6 +221,11 @@ def config_from_dict(raw, source="<config>"):
     return cfg
 
 
+# Keys that say the same thing two ways: an override of one drops the other (a sweep axis on
+# optimizer.weight_decay over a config with weight_decay_choices, or the other way round).
+REPLACES = {"optimizer.weight_decay": "weight_decay_choices", "optimizer.weight_decay_choices": "weight_decay"}
+
+
 def apply_overrides(raw, overrides, source):
     """Set each `a.b.c=value` (value parsed as YAML) in a copy of the nested dict `raw`.
 
@@ -257,6 +262,8 @@ def apply_overrides(raw, overrides, source):
                 raise ConfigError(f"override {shorten(item)!r}: {'.'.join(parts[:i])} is not a mapping")
             if last:
                 node[part] = value
+                if key in REPLACES and value is not None:  # the command line's choice wins over the file's
+                    node.pop(REPLACES[key], None)
             else:
                 if isinstance(node, dict) and not isinstance(node.get(part), (dict, list)):
                     node[part] = {}

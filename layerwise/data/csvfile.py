@@ -203,7 +203,8 @@ def _drop_index(path, names, columns, notes):
     elif first == "" and not c.numeric and not c.missing.any() and len(np.unique(c.text)) == len(c.text):
         what = "distinct row names"
     elif first == "":
-        raise DataError(f"{path}, line 1: column 1 of the header has no name")
+        raise DataError(f"{path}, line 1: column 1 of the header has no name, and its cells are not a row index "
+                        "(distinct integers or distinct row names); give it a name in the header")
     else:
         return names, columns
     notes.append(f"column 1 ({first!r}) is a row index ({what}): left out")

@@ -301,4 +301,6 @@ def build_optimizer(opt_cfg, model):
     kwargs = {k: getattr(opt_cfg, k) for k in accepted if k not in ("named_parameters", "betas")}
     if "betas" in accepted:
         kwargs["betas"] = (opt_cfg.beta1, opt_cfg.beta2)
+    if kwargs.get("weight_decay") is None and getattr(opt_cfg, "weight_decay_choices", None):
+        kwargs["weight_decay"] = opt_cfg.weight_decay_choices[0]  # until the run has chosen (run/choose.py)
     return cls(model.named_parameters(), **kwargs)

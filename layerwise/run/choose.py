@@ -14,6 +14,7 @@ it or training its config.yaml again repeats the run without choosing again. The
 scores are kept in the run state and test.json.
 """
 
+import math
 import signal
 import tempfile
 import time
@@ -67,11 +68,15 @@ def choose_weight_decay(cfg, data, loss_fn, echo=print):
                 echo(f"  weight decay {decay:g}: diverged; not a choice")
                 continue
             best = state.best
+            if not math.isfinite(best["value"]):  # NaN compares as neither better nor worse
+                echo(f"  weight decay {decay:g}: val {monitor} {best['value']}; not a choice")
+                continue
             tried.append([decay, best["value"], best["epoch"]])
             echo(f"  weight decay {decay:g}: val {format_metrics({monitor: best['value']})} at epoch {best['epoch']} "
                  f"({time.perf_counter() - started:.1f}s)")
     if not tried:
-        raise TrainingDiverged(f"{cfg.source}: optimizer.weight_decay_choices: training diverged with every value; "
+        raise TrainingDiverged(f"{cfg.source}: optimizer.weight_decay_choices: training diverged (or scored NaN) with every "
+                               "value; "
                                "lower optimizer.lr")
     # The best validation value; on a tie, the larger decay (the simpler model).
     pick = (max if higher_is_better else min)(tried, key=lambda t: (t[1], t[0] if higher_is_better else -t[0]))

@@ -243,8 +243,8 @@ class Trainer:
                    **{f"test_{k}": v.tolist() if k == "confusion" else v for k, v in test.items()}}
         if self.state.chosen is not None:  # optimizer.weight_decay_choices
             summary["weight_decay"] = self.state.chosen["value"]
-            summary["weight_decay_tried"] = {f"{w:g}": {f"val_{self.state.chosen['metric']}": v, "epoch": e}
-                                             for w, v, e in self.state.chosen["tried"]}
+            summary["weight_decay_tried"] = [{"weight_decay": w, f"val_{self.state.chosen['metric']}": v, "epoch": e}
+                                             for w, v, e in self.state.chosen["tried"]]
         if self.refitted is not None:  # best.npz is the refit model: trained on the validation rows too
             summary["refit_epochs"], summary["refit_rows"] = self.refitted["epochs"], self.refitted["rows"]
         try:

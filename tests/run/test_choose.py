@@ -23,7 +23,8 @@ def test_the_best_choice_on_validation_trains_the_run_as_if_it_were_given(tmp_pa
     lines = []
     chose = fit(load_config(config, ["output=chose", *CHOICES]), echo=lines.append)
     saved = json.loads((tmp_path / "chose" / "test.json").read_text())
-    tried = saved["weight_decay_tried"]
+    tried = {f"{t['weight_decay']:g}": {k: v for k, v in t.items() if k != "weight_decay"}
+             for t in saved["weight_decay_tried"]}
     assert list(tried) == ["0", "1", "30"]
     # each trial is its plain first pass: the same best epoch and val loss as a run given that value
     for value, trial in tried.items():
@@ -87,8 +88,6 @@ def test_stopped_while_choosing_writes_nothing(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("overrides,message", [
-    (["optimizer.weight_decay_choices=[1.0, 3.0]"],
-     "optimizer.weight_decay and optimizer.weight_decay_choices: give one of them"),
     (["optimizer.weight_decay=null", "optimizer.weight_decay_choices=[]"],
      r"optimizer.weight_decay_choices: expected a list of values, received \[\]"),
     (["optimizer.weight_decay=null", "optimizer.weight_decay_choices=[1.0, -2]"],
@@ -120,3 +119,46 @@ def test_eval_names_the_chosen_weight_decay_and_a_forged_record_is_refused(tmp_p
         with pytest.raises(CheckpointError, match="chosen is"):
             RunState.from_meta({**meta, "chosen": {**meta["chosen"], **forged} if "key" not in forged else forged},
                                "last.npz")
+
+
+def test_both_in_a_file_is_an_error_and_the_command_line_replaces_one_with_the_other(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from layerwise.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    config = write_run(tmp_path)
+    both = tmp_path / "both.yaml"
+    both.write_text(config.read_text().replace("weight_decay: 1.0,", "weight_decay: 1.0, weight_decay_choices: [1, 3],"))
+    with pytest.raises(ConfigError, match="both.yaml: optimizer.weight_decay and optimizer.weight_decay_choices: give "
+                                          "one of them"):
+        load_config(both)
+    # -s of one replaces the other (a sweep's axis too)
+    assert load_config(both, ["optimizer.weight_decay=0.5"]).optimizer.weight_decay_choices is None
+    chose = load_config(both, ["optimizer.weight_decay_choices=[2, 4]"]).optimizer
+    assert chose.weight_decay is None and chose.weight_decay_choices == [2.0, 4.0]
+    # what `layerwise config` prints trains as it is (weight_decay stays null until the run has chosen)
+    out = CliRunner().invoke(main, ["config", str(config), *[f"-s{c}" for c in CHOICES]])
+    assert out.exit_code == 0, out.output
+    (tmp_path / "resolved.yaml").write_text(out.stdout)
+    resolved = load_config(tmp_path / "resolved.yaml").optimizer
+    assert resolved.weight_decay is None and resolved.weight_decay_choices == [0.0, 1.0, 30.0]
+
+
+def test_a_nan_score_is_not_a_choice(tmp_path, monkeypatch):
+    from layerwise.run import trainer as trainer_module
+
+    monkeypatch.chdir(tmp_path)
+    real = trainer_module.Trainer.monitor_value
+    calls = []
+
+    def nan_for_the_first_value(self, row):  # the first value's every epoch scores NaN
+        calls.append(self.optimizer.weight_decay)
+        return float("nan") if self.cfg.optimizer.weight_decay == 0.0 else real(self, row)
+
+    monkeypatch.setattr(trainer_module.Trainer, "monitor_value", nan_for_the_first_value)
+    lines = []
+    fit(load_config(write_run(tmp_path), ["output=run", *CHOICES]), echo=lines.append)
+    assert "  weight decay 0: val loss nan; not a choice" in lines
+    saved = json.loads((tmp_path / "run" / "test.json").read_text())
+    assert [t["weight_decay"] for t in saved["weight_decay_tried"]] == [1.0, 30.0] and saved["weight_decay"] != 0.0
