@@ -98,10 +98,10 @@ class Table:
                      self.decimal)
 
 
-def _open(path):
+def _open(path, encoding="utf-8-sig"):
     """The text of a CSV file, gunzipped when it is gzip (by its bytes): at most what memory can hold
     as text cells (a gzip bomb is refused as it inflates)."""
-    return open_input(path, text=True, encoding="utf-8-sig",
+    return open_input(path, text=True, encoding=encoding,
                       cap=max(SMALL, memory.available_bytes() // TEXT_BYTES_PER_BYTE))
 
 
@@ -119,34 +119,61 @@ def read_csv(path, where="data.path", text=False, delimiter=None, decimal=None):
         what = kind if "long" in kind else f"not a regular file ({kind})"
         raise DataError(f"{where}: cannot open {path}: {what}")
     try:
-        notes = []
-        delimiter = "\t" if delimiter == "tab" else delimiter
-        if delimiter is None:
-            delimiter = _sniff(path)
-            if delimiter != ",":
-                notes.append(f"{DELIMITERS[delimiter]}-separated")
-        names = _header(path, delimiter)
-        values = None if text else _numbers(path, len(names), delimiter)
-        if values is not None:
-            lines = _line_numbers(path)
-            columns = {n: Column(n, True, values[:, j]) for j, n in enumerate(names)}
-        else:
-            columns = _typed_columns(path, names, delimiter)
-            lines = _line_numbers(path)
-            if decimal is None and delimiter != ",":
-                decimal = _decimal_mark(columns, notes)
-            if decimal == ",":
-                columns = {n: _column(n, c.text, ",") for n, c in columns.items()}
-        names, columns = _drop_index(path, names, columns, notes)
+        try:
+            return _read(path, text, delimiter, decimal, "utf-8-sig", [])
+        except UnicodeDecodeError:
+            if _has_nul(path):  # text has no NUL bytes; a binary file read as Windows-1252 would be noise
+                raise
+        # A spreadsheet saved as "CSV" on Windows: Windows-1252 (Latin-1 and more), e.g. "Zürich" as one byte
+        return _read(path, text, delimiter, decimal, "cp1252", ["not UTF-8: read as Windows-1252 (Latin-1) text"])
     except UnicodeDecodeError:
-        raise DataError(f"{where}: {path} is not UTF-8 text; is it really a CSV file?") from None
+        raise DataError(f"{where}: {path} is neither UTF-8 nor Windows-1252 text; is it really a CSV file?") from None
     except MemoryError:
         raise DataError(f"{where}: {path}: not enough memory to read it") from None
     except (OSError, EOFError, zlib.error) as e:
         if isinstance(e, NotRegularFile):
             raise DataError(f"{where}: cannot open {path}: {e.strerror}") from None
         raise DataError(f"{where}: cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
+
+
+def _read(path, text, delimiter, decimal, encoding, notes):
+    delimiter = "\t" if delimiter == "tab" else delimiter
+    if delimiter is None:
+        delimiter = _sniff(path, encoding)
+        if delimiter != ",":
+            notes.append(f"{DELIMITERS[delimiter]}-separated")
+    names = _header(path, delimiter, encoding)
+    values = None if text else _numbers(path, len(names), delimiter, encoding)
+    if values is not None:
+        lines = _line_numbers(path, encoding)
+        columns = {n: Column(n, True, values[:, j]) for j, n in enumerate(names)}
+    else:
+        columns = _typed_columns(path, names, delimiter, encoding)
+        lines = _line_numbers(path, encoding)
+        if decimal is None and delimiter != ",":
+            decimal = _decimal_mark(columns, notes)
+        if decimal == ",":
+            columns = {n: _column(n, c.text, ",") for n, c in columns.items()}
+    names, columns = _drop_index(path, names, columns, notes)
+    names, columns = _drop_empty_last(path, names, columns, notes)
     return Table(path, names, columns, lines, delimiter, notes, decimal or ".")
+
+
+def _has_nul(path, sample=1 << 16):
+    with open_input(path) as f:
+        return b"\x00" in f.read(sample)
+
+
+def _drop_empty_last(path, names, columns, notes):
+    """Leave out an unnamed last column with no value in any row: a delimiter at the end of every line
+    (some spreadsheet exports)."""
+    last = names[-1] if len(names) > 1 else None
+    if last != "":
+        return names, columns
+    if not columns[last].missing.all():
+        raise DataError(f"{path}, line 1: column {len(names)} of the header has no name; give it one")
+    notes.append(f"column {len(names)} has no name and no values (a delimiter at the end of each line): left out")
+    return names[:-1], {n: c for n, c in columns.items() if n != last}
 
 
 def _decimal_mark(columns, notes):
@@ -173,10 +200,10 @@ def _decimal_points(column, sample=1000):
     return any(not THOUSANDS.fullmatch(column.text[i].lstrip("+-")) for i in fraction[:sample])
 
 
-def _sniff(path):
+def _sniff(path, encoding="utf-8-sig"):
     """The delimiter of the first lines: of `,` `;` tab `|`, the one that splits the header into the
     most fields and every following line into as many (quotes respected); `,` when none splits it."""
-    with _open(path) as f:
+    with _open(path, encoding) as f:
         lines = [f.readline(MAX_HEADER_CHARS) for _ in range(SNIFF_LINES)]  # bounded: a huge line is cut
         lines = [line for line in lines if line.strip()]
     best, widest = ",", 1
@@ -216,8 +243,8 @@ def _csv_problem(e):
     return f"a cell longer than {csv.field_size_limit():,} characters" if "field limit" in str(e) else one_line(e, 100)
 
 
-def _header(path, delimiter):
-    with _open(path) as f:
+def _header(path, delimiter, encoding="utf-8-sig"):
+    with _open(path, encoding) as f:
         first = f.readline(MAX_HEADER_CHARS + 1)
     if len(first) > MAX_HEADER_CHARS:
         raise DataError(f"{path}, line 1: the header is longer than {MAX_HEADER_CHARS:,} characters; "
@@ -229,7 +256,7 @@ def _header(path, delimiter):
     except csv.Error as e:  # a cell over csv.field_size_limit() (128 Ki characters), ...
         raise DataError(f"{path}, line 1: the header row has {_csv_problem(e)}; column names are short "
                         "(is it really a CSV file?)") from None
-    if any(n == "" for n in names[1:]):
+    if any(n == "" for n in names[1:-1]):  # the first may be a row index, the last a trailing delimiter
         raise DataError(f"{path}, line 1: column {names.index('', 1) + 1} of the header has no name")
     seen = set()
     for n in names:
@@ -250,9 +277,9 @@ def _loadtxt(f, dtype, delimiter):
         return np.loadtxt(f, delimiter=delimiter, dtype=dtype, comments=None, quotechar='"', ndmin=2)
 
 
-def _numbers(path, width, delimiter):
+def _numbers(path, width, delimiter, encoding="utf-8-sig"):
     """The fast path: every cell a finite number -> float64 (N, width); else None."""
-    with _open(path) as f:
+    with _open(path, encoding) as f:
         f.readline()
         try:
             values = _loadtxt(f, np.float64, delimiter)
@@ -265,11 +292,11 @@ def _numbers(path, width, delimiter):
     return values
 
 
-def _typed_columns(path, names, delimiter):
+def _typed_columns(path, names, delimiter, encoding="utf-8-sig"):
     need = os.stat(path).st_size * TEXT_BYTES_PER_BYTE * (4 if _gzipped(path) else 1)
     if need > SMALL:
         check_fits(need, f"{path}: reading its text cells", "give a smaller file", DataError)
-    with _open(path) as f:
+    with _open(path, encoding) as f:
         f.readline()
         try:
             cells = _loadtxt(f, object, delimiter)  # Python strings: no cell widens the others
@@ -337,7 +364,7 @@ def _comma_float(s):
     return _float(s.replace(",", "."))
 
 
-def _line_numbers(path):
+def _line_numbers(path, encoding="utf-8-sig"):
     """A callable giving, for each data row, its 1-based file line (np.loadtxt skips blank lines).
 
     Computed on first use only: messages need it, a clean load does not."""
@@ -345,7 +372,7 @@ def _line_numbers(path):
 
     def lines():
         if not cache:
-            with _open(path) as f:
+            with _open(path, encoding) as f:
                 blank = np.array([not line.strip() for line in f], dtype=bool)
             cache.append(np.flatnonzero(~blank[1:]) + 2)
         return cache[0]

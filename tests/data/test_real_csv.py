@@ -253,3 +253,33 @@ def test_decimal_commas_are_read_as_numbers_stored_and_applied_again(tmp_path, m
     assert result.exit_code == 0, result.output
     values = [p["prediction"] for p in json.loads(result.stdout)["predictions"]]
     assert len(values) == 2 and all(isinstance(v, float) for v in values)
+
+
+def test_a_windows_1252_file_is_read_with_a_note(tmp_path):
+    a, b, color, label = rows()
+    cities = ["Zürich", "Genève", "Köln", "Zürich"] * 10
+    path = tmp_path / "t.csv"
+    path.write_bytes("\n".join(["a;b;ville;label"] + [f"{x};{y};{c};{z}" for x, y, c, z in zip(a, b, cities, label)])
+                     .encode("cp1252") + b"\n")
+    notes = []
+    data = load(path, notes)
+    assert "note: t.csv: not UTF-8: read as Windows-1252 (Latin-1) text; semicolon-separated" in notes
+    assert "ville=Zürich" in data.preprocessing["columns"]
+    # the same rows in UTF-8 encode to the same inputs (what predict on a re-saved file sees)
+    utf8 = tmp_path / "u.csv"
+    utf8.write_text(path.read_bytes().decode("cp1252"), encoding="utf-8")
+    assert np.array_equal(load(utf8, []).train.x, data.train.x)
+
+
+def test_a_delimiter_at_the_end_of_each_line_is_not_a_column(tmp_path):
+    a, b, color, label = rows()
+    path = tmp_path / "t.csv"
+    path.write_text("\n".join(["a,b,color,label,"] + [f"{x},{y},{c},{z}," for x, y, c, z in zip(a, b, color, label)]) + "\n")
+    notes = []
+    data = load(path, notes)
+    assert data.preprocessing["inputs"] == ["a", "b", "color"]
+    assert any("column 5 has no name and no values (a delimiter at the end of each line): left out" in n for n in notes)
+    # an unnamed last column that holds values stays an error
+    path.write_text("a,b,label,\n1,2,x,\n3,4,y,5\n")
+    with pytest.raises(DataError, match="column 4 of the header has no name; give it one"):
+        read_csv(path)

@@ -237,7 +237,7 @@ CSV_ERRORS = [
     ("no-path", None, ["data.path=null"], 2, ["data.path", "required"]),
     ("no-such-file", None, ["data.path=nope.csv"], 1, ["data.path", "nope.csv", "does not exist"]),
     ("too-few-rows", lines("x,label", "1,a", "2,b", "3,a", "4,b"), [], 1, ["leave no validation rows"]),
-    ("not-utf8", None, ["data.path=bin.csv"], 1, ["bin.csv", "not UTF-8"]),
+    ("not-utf8", None, ["data.path=bin.csv"], 1, ["bin.csv", "neither UTF-8 nor Windows-1252 text"]),
     # gzip is recognised by its bytes, not the name: a plain CSV called .gz is read as the text it is
     ("not-gzip", None, ["data.path=bin.csv.gz"], 1, ["bin.csv.gz", "leaves no validation rows"]),
     ("bad-gzip", None, ["data.path=bad.csv.gz"], 1, ["bad.csv.gz", "cannot read"]),
@@ -251,7 +251,7 @@ def test_bad_csv(tmp_path, monkeypatch, text, overrides, code, fragments):
     if text is not None:
         write(tmp_path / "t.csv", text)
     write(tmp_path / "test.csv", "x,c,label\n1,w,a\n")
-    (tmp_path / "bin.csv").write_bytes(b"x,label\n\xff\xfe,1\n")
+    (tmp_path / "bin.csv").write_bytes(b"x,label\n\xff\x00\xfe,1\n")  # a NUL byte: not text
     (tmp_path / "bin.csv.gz").write_bytes(b"x,label\n1,2\n")
     (tmp_path / "bad.csv.gz").write_bytes(b"\x1f\x8b\x08\x00garbage")
     write(tmp_path / "exp.yaml", yaml.safe_dump({
