@@ -37,11 +37,16 @@ def derived_names(column, kind, hours=True):
 def analyse(table, features, dates="features", ids="drop"):
     """(derived {column: kind}, dropped [columns], notes) for the feature columns of `table`: a text
     column whose values are dates or times of day is derived (or dropped with data.dates: drop); a
-    column with a distinct text per row, or an integer ID column, is dropped (data.ids: drop)."""
+    column with a distinct text per row, or an integer ID column, is dropped (data.ids: drop); a column
+    with no value in any row is dropped."""
     derived, dropped, notes = {}, [], []
     for f in features:
         c = table[f]
         present = c.text[~c.missing] if c.text is not None else None
+        if present is not None and not len(present):
+            dropped.append(f)
+            notes.append(f"{f!r} has no value in any row: left out")
+            continue
         if not c.numeric and present is not None and len(present):
             distinct = np.unique(present)
             kind = _time_kind(distinct)

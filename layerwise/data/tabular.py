@@ -214,7 +214,8 @@ def _inputs(prep, table, part, notes, where=None):
             n = sum(filled.values())
             notes.append(f"{n:,} missing cell{'s' if n != 1 else ''} of the {where} imputed")
         elif filled:
-            notes.append(f"{sum(filled.values()):,} missing cells in {len(filled)} columns of the training rows imputed "
+            notes.append(f"{sum(filled.values()):,} missing cells in {len(filled)} column{'s' if len(filled) != 1 else ''} "
+                         "of the training rows imputed "
                          f"(median / most frequent, fitted on the training rows, with an is-missing input)")
     unseen = {}
     x = standardize(prep, encode_features(prep, table, part, unseen))

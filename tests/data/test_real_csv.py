@@ -283,3 +283,12 @@ def test_a_delimiter_at_the_end_of_each_line_is_not_a_column(tmp_path):
     path.write_text("a,b,label,\n1,2,x,\n3,4,y,5\n")
     with pytest.raises(DataError, match="column 4 of the header has no name; give it one"):
         read_csv(path)
+
+
+def test_a_column_with_no_value_is_left_out(tmp_path):
+    a, b, color, label = rows()
+    path = write_table(tmp_path / "t.csv", ["a", "empty", "color", "label"], [(x, "", c, z) for x, c, z in zip(a, color, label)])
+    notes = []
+    data = load(path, notes)
+    assert data.preprocessing["inputs"] == ["a", "color"]
+    assert any("'empty' has no value in any row: left out" in n for n in notes)
