@@ -22,6 +22,7 @@ import csv
 import gzip
 import os
 import re
+import typing
 import zlib
 import warnings
 from dataclasses import dataclass
@@ -98,11 +99,21 @@ class Table:
                      self.decimal)
 
 
-def _open(path, encoding="utf-8-sig"):
-    """The text of a CSV file, gunzipped when it is gzip (by its bytes): at most what memory can hold
-    as text cells (a gzip bomb is refused as it inflates)."""
-    return open_input(path, text=True, encoding=encoding,
-                      cap=max(SMALL, memory.available_bytes() // TEXT_BYTES_PER_BYTE))
+class Reading(typing.NamedTuple):
+    """How a CSV file's text is read: its encoding, and the lines before its header (Excel's `sep=;`)."""
+
+    encoding: str = "utf-8-sig"
+    skip: int = 0
+
+
+def _open(path, how=Reading()):
+    """The text of a CSV file from its header on, gunzipped when it is gzip (by its bytes): at most
+    what memory can hold as text cells (a gzip bomb is refused as it inflates)."""
+    f = open_input(path, text=True, encoding=how.encoding,
+                   cap=max(SMALL, memory.available_bytes() // TEXT_BYTES_PER_BYTE))
+    for _ in range(how.skip):
+        f.readline(MAX_HEADER_CHARS)
+    return f
 
 
 def read_csv(path, where="data.path", text=False, delimiter=None, decimal=None):
@@ -120,12 +131,12 @@ def read_csv(path, where="data.path", text=False, delimiter=None, decimal=None):
         raise DataError(f"{where}: cannot open {path}: {what}")
     try:
         try:
-            return _read(path, text, delimiter, decimal, "utf-8-sig", [])
+            return _read(path, text, delimiter, decimal, Reading("utf-8-sig"), [])
         except UnicodeDecodeError:
             if _has_nul(path):  # text has no NUL bytes; a binary file read as Windows-1252 would be noise
                 raise
         # A spreadsheet saved as "CSV" on Windows: Windows-1252 (Latin-1 and more), e.g. "Zürich" as one byte
-        return _read(path, text, delimiter, decimal, "cp1252", ["not UTF-8: read as Windows-1252 (Latin-1) text"])
+        return _read(path, text, delimiter, decimal, Reading("cp1252"), ["not UTF-8: read as Windows-1252 (Latin-1) text"])
     except UnicodeDecodeError:
         raise DataError(f"{where}: {path} is neither UTF-8 nor Windows-1252 text; is it really a CSV file?") from None
     except MemoryError:
@@ -136,20 +147,26 @@ def read_csv(path, where="data.path", text=False, delimiter=None, decimal=None):
         raise DataError(f"{where}: cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
 
 
-def _read(path, text, delimiter, decimal, encoding, notes):
+def _read(path, text, delimiter, decimal, how, notes):
     delimiter = "\t" if delimiter == "tab" else delimiter
+    excel = _excel_sep(path, how)
+    if excel is not None:  # "sep=;" on the first line: Excel's way of naming the delimiter
+        how = how._replace(skip=1)
+        notes.append(f"a 'sep={excel}' first line (for Excel): read as {DELIMITERS.get(excel, repr(excel))}-separated"
+                     if delimiter is None else f"a 'sep={excel}' first line (for Excel): skipped")
+        delimiter = delimiter or excel
     if delimiter is None:
-        delimiter = _sniff(path, encoding)
+        delimiter = _sniff(path, how)
         if delimiter != ",":
             notes.append(f"{DELIMITERS[delimiter]}-separated")
-    names = _header(path, delimiter, encoding)
-    values = None if text else _numbers(path, len(names), delimiter, encoding)
+    names = _header(path, delimiter, how)
+    values = None if text else _numbers(path, len(names), delimiter, how)
     if values is not None:
-        lines = _line_numbers(path, encoding)
+        lines = _line_numbers(path, how)
         columns = {n: Column(n, True, values[:, j]) for j, n in enumerate(names)}
     else:
-        columns = _typed_columns(path, names, delimiter, encoding)
-        lines = _line_numbers(path, encoding)
+        columns = _typed_columns(path, names, delimiter, how)
+        lines = _line_numbers(path, how)
         if decimal is None and delimiter != ",":
             decimal = _decimal_mark(columns, notes)
         if decimal == ",":
@@ -157,6 +174,13 @@ def _read(path, text, delimiter, decimal, encoding, notes):
     names, columns = _drop_index(path, names, columns, notes)
     names, columns = _drop_empty_last(path, names, columns, notes)
     return Table(path, names, columns, lines, delimiter, notes, decimal or ".")
+
+
+def _excel_sep(path, how):
+    """The delimiter a first line `sep=;` names (Excel writes and reads it), else None."""
+    with _open(path, how) as f:
+        first = f.readline(MAX_HEADER_CHARS).rstrip("\r\n")
+    return first[4] if len(first) == 5 and first[:4].lower() == "sep=" else None
 
 
 def _has_nul(path, sample=1 << 16):
@@ -200,10 +224,10 @@ def _decimal_points(column, sample=1000):
     return any(not THOUSANDS.fullmatch(column.text[i].lstrip("+-")) for i in fraction[:sample])
 
 
-def _sniff(path, encoding="utf-8-sig"):
+def _sniff(path, how=Reading()):
     """The delimiter of the first lines: of `,` `;` tab `|`, the one that splits the header into the
     most fields and every following line into as many (quotes respected); `,` when none splits it."""
-    with _open(path, encoding) as f:
+    with _open(path, how) as f:
         lines = [f.readline(MAX_HEADER_CHARS) for _ in range(SNIFF_LINES)]  # bounded: a huge line is cut
         lines = [line for line in lines if line.strip()]
     best, widest = ",", 1
@@ -243,8 +267,8 @@ def _csv_problem(e):
     return f"a cell longer than {csv.field_size_limit():,} characters" if "field limit" in str(e) else one_line(e, 100)
 
 
-def _header(path, delimiter, encoding="utf-8-sig"):
-    with _open(path, encoding) as f:
+def _header(path, delimiter, how=Reading()):
+    with _open(path, how) as f:
         first = f.readline(MAX_HEADER_CHARS + 1)
     if len(first) > MAX_HEADER_CHARS:
         raise DataError(f"{path}, line 1: the header is longer than {MAX_HEADER_CHARS:,} characters; "
@@ -277,9 +301,9 @@ def _loadtxt(f, dtype, delimiter):
         return np.loadtxt(f, delimiter=delimiter, dtype=dtype, comments=None, quotechar='"', ndmin=2)
 
 
-def _numbers(path, width, delimiter, encoding="utf-8-sig"):
+def _numbers(path, width, delimiter, how=Reading()):
     """The fast path: every cell a finite number -> float64 (N, width); else None."""
-    with _open(path, encoding) as f:
+    with _open(path, how) as f:
         f.readline()
         try:
             values = _loadtxt(f, np.float64, delimiter)
@@ -292,11 +316,11 @@ def _numbers(path, width, delimiter, encoding="utf-8-sig"):
     return values
 
 
-def _typed_columns(path, names, delimiter, encoding="utf-8-sig"):
+def _typed_columns(path, names, delimiter, how=Reading()):
     need = os.stat(path).st_size * TEXT_BYTES_PER_BYTE * (4 if _gzipped(path) else 1)
     if need > SMALL:
         check_fits(need, f"{path}: reading its text cells", "give a smaller file", DataError)
-    with _open(path, encoding) as f:
+    with _open(path, how) as f:
         f.readline()
         try:
             cells = _loadtxt(f, object, delimiter)  # Python strings: no cell widens the others
@@ -364,7 +388,7 @@ def _comma_float(s):
     return _float(s.replace(",", "."))
 
 
-def _line_numbers(path, encoding="utf-8-sig"):
+def _line_numbers(path, how=Reading()):
     """A callable giving, for each data row, its 1-based file line (np.loadtxt skips blank lines).
 
     Computed on first use only: messages need it, a clean load does not."""
@@ -372,9 +396,9 @@ def _line_numbers(path, encoding="utf-8-sig"):
 
     def lines():
         if not cache:
-            with _open(path, encoding) as f:
+            with _open(path, how) as f:
                 blank = np.array([not line.strip() for line in f], dtype=bool)
-            cache.append(np.flatnonzero(~blank[1:]) + 2)
+            cache.append(np.flatnonzero(~blank[1:]) + 2 + how.skip)
         return cache[0]
 
     return lines

@@ -136,8 +136,9 @@ def _csv(path, pre, task):
     except ImportError:
         raise DataError(f"{path}: reading CSV inputs needs layerwise.data.tabular, which this layerwise "
                         "does not have") from None
-    x, y = table_inputs(pre, path)
-    return Inputs(x, y, [f"{path.name}:{i + 2}" for i in range(len(x))])  # the CSV line of each row
+    lines = []
+    x, y = table_inputs(pre, path, lines=lines)
+    return Inputs(x, y, [f"{path.name}:{n}" for n in lines])  # the CSV line of each row
 
 
 def _image_file(path, pre):

@@ -224,7 +224,7 @@ def _inputs(prep, table, part, notes, where=None):
     return x
 
 
-def table_inputs(preprocessing, path, notes=None, drop=False):
+def table_inputs(preprocessing, path, notes=None, drop=False, lines=None):
     """(x float32 (N, D), y or None) from a CSV with the model's input columns (any order, any extra
     columns), read, derived, filled and encoded exactly as in training. y is returned when every
     target column is present: class indices (int64), or float32 (N, M) targets in the target's own
@@ -247,6 +247,8 @@ def table_inputs(preprocessing, path, notes=None, drop=False):
     table = _complete_rows(table, kinds, policy if drop or policy == "error" else "error", notes, predict=not drop,
                            trained=policy)
     x = _inputs(prep, table, "input", notes)
+    if lines is not None:  # the file line of each row, for predict's output
+        lines.extend(table.line(i) for i in range(len(table)))
     if not has_y:
         return x, None
     return x, encode_targets(prep, table, "input", scaled=False)

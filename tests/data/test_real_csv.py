@@ -292,3 +292,20 @@ def test_a_column_with_no_value_is_left_out(tmp_path):
     data = load(path, notes)
     assert data.preprocessing["inputs"] == ["a", "color"]
     assert any("'empty' has no value in any row: left out" in n for n in notes)
+
+
+def test_an_excel_sep_line_names_the_delimiter_and_predict_names_file_lines(tmp_path):
+    a, b, color, label = rows()
+    path = tmp_path / "t.csv"
+    body = [f"{x};{y};{c};{z}" for x, y, c, z in zip(a, b, color, label)]
+    path.write_text("\n".join(["sep=;", "a;b;color;label"] + body) + "\n")
+    notes = []
+    data = load(path, notes)
+    assert data.preprocessing["inputs"] == ["a", "b", "color"]
+    assert "note: t.csv: a 'sep=;' first line (for Excel): read as semicolon-separated" in notes
+    assert read_csv(path, delimiter=";").notes == ["a 'sep=;' first line (for Excel): skipped"]
+    # the file lines predict names: after the sep= line and the header, and past a blank line
+    from layerwise.data.inputs import _csv
+
+    (tmp_path / "new.csv").write_text("sep=;\na;b;color\n0.1;0.2;red\n\n0.3;0.4;blue\n")
+    assert _csv(tmp_path / "new.csv", data.preprocessing, "classification").names == ["new.csv:3", "new.csv:5"]
