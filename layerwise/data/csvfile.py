@@ -35,6 +35,7 @@ from ..util import memory
 from ..util.memory import check_fits
 from ..util.openfile import NotRegularFile, kind_of, open_input
 from ..util.text import one_line
+from .csvindex import drop_empty_last, drop_index
 
 # Cells that mean "no value" (pandas' defaults, and the '?' of many UCI files).
 MISSING = ("", "NA", "N/A", "n/a", "NaN", "nan", "NULL", "null", "None", "?", "-")
@@ -44,7 +45,6 @@ TEXT_BYTES_PER_BYTE = 12  # memory of the text path per byte of file: a str obje
 DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 # First-column names pandas (df.to_csv: ""; read back: "Unnamed: 0") and R (write.csv: "", Rdatasets:
 # "rownames") give a row index.
-INDEX_NAMES = ("", "unnamed: 0", "rownames", "index")
 SNIFF_LINES = 50
 
 
@@ -171,8 +171,8 @@ def _read(path, text, delimiter, decimal, how, notes):
             decimal = _decimal_mark(columns, notes)
         if decimal == ",":
             columns = {n: _column(n, c.text, ",") for n, c in columns.items()}
-    names, columns = _drop_index(path, names, columns, notes)
-    names, columns = _drop_empty_last(path, names, columns, notes)
+    names, columns = drop_index(path, names, columns, notes)
+    names, columns = drop_empty_last(path, names, columns, notes)
     return Table(path, names, columns, lines, delimiter, notes, decimal or ".")
 
 
@@ -186,18 +186,6 @@ def _excel_sep(path, how):
 def _has_nul(path, sample=1 << 16):
     with open_input(path) as f:
         return b"\x00" in f.read(sample)
-
-
-def _drop_empty_last(path, names, columns, notes):
-    """Leave out an unnamed last column with no value in any row: a delimiter at the end of every line
-    (some spreadsheet exports)."""
-    last = names[-1] if len(names) > 1 else None
-    if last != "":
-        return names, columns
-    if not columns[last].missing.all():
-        raise DataError(f"{path}, line 1: column {len(names)} of the header has no name; give it one")
-    notes.append(f"column {len(names)} has no name and no values (a delimiter at the end of each line): left out")
-    return names[:-1], {n: c for n, c in columns.items() if n != last}
 
 
 def _decimal_mark(columns, notes):
@@ -239,27 +227,6 @@ def _sniff(path, how=Reading()):
         if counts and counts[0] > widest and all(c == counts[0] for c in counts[1:-1]):
             best, widest = d, counts[0]
     return best
-
-
-def _drop_index(path, names, columns, notes):
-    """Leave out a first column that is a row index: unnamed (or named like one) and distinct integers
-    (pandas' `to_csv()`), or unnamed and distinct texts (R's `write.csv()` row names)."""
-    first = names[0] if names else None
-    if first is None or len(names) < 2 or first.strip("'\"").lower() not in INDEX_NAMES:
-        return names, columns
-    c = columns[first]
-    v = c.numbers
-    if np.isfinite(v).all() and (v == np.round(v)).all() and len(np.unique(v)) == len(v):
-        what = "distinct integers"
-    elif first == "" and not c.numeric and not c.missing.any() and len(np.unique(c.text)) == len(c.text):
-        what = "distinct row names"
-    elif first == "":
-        raise DataError(f"{path}, line 1: column 1 of the header has no name, and its cells are not a row index "
-                        "(distinct integers or distinct row names); give it a name in the header")
-    else:
-        return names, columns
-    notes.append(f"column 1 ({first!r}) is a row index ({what}): left out")
-    return names[1:], {n: c for n, c in columns.items() if n != first}
 
 
 def _csv_problem(e):
