@@ -47,7 +47,7 @@ def analyse(table, features, dates="features", ids="drop"):
             dropped.append(f)
             notes.append(f"{f!r} has no value in any row: left out")
             continue
-        if not c.numeric and present is not None and len(present):
+        if not c.numeric and present is not None:
             distinct = np.unique(present)
             kind = _time_kind(distinct)
             if kind is not None:

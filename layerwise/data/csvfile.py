@@ -43,8 +43,6 @@ MAX_HEADER_CHARS = 1 << 24  # the header line: 16 Mi characters
 SMALL = 1 << 24  # a text path needing less memory than this is not checked
 TEXT_BYTES_PER_BYTE = 12  # memory of the text path per byte of file: a str object (~50 B) per cell of a few bytes
 DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
-# First-column names pandas (df.to_csv: ""; read back: "Unnamed: 0") and R (write.csv: "", Rdatasets:
-# "rownames") give a row index.
 SNIFF_LINES = 50
 
 

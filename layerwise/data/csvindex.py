@@ -6,6 +6,8 @@ import numpy as np
 
 from ..errors import DataError
 
+# First-column names pandas (df.to_csv: ""; read back: "Unnamed: 0") and R (write.csv: "", Rdatasets:
+# "rownames") give a row index.
 INDEX_NAMES = ("", "unnamed: 0", "rownames", "index")
 
 

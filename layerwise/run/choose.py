@@ -21,7 +21,6 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 
 from ..errors import TrainingDiverged, TrainingInterrupted
 from ..optim.optimizers import build_optimizer
@@ -51,7 +50,7 @@ def choose_weight_decay(cfg, data, loss_fn, echo=print):
                             train=replace(cfg.train, refit=False), output=str(Path(tmp) / str(i)))
             Path(trial.output).mkdir()
             model = new_model(trial, data)
-            state = RunState(epoch_rng=np.random.default_rng([cfg.seed, SHUFFLE_STREAM]).bit_generator.state)
+            state = RunState.fresh([cfg.seed, SHUFFLE_STREAM])
             trainer = Trainer(trial, Path(trial.output), data, model, loss_fn, build_optimizer(trial.optimizer, model),
                               state, echo=lambda *_: None)
             try:

@@ -4,7 +4,6 @@ Trainer."""
 
 from pathlib import Path
 
-import numpy as np
 
 from ..config.diff import config_yaml_edits
 from ..config.schema import Config, apply_overrides, config_from_dict
@@ -32,7 +31,7 @@ def fit(cfg: Config, *, overwrite=False, echo=print, callbacks=()):
     before anything is written, so a failed start writes nothing. Returns the history and test metrics.
     """
     data, model, loss_fn, optimizer = build(cfg, echo)
-    state = RunState(epoch_rng=np.random.default_rng([cfg.seed, SHUFFLE_STREAM]).bit_generator.state)
+    state = RunState.fresh([cfg.seed, SHUFFLE_STREAM])
     check_storable(cfg, model, state.to_meta(), data)  # its checkpoints will read back, to the last epoch
     check_run_dir(cfg.output, overwrite)
     if cfg.optimizer.weight_decay_choices is not None:  # trials in memory: the run directory comes after

@@ -46,6 +46,11 @@ class RunState:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
+    def fresh(cls, shuffle_seed):
+        """The state of a run before its first step: its shuffling stream at the start."""
+        return cls(epoch_rng=np.random.default_rng(shuffle_seed).bit_generator.state)
+
+    @classmethod
     def from_meta(cls, meta, path):
         """The state a checkpoint stored; anything malformed is a CheckpointError, not a crash later."""
         if not isinstance(meta, dict):
