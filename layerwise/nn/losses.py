@@ -14,8 +14,11 @@ from .base import _buffer
 class SoftmaxCrossEntropy:
     """L = mean_n [ logsumexp(z_n) - z_n[t_n] ]   (softmax and cross-entropy fused, on logits z)
 
-    With `class_weight` w (one per class; data.class_weight: balanced sets it):
-    L = sum_n w[t_n] (logsumexp(z_n) - z_n[t_n]) / sum_n w[t_n]   (PyTorch's weighted mean).
+    With `label_smoothing` e (RealMLP uses 0.1) the target is (1 - e) onehot(t) + e / C, so
+    L = mean_n [ logsumexp(z_n) - (1 - e) z_n[t_n] - e mean_c z_nc ]: the model is never pushed towards
+    infinite logits, and a few mislabelled rows pull less.
+    With `class_weight` w (one per class; data.class_weight: balanced sets it), PyTorch's weighted mean:
+    L = sum_n [ (1 - e) w[t_n] (lse(z_n) - z_n[t_n]) + e / C sum_c w_c (lse(z_n) - z_nc) ] / sum_n w[t_n].
 
     Shape: z (N, C) float logits, t (N,) integer class indices.
     Reduction: mean over the batch (weighted by class_weight when set).
@@ -23,16 +26,21 @@ class SoftmaxCrossEntropy:
 
     name = "softmax_cross_entropy"
     task = "classification"
-    ARGS = {}
+    ARGS = {"label_smoothing": float}
 
-    def __init__(self):
+    def __init__(self, label_smoothing=0.0):
+        if not 0 <= label_smoothing < 1:
+            raise ConfigError(f"label_smoothing: expected a number from 0 up to 1 (0.1 is usual), received {label_smoothing}")
+        self.label_smoothing = float(label_smoothing)
         self._p = None
         self._t = None
         self._w = None  # per-row weight w[t_n] / sum w[t_n], when class_weight is set
+        self._weight_sum = None  # sum_n w[t_n]
         self.class_weight = None  # (C,) float64, or None
 
     def forward(self, output, target):
-        N = output.shape[0]
+        N, C = output.shape
+        e = self.label_smoothing
         # Shift each row by its max so exp never overflows (logits of 1e4 stay finite): softmax and
         # logsumexp - z are unchanged by a per-row constant.
         shifted = output - output.max(axis=1, keepdims=True)
@@ -41,23 +49,41 @@ class SoftmaxCrossEntropy:
         self._p = exp
         self._p /= sum_exp  # softmax probabilities, (N, C)
         self._t = target
-        log_p_true = shifted[np.arange(N), target] - np.log(sum_exp[:, 0])
+        log_sum = np.log(sum_exp[:, 0])
+        nll = log_sum - shifted[np.arange(N), target]  # -log p[t_n]
         if self.class_weight is None:
-            return float(-log_p_true.mean())
+            loss = nll.mean()
+            if e:
+                loss = (1 - e) * loss + e * (log_sum - shifted.mean(axis=1)).mean()  # -mean_c log p_c
+            return float(loss)
         w = self.class_weight[target]
-        self._w = (w / w.sum()).astype(output.dtype)
-        return float(-(self._w * log_p_true).sum())
+        self._weight_sum = w.sum()
+        self._w = (w / self._weight_sum).astype(output.dtype)
+        loss = (self._w * nll).sum()
+        if e:
+            cw = self.class_weight
+            smooth = log_sum * cw.sum() - shifted @ cw  # sum_c w_c (-log p_c), per row
+            loss = (1 - e) * loss + e / C * smooth.sum() / self._weight_sum
+        return float(loss)
 
     def backward(self):
-        # dL/dz = (softmax(z) - onehot(t)) / N: d/dz of logsumexp(z) is softmax(z), of -z[t] is
-        # -onehot(t), and the mean over the batch divides by N (weighted: row n by w[t_n] / sum w).
-        N = self._p.shape[0]
+        # dL/dz = (softmax(z) - q) / N with q = (1 - e) onehot(t) + e / C: d/dz of logsumexp(z) is
+        # softmax(z), of -q.z it is -q, and the mean over the batch divides by N.
+        # Weighted: row n gives [(1 - e) w[t_n] (p - onehot(t)) + e / C (sum_c w_c p - w)] / sum w[t_n].
+        N, C = self._p.shape
+        e = self.label_smoothing
         dout = self._p.copy()
-        dout[np.arange(N), self._t] -= 1
         if self.class_weight is None:
+            dout[np.arange(N), self._t] -= 1 - e
+            if e:
+                dout -= e / C
             dout /= N
-        else:
-            dout *= self._w[:, None]  # (N,C) * (N,1)
+            return dout
+        dout[np.arange(N), self._t] -= 1
+        dout *= (1 - e) * self._w[:, None]  # (N,C) * (N,1)
+        if e:
+            cw = self.class_weight.astype(dout.dtype)
+            dout += (e / (C * self._weight_sum)) * (cw.sum() * self._p - cw)
         return dout
 
 

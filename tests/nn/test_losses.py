@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from layerwise.views.gradcheck import check_loss
-from layerwise.errors import DataError
+from layerwise.errors import ConfigError, DataError
 from layerwise.nn.losses import MAE, MSE, BinaryCrossEntropy, Huber, SoftmaxCrossEntropy
 
 TOL = 1e-6
@@ -36,6 +36,32 @@ def test_class_weighted_softmax_cross_entropy_backward_matches_finite_difference
     loss.class_weight = rng.uniform(0.2, 5.0, C)
     _, rel = check_loss(loss, rng.standard_normal((N, C)) * 3, rng.integers(0, C, N), rng)
     assert rel < TOL
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("weighted", [False, True])
+def test_label_smoothed_softmax_cross_entropy_backward_matches_finite_differences(seed, weighted):
+    rng = np.random.default_rng(seed)
+    N, C = int(rng.integers(2, 10)), int(rng.integers(2, 6))
+    loss = SoftmaxCrossEntropy(label_smoothing=float(rng.uniform(0.05, 0.5)))
+    loss.class_weight = rng.uniform(0.2, 5.0, C) if weighted else None
+    _, rel = check_loss(loss, rng.standard_normal((N, C)) * 3, rng.integers(0, C, N), rng)
+    assert rel < TOL
+
+
+def test_label_smoothed_softmax_cross_entropy_by_hand():
+    # logits [0, ln 3] -> log p = [ln 1/4, ln 3/4]; target 1, e = 0.2, C = 2 -> q = [0.1, 0.9]:
+    # loss -(0.1 ln 1/4 + 0.9 ln 3/4), gradient p - q = [0.15, -0.15]
+    loss = SoftmaxCrossEntropy(label_smoothing=0.2)
+    value = loss.forward(np.array([[0.0, np.log(3.0)]]), np.array([1]))
+    assert value == pytest.approx(-(0.1 * np.log(0.25) + 0.9 * np.log(0.75)))
+    np.testing.assert_allclose(loss.backward(), [[0.15, -0.15]])
+
+
+@pytest.mark.parametrize("value", [-0.1, 1.0, float("nan")])
+def test_label_smoothing_out_of_range_is_refused(value):
+    with pytest.raises(ConfigError, match="label_smoothing"):
+        SoftmaxCrossEntropy(label_smoothing=value)
 
 
 def test_class_weighted_softmax_cross_entropy_by_hand():

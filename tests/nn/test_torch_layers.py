@@ -199,6 +199,24 @@ def test_losses_match_torch(name, seed):
     agree(f"loss {name}", [(value, tvalue.item()), (grad, tz.grad)])
 
 
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_label_smoothed_cross_entropy_matches_torch(seed, weighted):
+    # PyTorch's CrossEntropyLoss(weight, label_smoothing): the smoothing term weights class c by w_c
+    rng = np.random.default_rng(seed)
+    N, C = int(rng.integers(1, 12)), int(rng.integers(2, 10))
+    z, labels, e = rng.standard_normal((N, C)) * 4, rng.integers(0, C, N), float(rng.uniform(0.05, 0.5))
+    loss = SoftmaxCrossEntropy(label_smoothing=e)
+    loss.class_weight = rng.uniform(0.2, 5.0, C) if weighted else None
+    value = loss.forward(z, labels)
+    grad = loss.backward().copy()
+    tz = t(z, True)
+    weight = t(loss.class_weight) if weighted else None
+    tvalue = F.cross_entropy(tz, torch.tensor(labels), weight=weight, label_smoothing=e)
+    tvalue.backward()
+    agree("loss softmax_cross_entropy (label smoothing)", [(value, tvalue.item()), (grad, tz.grad)])
+
+
 def test_binary_cross_entropy_on_multi_label_targets_matches_torch():
     rng = np.random.default_rng(9)
     z, target = rng.standard_normal((7, 5)) * 4, rng.integers(0, 2, (7, 5)).astype(np.float64)
