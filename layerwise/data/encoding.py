@@ -105,7 +105,16 @@ def positions_in(known, values):
 def standardize(prep, x):
     """(x - mean) * (1 / std) per input; with data.robust_scale the number inputs (median and IQR
     scaling) are then smoothly clipped, x / sqrt(1 + (x / 3)^2) (RealMLP's), into (-3, 3): an outlier
-    cannot dominate a step. The "clip" entry holds 1/3 for those inputs and 0 for the others."""
+    cannot dominate a step. The "clip" entry holds 1/3 for those inputs and 0 for the others.
+
+    With data.linear_copy ("linear": {index, mean, std}) the number inputs are also appended as
+    (x - mean) * (1 / std), not clipped: the clipped input keeps steps robust, the linear one keeps a
+    trend that goes on past the clip (a balance proportional to a credit limit)."""
+    linear = prep.get("linear")
+    if linear is not None:
+        copy = x[:, linear["index"]]  # a gather: a new array, before x is scaled in place
+        copy -= np.asarray(linear["mean"], dtype=np.float32)
+        copy *= 1 / np.asarray(linear["std"], dtype=np.float32)
     if prep["mean"] is not None:
         x -= np.asarray(prep["mean"], dtype=np.float32)
         x *= 1 / np.asarray(prep["std"], dtype=np.float32)
@@ -115,4 +124,6 @@ def standardize(prep, x):
         t += np.float32(1)
         np.sqrt(t, out=t)
         x /= t
+    if linear is not None:
+        x = np.concatenate([x, copy], axis=1)
     return x

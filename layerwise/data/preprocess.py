@@ -203,6 +203,14 @@ def check_stored(path, sizes, pre):
         valid = (isinstance(shape, list) and shape and all(count(v) for v in shape) and int(np.prod(shape)) == d
                  and numbers(pre.get("mean"), d) and numbers(pre.get("std"), d)
                  and (pre.get("mean") is None) == (pre.get("std") is None))
+    if valid and pre["kind"] == "table" and pre.get("linear") is not None:  # data.linear_copy
+        linear, columns = pre["linear"], pre.get("columns")
+        index = linear.get("index") if isinstance(linear, dict) else None
+        valid = (isinstance(index, list) and isinstance(columns, list)
+                 and all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < len(columns) for i in index)
+                 and len(columns) + len(index) == sizes["num_features"]
+                 and numbers(linear.get("mean"), len(index)) and numbers(linear.get("std"), len(index))
+                 and all(s != 0 for s in linear.get("std") or [0]))
     if valid and sizes["task"] == "regression":
         m = sizes["num_outputs"]
         valid = numbers(pre.get("target_mean"), m) and numbers(pre.get("target_std"), m)

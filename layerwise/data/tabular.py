@@ -112,6 +112,8 @@ def load_csv(cfg, task, seed, source, echo=print, splits=("train", "val", "test"
     echo(
         f"read {table.path.name}: {len(features)} feature column{'s' if len(features) != 1 else ''}"
         + (f" ({n_cat} categorical, one-hot encoded: {len(prep['columns'])} inputs)" if n_cat else "")
+        + (f", {copies} number column{'s' if copies != 1 else ''} also unclipped (data.linear_copy): "
+           f"{len(prep['columns']) + copies} inputs" if (copies := len((prep.get("linear") or {}).get("index", []))) else "")
         + (f", {len(prep['class_names'])} classes" if task == "classification" else f", target {', '.join(targets)}")
     )
     _note(echo, table.path, notes)
@@ -183,13 +185,16 @@ def _fit_preprocessing(cfg, task, features, targets, table, train):
     )
     prep["mean"] = prep["std"] = None
     x_train = encode_features(prep, filled, "training", {})
-    prep["clip"] = None
+    prep["clip"] = prep["linear"] = None
     if cfg.standardize:
         # Statistics from the training rows only, applied to every split (and stored for predict).
         mean, std = x_train.mean(axis=0, dtype=np.float64), x_train.std(axis=0, dtype=np.float64)
         std = np.where(std > 0, std, 1.0)
         if cfg.robust_scale:
             numbers = np.array([c in numeric for c in prep["columns"]])
+            if cfg.linear_copy and numbers.any():
+                prep["linear"] = {"index": np.flatnonzero(numbers).tolist(),
+                                  "mean": mean[numbers].tolist(), "std": std[numbers].tolist()}
             q1, median, q3 = np.percentile(x_train[:, numbers].astype(np.float64), [25, 50, 75], axis=0)
             iqr = (q3 - q1) / 1.349  # the std of a normal distribution
             mean[numbers], std[numbers] = median, np.where(iqr > 0, iqr, std[numbers])

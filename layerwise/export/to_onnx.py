@@ -140,6 +140,12 @@ def _inputs(g, pre, num_features):
     else:
         names = [f"x{i}" for i in range(num_features)]
     x = name = "features"
+    linear = pre.get("linear")
+    if linear is not None:  # data.encoding.standardize: the number inputs again, standardised, not clipped
+        copy = g.op("Gather", [name, g.const("linear_index", linear["index"], np.int64)], "linear_inputs", axis=1)
+        copy = g.op("Sub", [copy, g.const("linear_mean", linear["mean"])], "linear_centred")
+        copy = g.op("Mul", [copy, g.const("linear_inv_std", np.float32(1) / np.asarray(linear["std"], np.float32))],
+                    "linear_normalised")
     if pre.get("mean") is not None:
         x = g.op("Sub", [x, g.const("mean", pre["mean"])], "centred")
         if kind == "table":  # the same float32 arithmetic as data.tabular: x * (1 / std)
@@ -152,6 +158,8 @@ def _inputs(g, pre, num_features):
         t = g.op("Add", [t, g.const("one", np.ones(1, np.float32))], "clip_plus_one")
         t = g.op("Sqrt", [t], "clip_root")
         x = g.op("Div", [x, t], "clipped")
+    if linear is not None:
+        x = g.op("Concat", [x, copy], "with_linear", axis=1)
     return name, names, x
 
 
@@ -194,7 +202,8 @@ def build_onnx(loaded, opset=DEFAULT_OPSET):
                               f"exported types: {', '.join(LAYER_OPS)}")
         x = to_ops(g, layer, x)
     loss_type = cfg.loss.get("type") if isinstance(cfg.loss, dict) else cfg.loss
-    y_shape = model.predict(np.zeros((1, num_features), np.float32)).shape[1]
+    model_width = num_features + len((pre.get("linear") or {}).get("index", []))  # data.linear_copy's inputs
+    y_shape = model.predict(np.zeros((1, model_width), np.float32)).shape[1]
     outputs = _outputs(g, onnx, loaded.task, pre, loss_type, x, y_shape)
     inputs = [onnx.helper.make_tensor_value_info(input_name, onnx.TensorProto.FLOAT, ["N", num_features])]
     graph = onnx.helper.make_graph(g.nodes, f"layerwise_{cfg.name}", inputs, outputs, g.initializers)

@@ -69,6 +69,46 @@ def test_classification_one_hot_and_standardized(tmp_path):
     assert raw.preprocessing["mean"] is None and data.sources == [str(tmp_path / "t.csv")]
 
 
+def test_linear_copy_appends_the_number_columns_standardised_and_unclipped(tmp_path):
+    text = table() + "40,0.1,red,yes,1\n"  # an outlier in a: clipped near 3, linear far out
+    write(tmp_path / "t.csv", text)
+    clipped = load_dataset(csv_data(tmp_path / "t.csv", robust_scale=True), seed=0, echo=quiet)
+    lines = []
+    both = load_dataset(csv_data(tmp_path / "t.csv", robust_scale=True, linear_copy=True), seed=0,
+                         echo=lines.append)
+    numbers = [0, 1, 5]  # a, b, y among a, b, color=blue, color=green, color=red, y
+    x = both.train.x
+    assert x.shape == (len(x), 9) and x.flags.c_contiguous and x.dtype == np.float32
+    assert np.array_equal(x[:, :6], clipped.train.x)  # the clipped inputs are unchanged
+    assert np.abs(x[:, :6][:, numbers]).max() < 3  # clipped into (-3, 3)
+    raw = load_dataset(csv_data(tmp_path / "t.csv", standardize=False), seed=0, echo=quiet).train.x[:, numbers]
+    assert np.allclose(x[:, 6:], (raw - raw.mean(axis=0)) / raw.std(axis=0), atol=1e-5)  # mean / std, no clip
+    assert "3 number columns also unclipped (data.linear_copy): 9 inputs" in lines[0]
+    prep = json.loads(json.dumps(both.preprocessing))
+    write(tmp_path / "new.csv", "a,b,color,label,y\n40,0.1,red,yes,1\n")
+    new, _ = table_inputs(prep, tmp_path / "new.csv")
+    assert new[0, 0] < 3 and new[0, 6] > 5  # the outlier: clipped near 3, far out in the linear copy
+    assert np.allclose(new[0, 6:], (np.array([40, 0.1, 1]) - raw.mean(axis=0)) / raw.std(axis=0), atol=1e-5)
+    assert np.array_equal(table_inputs(prep, tmp_path / "t.csv")[0][:, :6],
+                          table_inputs(clipped.preprocessing, tmp_path / "t.csv")[0])
+    plain = load_dataset(csv_data(tmp_path / "t.csv", linear_copy=True), seed=0, echo=quiet)
+    assert plain.preprocessing["linear"] is None and plain.train.x.shape[1] == 6  # nothing clipped, no copy
+
+
+@pytest.mark.parametrize("linear", [{"index": [7], "mean": [0.0], "std": [1.0]}, {"index": [0], "mean": [0.0], "std": [0]},
+                                    {"index": [0], "mean": None, "std": None}, {"index": "0"}, [0]])
+def test_a_forged_linear_copy_entry_is_refused(tmp_path, linear):
+    from layerwise.data.preprocess import check_stored
+    from layerwise.errors import CheckpointError
+
+    data = load_dataset(csv_data(write(tmp_path / "t.csv", table()), robust_scale=True, linear_copy=True),
+                        seed=0, echo=quiet)
+    sizes = {"task": "classification", "num_features": 9, "num_outputs": 2}
+    check_stored("best.npz", sizes, data.preprocessing)  # the real one passes
+    with pytest.raises(CheckpointError, match="malformed"):
+        check_stored("best.npz", sizes, dict(data.preprocessing, linear=linear))
+
+
 def test_splits_are_seeded_and_stratified(tmp_path):
     path = write(tmp_path / "t.csv", table(n=90))
     first = load_dataset(csv_data(path), seed=[3, 0], echo=quiet)

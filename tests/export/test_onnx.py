@@ -106,18 +106,19 @@ def encoded_columns(model, csv_path):
     """The graph's `features` for a CSV: the encoded columns, unstandardised (what the metadata names)."""
     from layerwise.data.tabular import table_inputs
 
-    x, _ = table_inputs(dict(model.preprocessing, mean=None, std=None, clip=None), csv_path)
+    x, _ = table_inputs(dict(model.preprocessing, mean=None, std=None, clip=None, linear=None), csv_path)
     return x.astype(np.float32)
 
 
 @pytest.mark.parametrize("task,robust", [("classification", False), ("regression", False), ("classification", True),
-                                         ("regression", True)])
+                                         ("regression", True), ("classification", "linear"), ("regression", "linear")])
 def test_csv_models_match_predict(tmp, task, robust):
     (tmp / "t.csv").write_text(table())
     loss = "softmax_cross_entropy" if task == "classification" else "mse"
     target = "label" if task == "classification" else "y"
     config = {"data": {"dataset": "csv", "path": str(tmp / "t.csv"), "target": target,
-                       "standardize_target": task == "regression", "robust_scale": robust},
+                       "standardize_target": task == "regression", "robust_scale": bool(robust),
+                       "linear_copy": robust == "linear"},
               "model": {"layers": [{"type": "linear", "out_features": 16}, {"type": "tanh"}, {"type": "linear"}]},
               "loss": loss, "optimizer": {"lr": 0.05}, "train": {"epochs": 3, "batch_size": 16}}
     run = train(tmp, f"csv_{task}_{robust}", config)
