@@ -248,7 +248,7 @@ def test_decimal_commas_are_read_as_numbers_stored_and_applied_again(tmp_path, m
     result = run_cli("eval", "run", "--data", "eu.csv", "--json")
     assert result.exit_code == 0, result.output
     write_table(tmp_path / "new.csv", ["Länge", "Preis", "Farbe"], [("10,5", "1.500,25", "rot"), ("9", "2.000", "grün")], ";")
-    assert table_inputs(prep, tmp_path / "new.csv")[0].shape == (2, 4)
+    assert table_inputs(prep, tmp_path / "new.csv")[0].shape == (2, 6)  # 2 numbers, 2 colours, 2 linear copies
     result = run_cli("predict", "run", "new.csv", "--json")
     assert result.exit_code == 0, result.output
     values = [p["prediction"] for p in json.loads(result.stdout)["predictions"]]
