@@ -184,6 +184,9 @@ def main():
     extra = [(k, yaml.safe_load(v)) for k, _, v in (s.partition("=") for s in args.set)]
     tables = HELD_OUT if args.held_out else MORE if args.more else TABLES
     names = args.only.split(",") if args.only else list(tables)
+    if unknown := [n for n in names if n not in tables]:
+        which = "--held-out" if args.held_out else "--more" if args.more else "the default set"
+        parser.error(f"--only: {', '.join(unknown)} not among the tables of {which}: {', '.join(tables)}")
     kinds = [k for k in ("layerwise", "sklearn", "hgb") if k not in args.skip.split(",")]
     scores, seconds = {}, {}
     print(f"{'table':<16} {'task':<5} {'rows':>6}  " + "  ".join(f"{k:>15}" for k in kinds), flush=True)

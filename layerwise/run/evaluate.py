@@ -1,5 +1,6 @@
 """Scoring a model: metrics on a split, and `layerwise eval` of a saved run."""
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +51,19 @@ def standardised_targets(preprocessing):
 
 UNITS_NOTE = ("note: data.standardize_target: the loss is on the standardised target, (y - mean) / std; "
               "mse, mae and R2 are in the target's own units")
+
+
+def loss_notes(loss, data):
+    """Notes on what the printed loss means, for train, resume and eval: standardised targets, or
+    smoothed labels, whose cross-entropy cannot go below their entropy (0 only without smoothing)."""
+    notes = [UNITS_NOTE] if standardised_targets(data.preprocessing) else []
+    e, C = getattr(loss, "label_smoothing", 0.0), data.num_outputs
+    if e:
+        true, other = 1 - e + e / C, e / C  # q = (1 - e) onehot + e / C
+        floor = -true * math.log(true) - (C - 1) * other * math.log(other)
+        notes.append(f"note: loss.label_smoothing {e:g}: the loss is on smoothed labels ({true:.4g} for the true class, "
+                     f"{other:.4g} for each other), so it cannot go below {floor:.4f}; accuracy and F1 are on the real labels")
+    return notes
 
 
 def load_run(target, which="best", overrides=(), split="test", data=None):
@@ -143,8 +157,8 @@ def evaluate_run(target, split="test", which="best", overrides=(), echo=print, d
     what = f"{split} split" if data is None else f"{data} (not the run's data)"
     steps = (load_run_meta(resolve_checkpoint(target, which)).get("data") or {}).get("steps_per_epoch")
     echo(f"{cfg.name}, {state.describe_weights(steps)}: {what}, {len(dataset.split(split)):,} examples")
-    if standardised_targets(dataset.preprocessing):
-        echo(UNITS_NOTE)
+    for note in loss_notes(loss, dataset):
+        echo(note)
     echo(f"{split if data is None else 'data'} {format_metrics(result)}")
     if "confusion" in result:
         names = (dataset.preprocessing or {}).get("class_names")

@@ -15,7 +15,7 @@ from ..util.openfile import kind_of
 from .build import SHUFFLE_STREAM, build, check_fingerprint, describe_data
 from .checkpoint import check_storable, load_run_arrays, load_run_meta, save_run_checkpoint
 from .choose import choose_weight_decay
-from .evaluate import UNITS_NOTE, standardised_targets
+from .evaluate import loss_notes
 from .rundir import check_run_dir, create_run_dir, lock_run_dir
 from .state import RunState
 from .trainer import Trainer
@@ -49,8 +49,8 @@ def fit(cfg: Config, *, overwrite=False, echo=print, callbacks=()):
             f"training {describe_data(cfg)} into {run_dir}: {model.num_parameters():,} parameters; "
             f"{len(data.train):,} train / {len(data.val):,} val / {len(data.test):,} test examples; {_threads()}"
         )
-        if standardised_targets(data.preprocessing):
-            echo(UNITS_NOTE)
+        for note in loss_notes(loss_fn, data):
+            echo(note)
         return trainer.fit()
 
 
@@ -81,8 +81,8 @@ def resume(run_dir, overrides=(), echo=print, callbacks=()):
                  f"scoring best.npz on the test split; {_threads()}")
         else:
             echo(f"resuming {cfg.name} in {run_dir} at epoch {state.epoch + 1}, step {state.step + 1}; {_threads()}")
-        if standardised_targets(trainer.data.preprocessing):
-            echo(UNITS_NOTE)
+        for note in loss_notes(trainer.loss_fn, trainer.data):
+            echo(note)
         old_epochs = meta["config"].get("train", {}).get("epochs")
         if cfg.optimizer.schedule == "cosine" and old_epochs != cfg.train.epochs:
             echo(f"note: train.epochs changed from {old_epochs} to {cfg.train.epochs}: the cosine learning-rate "

@@ -214,7 +214,7 @@ def test_label_smoothed_cross_entropy_matches_torch(seed, weighted):
     weight = t(loss.class_weight) if weighted else None
     tvalue = F.cross_entropy(tz, torch.tensor(labels), weight=weight, label_smoothing=e)
     tvalue.backward()
-    agree("loss softmax_cross_entropy (label smoothing)", [(value, tvalue.item()), (grad, tz.grad)])
+    agree("loss smoothed cross-entropy", [(value, tvalue.item()), (grad, tz.grad)])
 
 
 def test_binary_cross_entropy_on_multi_label_targets_matches_torch():

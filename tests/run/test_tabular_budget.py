@@ -176,3 +176,22 @@ def test_compare_and_plot_use_the_runs_monitor(tmp_path, monkeypatch):
     assert "F1" in text and "auc" in text
     (name, m), _ = _curves_data([tmp_path / "r0.01", tmp_path / "r0.003"], ["a", "b"])
     assert m["monitor"] == "val_f1" and m["best"] + 1 == runs[0]["best"]["epoch"]
+
+
+def test_label_smoothing_is_noted_with_the_floor_of_its_loss(tmp_path, monkeypatch):
+    from layerwise.nn.losses import SoftmaxCrossEntropy
+    from layerwise.run.evaluate import evaluate_run
+
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(write_run(tmp_path), ["output=run", "loss={type: softmax_cross_entropy, label_smoothing: 0.2}"])
+    lines = []
+    fit(cfg, echo=lines.append)
+    notes = [line for line in lines if line.startswith("note: loss.")]
+    assert notes == ["note: loss.label_smoothing 0.2: the loss is on smoothed labels (0.9 for the true class, 0.1 for "
+                     "each other), so it cannot go below 0.3251; accuracy and F1 are on the real labels"]
+    # the floor is the loss of the logits log q: its cross-entropy with itself, the entropy of q
+    q = np.array([[0.9, 0.1], [0.1, 0.9]])
+    assert SoftmaxCrossEntropy(0.2).forward(np.log(q), np.array([0, 1])) == pytest.approx(0.3251, abs=5e-5)
+    lines = []
+    evaluate_run(tmp_path / "run", echo=lines.append)
+    assert notes[0] in lines
