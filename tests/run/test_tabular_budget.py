@@ -120,15 +120,19 @@ def interrupt_after(monkeypatch, steps):
     monkeypatch.setattr(Optimizer, "step", step)
 
 
+SHIPPED_EXTRAS = ["data.linear_copy=true", "loss={type: softmax_cross_entropy, label_smoothing: 0.1}"]
+
+
+@pytest.mark.parametrize("extra", [[], SHIPPED_EXTRAS], ids=["plain", "linear-copy-smoothed"])
 @pytest.mark.parametrize("stop_after", [20, 58])  # before min_steps (60) are done, and in the last epoch
-def test_tabular_budget_resumes_bit_identically(tmp_path, monkeypatch, stop_after):
+def test_tabular_budget_resumes_bit_identically(tmp_path, monkeypatch, stop_after, extra):
     monkeypatch.chdir(tmp_path)
     config = write_run(tmp_path)
-    straight = fit(load_config(config, ["output=straight"]), echo=quiet)
+    straight = fit(load_config(config, ["output=straight", *extra]), echo=quiet)
     assert len(straight["history"]) < 40  # early stopping ended it
     interrupt_after(monkeypatch, stop_after)
     with pytest.raises(TrainingInterrupted):
-        fit(load_config(config, ["output=split"]), echo=quiet)
+        fit(load_config(config, ["output=split", *extra]), echo=quiet)
     monkeypatch.undo()
     resumed = resume(tmp_path / "split", echo=quiet)
     for name in ("last.npz", "best.npz"):
