@@ -97,8 +97,11 @@ class CsvData:
     standardize: bool = spec(True, doc="(x - mean) / std per encoded column, from the training rows")
     standardize_target: bool = spec(False, doc="regression: train on (y - mean) / std of the training rows")
     robust_scale: bool = spec(False, doc="with standardize: number columns by median and IQR, then smoothly clipped to (-3, 3)")
-    linear_copy: bool = spec(False, doc="with robust_scale: each number column is also an input standardised and not "
-                                        "clipped, so a trend past the clip stays linear")
+    linear_copy: typing.Optional[str] = spec(
+        None, choices=("unbounded", "clamped"),
+        doc="with robust_scale: each number column is also an input, standardised and not clipped, so a trend past the "
+            "clip stays linear; unbounded: it goes on past the training rows' range (a regression's trend goes on), "
+            "clamped: held within that range (beyond it, predictions stay as at its edge)")
     missing: str = spec("error", choices=("error", "drop", "impute"),
                         doc="a missing or unparsable cell: error, drop its row, or impute it (median / most frequent, "
                             "with an is-missing input, fitted on the training rows)")

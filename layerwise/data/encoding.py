@@ -107,11 +107,18 @@ def standardize(prep, x):
     scaling) are then smoothly clipped, x / sqrt(1 + (x / 3)^2) (RealMLP's), into (-3, 3): an outlier
     cannot dominate a step. The "clip" entry holds 1/3 for those inputs and 0 for the others.
 
-    With data.linear_copy ("linear": {index, mean, std}) the number inputs are also appended as
-    (x - mean) * (1 / std), not clipped: the clipped input keeps steps robust, the linear one keeps a
-    trend that goes on past the clip (a balance proportional to a credit limit)."""
+    With data.linear_copy ("linear": {index, mean, std, low, high}) the number inputs are also
+    appended as (x - mean) * (1 / std), not clipped: the clipped input keeps steps robust, the linear one
+    keeps a trend that goes on past the clip (a balance proportional to a credit limit). "clamped":
+    those columns are first held within [low, high], the training rows' range, so both inputs stay
+    where training saw them together (beyond it they could pull apart and the output be a guess);
+    a value past the range is predicted as at its edge, as a tree would."""
     linear = prep.get("linear")
     if linear is not None:
+        if linear.get("low") is not None:
+            index = linear["index"]
+            x[:, index] = np.clip(x[:, index], np.asarray(linear["low"], dtype=np.float32),
+                                  np.asarray(linear["high"], dtype=np.float32))
         copy = x[:, linear["index"]]  # a gather: a new array, before x is scaled in place
         copy -= np.asarray(linear["mean"], dtype=np.float32)
         copy *= 1 / np.asarray(linear["std"], dtype=np.float32)

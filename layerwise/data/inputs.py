@@ -83,6 +83,7 @@ def check_size(path, rows, item_bytes, pre):
     features = 1
     for d in (pre.get("image_shape") or pre.get("shape") or [len(pre.get("columns") or [0])]):
         features *= int(d)
+    features += len((pre.get("linear") or {}).get("index", []))  # data.linear_copy's inputs
     need = rows * (item_bytes + 4 * features + PER_ROW_BYTES)
     check_fits(need, f"{path}: {rows:,} inputs", "give fewer inputs at a time (split the file)", DataError)
 

@@ -203,14 +203,20 @@ def check_stored(path, sizes, pre):
         valid = (isinstance(shape, list) and shape and all(count(v) for v in shape) and int(np.prod(shape)) == d
                  and numbers(pre.get("mean"), d) and numbers(pre.get("std"), d)
                  and (pre.get("mean") is None) == (pre.get("std") is None))
-    if valid and pre["kind"] == "table" and pre.get("linear") is not None:  # data.linear_copy
-        linear, columns = pre["linear"], pre.get("columns")
-        index = linear.get("index") if isinstance(linear, dict) else None
-        valid = (isinstance(index, list) and isinstance(columns, list)
+    if valid and pre["kind"] == "table":  # one model input per encoded column, and one per data.linear_copy
+        linear, columns = pre.get("linear"), pre.get("columns")
+        index = [] if linear is None else linear.get("index") if isinstance(linear, dict) else None
+        valid = (isinstance(index, list) and isinstance(columns, list) and all(isinstance(c, str) for c in columns)
                  and all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < len(columns) for i in index)
-                 and len(columns) + len(index) == sizes["num_features"]
-                 and numbers(linear.get("mean"), len(index)) and numbers(linear.get("std"), len(index))
-                 and all(s != 0 for s in linear.get("std") or [0]))
+                 and len(columns) + len(index) == sizes["num_features"])
+        if valid and linear is not None:
+            n = len(index)
+            valid = (set(linear) == {"index", "mean", "std", "low", "high"}
+                     and all(isinstance(linear[k], list) for k in ("mean", "std"))
+                     and numbers(linear["mean"], n) and numbers(linear["std"], n) and all(s != 0 for s in linear["std"])
+                     and numbers(linear["low"], n) and numbers(linear["high"], n)
+                     and (linear["low"] is None) == (linear["high"] is None)
+                     and (linear["low"] is None or all(a <= b for a, b in zip(linear["low"], linear["high"]))))
     if valid and sizes["task"] == "regression":
         m = sizes["num_outputs"]
         valid = numbers(pre.get("target_mean"), m) and numbers(pre.get("target_std"), m)

@@ -94,6 +94,9 @@ def load_csv(cfg, task, seed, source, echo=print, splits=("train", "val", "test"
     train, val = table.take(train_rows), table.take(val_rows)
     if prep is None:
         prep = _fit_preprocessing(cfg, task, features, targets, table, train)
+        if cfg.linear_copy is not None and not (cfg.standardize and cfg.robust_scale):  # copies of what is clipped
+            off = "data.standardize" if not cfg.standardize else "data.robust_scale"
+            notes.append(f"data.linear_copy: {cfg.linear_copy} makes no copies with {off} off (nothing is clipped)")
         prep.update(inputs=raw, derived=derived, delimiter=cfg.delimiter, missing=policy, decimal=table.decimal)
         prep["notes"] = list(notes)
 
@@ -112,7 +115,7 @@ def load_csv(cfg, task, seed, source, echo=print, splits=("train", "val", "test"
     echo(
         f"read {table.path.name}: {len(features)} feature column{'s' if len(features) != 1 else ''}"
         + (f" ({n_cat} categorical, one-hot encoded: {len(prep['columns'])} inputs)" if n_cat else "")
-        + (f", {copies} number column{'s' if copies != 1 else ''} also unclipped (data.linear_copy): "
+        + (f", {copies} number column{'s' if copies != 1 else ''} also unclipped (data.linear_copy: {cfg.linear_copy}): "
            f"{len(prep['columns']) + copies} inputs" if (copies := len((prep.get("linear") or {}).get("index", []))) else "")
         + (f", {len(prep['class_names'])} classes" if task == "classification" else f", target {', '.join(targets)}")
     )
@@ -192,9 +195,12 @@ def _fit_preprocessing(cfg, task, features, targets, table, train):
         std = np.where(std > 0, std, 1.0)
         if cfg.robust_scale:
             numbers = np.array([c in numeric for c in prep["columns"]])
-            if cfg.linear_copy and numbers.any():
+            if cfg.linear_copy is not None and numbers.any():
                 prep["linear"] = {"index": np.flatnonzero(numbers).tolist(),
-                                  "mean": mean[numbers].tolist(), "std": std[numbers].tolist()}
+                                  "mean": mean[numbers].tolist(), "std": std[numbers].tolist(), "low": None, "high": None}
+                if cfg.linear_copy == "clamped":  # the training rows' range of each number column
+                    prep["linear"]["low"] = x_train[:, numbers].min(axis=0).astype(np.float64).tolist()
+                    prep["linear"]["high"] = x_train[:, numbers].max(axis=0).astype(np.float64).tolist()
             q1, median, q3 = np.percentile(x_train[:, numbers].astype(np.float64), [25, 50, 75], axis=0)
             iqr = (q3 - q1) / 1.349  # the std of a normal distribution
             mean[numbers], std[numbers] = median, np.where(iqr > 0, iqr, std[numbers])

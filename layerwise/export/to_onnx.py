@@ -141,8 +141,13 @@ def _inputs(g, pre, num_features):
         names = [f"x{i}" for i in range(num_features)]
     x = name = "features"
     linear = pre.get("linear")
+    if linear is not None and linear.get("low") is not None:  # data.linear_copy: clamped to the training range
+        low, high = np.full(len(names), -np.inf, np.float32), np.full(len(names), np.inf, np.float32)
+        low[linear["index"]], high[linear["index"]] = linear["low"], linear["high"]
+        x = g.op("Max", [x, g.const("clamp_low", low)], "above_low")
+        x = g.op("Min", [x, g.const("clamp_high", high)], "clamped")
     if linear is not None:  # data.encoding.standardize: the number inputs again, standardised, not clipped
-        copy = g.op("Gather", [name, g.const("linear_index", linear["index"], np.int64)], "linear_inputs", axis=1)
+        copy = g.op("Gather", [x, g.const("linear_index", linear["index"], np.int64)], "linear_inputs", axis=1)
         copy = g.op("Sub", [copy, g.const("linear_mean", linear["mean"])], "linear_centred")
         copy = g.op("Mul", [copy, g.const("linear_inv_std", np.float32(1) / np.asarray(linear["std"], np.float32))],
                     "linear_normalised")

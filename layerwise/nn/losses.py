@@ -30,13 +30,21 @@ class SoftmaxCrossEntropy:
 
     def __init__(self, label_smoothing=0.0):
         if not 0 <= label_smoothing < 1:
-            raise ConfigError(f"label_smoothing: expected a number from 0 up to 1 (0.1 is usual), received {label_smoothing}")
+            raise ConfigError(f"label_smoothing: expected a number at least 0 and below 1 (0.1 is usual), received {label_smoothing}")
         self.label_smoothing = float(label_smoothing)
         self._p = None
         self._t = None
         self._w = None  # per-row weight w[t_n] / sum w[t_n], when class_weight is set
         self._weight_sum = None  # sum_n w[t_n]
         self.class_weight = None  # (C,) float64, or None
+
+    @property
+    def formula(self):
+        """The first docstring line, or the smoothed loss (`layerwise trace` prints it)."""
+        if not self.label_smoothing:
+            return None
+        return (f"L = mean_n [ logsumexp(z_n) - q_n . z_n ],  q_n = (1 - e) onehot(t_n) + e / C,  "
+                f"e = label_smoothing {self.label_smoothing}")
 
     def forward(self, output, target):
         N, C = output.shape

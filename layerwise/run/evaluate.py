@@ -61,7 +61,7 @@ def loss_notes(loss, data):
     if e:
         true, other = 1 - e + e / C, e / C  # q = (1 - e) onehot + e / C
         floor = -true * math.log(true) - (C - 1) * other * math.log(other)
-        notes.append(f"note: loss.label_smoothing {e:g}: the loss is on smoothed labels ({true:.4g} for the true class, "
+        notes.append(f"note: loss.label_smoothing {e}: the loss is on smoothed labels ({true:.4g} for the true class, "
                      f"{other:.4g} for each other), so it cannot go below {floor:.4f}; accuracy and F1 are on the real labels")
     return notes
 

@@ -60,6 +60,12 @@ MONITORS = {"loss": (False, None), "accuracy": (True, "classification"), "f1": (
             "mse": (False, "regression"), "r2": (True, "regression")}
 
 
+def changes_the_loss(key):
+    """Whether a config key (-s syntax) changes what the loss measures, so that val losses of runs that
+    differ in it are not comparable: the loss and its arguments, class weights, standardised targets."""
+    return key == "loss" or key.startswith("loss.") or key in ("data.class_weight", "data.standardize_target")
+
+
 def monitor_for(train_cfg, task, source="<config>"):
     """(metric, higher_is_better) that train.monitor names (or the task's default); a metric the task
     does not have is a ConfigError."""

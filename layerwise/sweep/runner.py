@@ -22,6 +22,7 @@ import yaml
 from ..errors import ConfigError, LayerwiseError, MissingExtra, StorageError, TrainingInterrupted
 from ..run.lock import acquire
 from ..config.yaml_loader import parse_yaml
+from ..run.metrics import MONITORS, changes_the_loss
 from ..run.report import format_metrics
 from ..run.runfiles import read_text
 from ..util.fileio import atomic_write_text, describe_os_error
@@ -44,7 +45,11 @@ def run_sweep(config, overrides=(), seeds=None, samples=None, jobs=None, output=
     trials = make_trials(grid, sampled, seeds, samples, sample_seed)
     from ..config.schema import load_config
 
-    load_config(config, fixed)  # the base config and fixed overrides are sound before anything is written
+    base = load_config(config, fixed)  # the base config and fixed overrides are sound before anything is written
+    if base.train.monitor == "val_loss" and (loss_axes := [k for k in {**grid, **sampled} if changes_the_loss(k)]):
+        echo(f"note: the axes change what the loss measures ({', '.join(loss_axes)}): the trials' val losses are not "
+             "comparable, so the ranking below is not either; give -s train.monitor=val_accuracy (or val_f1, val_mse, "
+             "val_r2) to rank by a metric on the real targets")
     directory = check_name(output, "--output") if output is not None else Path("sweeps") / config.stem
     try:
         if directory.exists() and any(directory.iterdir()):
@@ -317,11 +322,16 @@ def _results(directory, manifest, rows):
     return {"sweep": str(directory), "trials": results, "best": _best(results)}
 
 
+def _higher(metric):
+    """Whether a larger value of a trial's metric ("val_f1") is better: train.monitor's direction."""
+    return MONITORS.get(metric.removeprefix("val_"), (False,))[0]
+
+
 def _best(results):
     finished = [r for r in results if r["status"] == "finished"]
     if not finished:
         return None
-    higher = finished[0]["metric"] in ("val_accuracy", "val_r2")
+    higher = _higher(finished[0]["metric"])
     return max(finished, key=lambda r: r["best_val"] if higher else -r["best_val"])["id"]
 
 
@@ -330,7 +340,7 @@ def _report(directory, manifest, results, echo):
     finished = [r for r in results if r["status"] == "finished"]
     others = [r for r in results if r["status"] != "finished"]
     if finished:
-        higher = finished[0]["metric"] in ("val_accuracy", "val_r2")
+        higher = _higher(finished[0]["metric"])
         finished.sort(key=lambda r: -r["best_val"] if higher else r["best_val"])
     width = max(len(r["id"]) for r in results)
     for r in finished + others:

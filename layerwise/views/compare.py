@@ -12,6 +12,7 @@ from pathlib import Path
 from ..config.schema import load_config
 from ..errors import CheckpointError
 from ..run.metrics import MONITORS as TRAIN_MONITORS
+from ..run.metrics import changes_the_loss
 from ..run.report import format_metrics
 from ..run.runfiles import read_metrics_csv, read_test_json
 
@@ -33,7 +34,7 @@ def flatten(value, prefix=""):
     return out
 
 
-def read_run(run_dir):
+def read_run(run_dir, by_task_metric=False):
     """What a run directory says about itself; CheckpointError if it is not a run directory."""
     run_dir = Path(run_dir)
     config_file = run_dir / "config.yaml"
@@ -51,7 +52,7 @@ def read_run(run_dir):
     if history:
         run["seconds"] = sum(row.get("seconds", 0.0) for row in history)
         monitors = MONITORS
-        if cfg.train.monitor is not None:  # what the run itself picked best.npz by
+        if cfg.train.monitor is not None and not by_task_metric:  # what the run itself picked best.npz by
             monitors = ((cfg.train.monitor, TRAIN_MONITORS[cfg.train.monitor[4:]][0]),)
         for column, higher in monitors:
             if column in history[0]:
@@ -84,6 +85,10 @@ def compare_runs(run_dirs):
     keys = sorted({k for r in runs for k in r["config"]} - set(IGNORED_KEYS))
     missing = object()
     differing = [k for k in keys if len({repr(r["config"].get(k, missing)) for r in runs}) > 1]
+    loss_keys = [k for k in differing if changes_the_loss(k)]
+    if loss_keys and any(r["monitor"] == "loss" for r in runs):
+        # Val losses measured against other targets (smoothed labels, weights, scales) do not rank runs.
+        runs = [read_run(d, by_task_metric=True) for d in run_dirs]
 
     def rank(r):
         if r["best_val"] is None or not math.isfinite(r["best_val"]):
@@ -93,7 +98,7 @@ def compare_runs(run_dirs):
     runs.sort(key=rank)
     for r in runs:
         r["differs"] = {k: r["config"].get(k) for k in differing}
-    return {"differing_keys": differing, "runs": runs}
+    return {"differing_keys": differing, "runs": runs, "loss_keys": loss_keys}
 
 
 def format_comparison(result):
@@ -110,6 +115,9 @@ def format_comparison(result):
     lines = ["  ".join(f"{cell:<{w}}" for cell, w in zip(row, widths)).rstrip() for row in table]
     lines.insert(1, "-" * len(lines[0]))
     note = (f"config keys that differ: {', '.join(keys)}" if keys else "the runs' configs are identical (apart from output)")
+    if result.get("loss_keys") and runs and runs[0]["monitor"] not in (None, "loss"):
+        note += (f"; ranked by val {runs[0]['monitor']}, not val loss: {', '.join(result['loss_keys'])} changes what the "
+                 "loss measures, so the runs' losses are not comparable")
     return "\n".join(lines + ["", f"{len(runs)} runs, best validation metric first; {note}"])
 
 

@@ -352,6 +352,8 @@ def image_shape(meta, num_features):
     pre = meta.get("preprocessing") or {}
     if pre.get("kind") == "image":
         return tuple(pre["image_shape"])
+    if pre.get("linear") is not None:  # a table with data.linear_copy: its inputs are columns twice, not pixels
+        return None
     side = math.isqrt(num_features)
     if side * side == num_features and side >= 8:
         return side, side

@@ -155,7 +155,8 @@ def _backward_lines(layer, xs, ys):
 
 
 def _doc(obj):
-    return (type(obj).__doc__ or type(obj).__name__).strip().splitlines()[0].strip()
+    formula = getattr(obj, "formula", None)  # a loss whose arguments change its formula says so
+    return formula or (type(obj).__doc__ or type(obj).__name__).strip().splitlines()[0].strip()
 
 
 def _shape(shape):

@@ -74,7 +74,7 @@ def test_linear_copy_appends_the_number_columns_standardised_and_unclipped(tmp_p
     write(tmp_path / "t.csv", text)
     clipped = load_dataset(csv_data(tmp_path / "t.csv", robust_scale=True), seed=0, echo=quiet)
     lines = []
-    both = load_dataset(csv_data(tmp_path / "t.csv", robust_scale=True, linear_copy=True), seed=0,
+    both = load_dataset(csv_data(tmp_path / "t.csv", robust_scale=True, linear_copy="unbounded"), seed=0,
                          echo=lines.append)
     numbers = [0, 1, 5]  # a, b, y among a, b, color=blue, color=green, color=red, y
     x = both.train.x
@@ -83,7 +83,7 @@ def test_linear_copy_appends_the_number_columns_standardised_and_unclipped(tmp_p
     assert np.abs(x[:, :6][:, numbers]).max() < 3  # clipped into (-3, 3)
     raw = load_dataset(csv_data(tmp_path / "t.csv", standardize=False), seed=0, echo=quiet).train.x[:, numbers]
     assert np.allclose(x[:, 6:], (raw - raw.mean(axis=0)) / raw.std(axis=0), atol=1e-5)  # mean / std, no clip
-    assert "3 number columns also unclipped (data.linear_copy): 9 inputs" in lines[0]
+    assert "3 number columns also unclipped (data.linear_copy: unbounded): 9 inputs" in lines[0]
     prep = json.loads(json.dumps(both.preprocessing))
     write(tmp_path / "new.csv", "a,b,color,label,y\n40,0.1,red,yes,1\n")
     new, _ = table_inputs(prep, tmp_path / "new.csv")
@@ -91,17 +91,38 @@ def test_linear_copy_appends_the_number_columns_standardised_and_unclipped(tmp_p
     assert np.allclose(new[0, 6:], (np.array([40, 0.1, 1]) - raw.mean(axis=0)) / raw.std(axis=0), atol=1e-5)
     assert np.array_equal(table_inputs(prep, tmp_path / "t.csv")[0][:, :6],
                           table_inputs(clipped.preprocessing, tmp_path / "t.csv")[0])
-    plain = load_dataset(csv_data(tmp_path / "t.csv", linear_copy=True), seed=0, echo=quiet)
+    lines = []
+    plain = load_dataset(csv_data(tmp_path / "t.csv", linear_copy="unbounded"), seed=0, echo=lines.append)
     assert plain.preprocessing["linear"] is None and plain.train.x.shape[1] == 6  # nothing clipped, no copy
+    assert "data.linear_copy: unbounded makes no copies with data.robust_scale off (nothing is clipped)" in lines[1]
 
 
-@pytest.mark.parametrize("linear", [{"index": [7], "mean": [0.0], "std": [1.0]}, {"index": [0], "mean": [0.0], "std": [0]},
-                                    {"index": [0], "mean": None, "std": None}, {"index": "0"}, [0]])
+def test_clamped_linear_copy_holds_numbers_within_the_training_range(tmp_path):
+    write(tmp_path / "t.csv", table())
+    data = load_dataset(csv_data(tmp_path / "t.csv", robust_scale=True, linear_copy="clamped"), seed=0, echo=quiet)
+    prep = json.loads(json.dumps(data.preprocessing))
+    lo, hi = prep["linear"]["low"][0], prep["linear"]["high"][0]  # column a's training range
+    assert lo < 0 < hi
+    write(tmp_path / "new.csv", f"a,b,color,label,y\n{hi},0,red,yes,1\n1000,0,red,yes,1\n{lo},0,red,yes,1\n-1000,0,red,yes,1\n")
+    x, _ = table_inputs(prep, tmp_path / "new.csv")
+    assert np.array_equal(x[1], x[0]) and np.array_equal(x[3], x[2])  # past the range: as at its edge, both inputs
+    assert x[0, 6] > x[2, 6] and x[0, 0] > x[2, 0]
+    unbounded = load_dataset(csv_data(tmp_path / "t.csv", robust_scale=True, linear_copy="unbounded"), seed=0, echo=quiet)
+    assert np.array_equal(unbounded.train.x, data.train.x)  # the training rows are in their own range
+
+
+OK3 = {"index": [0, 1, 5], "mean": [0.0] * 3, "std": [1.0] * 3, "low": None, "high": None}
+
+
+@pytest.mark.parametrize("linear", [dict(OK3, index=[0, 1, 7]), dict(OK3, std=[1.0, 0, 1.0]), dict(OK3, mean=None, std=None),
+                                    {"index": "0"}, [0], dict(OK3, mean=None), dict(OK3, clip=None), dict(OK3, low=[0.0] * 3),
+                                    dict(OK3, low=[1.0] * 3, high=[0.0] * 3), dict(OK3, low=[0.0] * 2, high=[1.0] * 2),
+                                    None])  # None: the copies' entry removed, the model still 3 inputs wider
 def test_a_forged_linear_copy_entry_is_refused(tmp_path, linear):
     from layerwise.data.preprocess import check_stored
     from layerwise.errors import CheckpointError
 
-    data = load_dataset(csv_data(write(tmp_path / "t.csv", table()), robust_scale=True, linear_copy=True),
+    data = load_dataset(csv_data(write(tmp_path / "t.csv", table()), robust_scale=True, linear_copy="unbounded"),
                         seed=0, echo=quiet)
     sizes = {"task": "classification", "num_features": 9, "num_outputs": 2}
     check_stored("best.npz", sizes, data.preprocessing)  # the real one passes

@@ -111,14 +111,15 @@ def encoded_columns(model, csv_path):
 
 
 @pytest.mark.parametrize("task,robust", [("classification", False), ("regression", False), ("classification", True),
-                                         ("regression", True), ("classification", "linear"), ("regression", "linear")])
+                                         ("regression", True), ("classification", "clamped"), ("regression", "unbounded"),
+                                         ("regression", "clamped")])
 def test_csv_models_match_predict(tmp, task, robust):
     (tmp / "t.csv").write_text(table())
     loss = "softmax_cross_entropy" if task == "classification" else "mse"
     target = "label" if task == "classification" else "y"
     config = {"data": {"dataset": "csv", "path": str(tmp / "t.csv"), "target": target,
                        "standardize_target": task == "regression", "robust_scale": bool(robust),
-                       "linear_copy": robust == "linear"},
+                       "linear_copy": robust if isinstance(robust, str) else None},
               "model": {"layers": [{"type": "linear", "out_features": 16}, {"type": "tanh"}, {"type": "linear"}]},
               "loss": loss, "optimizer": {"lr": 0.05}, "train": {"epochs": 3, "batch_size": 16}}
     run = train(tmp, f"csv_{task}_{robust}", config)
@@ -127,15 +128,18 @@ def test_csv_models_match_predict(tmp, task, robust):
     model = load(run)
     props = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
     assert json.loads(props["feature_names"]) == model.preprocessing["columns"]  # a, b, color=blue, ...
-    x = encoded_columns(model, tmp / "t.csv")
-    got = run_onnx(out, {"features": x})
-    if task == "classification":
-        expected = model.predict_proba(tmp / "t.csv")
-        assert np.array_equal(got["label"], expected.argmax(axis=1))
-        assert np.abs(got["probabilities"] - expected).max() < 1e-5
-    else:
-        expected = model.predict(tmp / "t.csv")  # in the target's units: the graph undoes the standardisation
-        assert np.abs(got["values"][:, 0] - expected).max() <= 1e-5 * np.abs(expected).max()
+    # the training rows, and rows far outside their range (the clip, the linear copies, the clamp)
+    (tmp / "far.csv").write_text("a,b,color,label,y\n40,-30,red,yes,1\n-25,8,blue,no,2\n1e4,0,green,no,0\n")
+    for csv in (tmp / "t.csv", tmp / "far.csv"):
+        x = encoded_columns(model, csv)
+        got = run_onnx(out, {"features": x})
+        if task == "classification":
+            expected = model.predict_proba(csv)
+            assert np.array_equal(got["label"], expected.argmax(axis=1))
+            assert np.abs(got["probabilities"] - expected).max() < 1e-5
+        else:
+            expected = model.predict(csv)  # in the target's units: the graph undoes the standardisation
+            assert np.abs(got["values"][:, 0] - expected).max() <= 1e-5 * np.abs(expected).max()
 
 
 def test_existing_output_is_never_replaced_and_bad_names_are_one_line(tmp):

@@ -120,7 +120,7 @@ def interrupt_after(monkeypatch, steps):
     monkeypatch.setattr(Optimizer, "step", step)
 
 
-SHIPPED_EXTRAS = ["data.linear_copy=true", "loss={type: softmax_cross_entropy, label_smoothing: 0.1}"]
+SHIPPED_EXTRAS = ["data.linear_copy=clamped", "loss={type: softmax_cross_entropy, label_smoothing: 0.1}"]
 
 
 @pytest.mark.parametrize("extra", [[], SHIPPED_EXTRAS], ids=["plain", "linear-copy-smoothed"])

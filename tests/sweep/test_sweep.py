@@ -141,3 +141,22 @@ def test_plot_of_a_sweep_directory(config, tmp_path):
     (tmp_path / "sweeps/reg/results.csv").write_text("id,status\n")
     broken = cli("plot", "sweeps/reg", "-o", "x.png")
     assert broken.exit_code == 1 and broken.output.startswith("error: ") and "no finished trial" in broken.output
+
+
+def test_the_best_trial_follows_the_monitors_direction():
+    from layerwise.sweep.runner import _best
+
+    rows = [{"id": "t0", "status": "finished", "metric": "val_f1", "best_val": 0.6},
+            {"id": "t1", "status": "finished", "metric": "val_f1", "best_val": 0.9}]
+    assert _best(rows) == "t1"  # a higher F1 is better (it was ranked as a loss)
+    assert _best([dict(r, metric="val_mse") for r in rows]) == "t0"
+
+
+def test_axes_that_change_the_loss_are_noted_when_the_val_loss_ranks(config):
+    result = cli("sweep", config, "-s", "loss=mse,huber", "-s", "train.monitor=val_loss", "-s", "train.epochs=1")
+    assert result.exit_code == 0, result.output
+    assert "note: the axes change what the loss measures (loss): the trials' val losses are not comparable" in result.output
+    result = cli("sweep", config, "-s", "optimizer.lr=0.01,0.02", "-s", "train.monitor=val_loss", "-s", "train.epochs=1",
+                 "--output", "other")
+    assert result.exit_code == 0, result.output
+    assert "not comparable" not in result.output

@@ -54,3 +54,32 @@ def test_compare_refuses_a_directory_that_is_not_a_run(runs, tmp_path):
 def test_flatten_uses_the_override_syntax():
     assert flatten({"a": {"b": 1}, "layers": [{"type": "relu"}], "w": [1, 2]}) == \
         {"a.b": 1, "layers.0.type": "relu", "w": [1, 2]}
+
+
+def test_runs_whose_losses_measure_different_things_are_ranked_by_their_task_metric(tmp_path):
+    # label smoothing raises the loss's floor: the val losses of these two runs are not comparable
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=120).round(3)
+    label = np.where(a + rng.normal(scale=0.5, size=120) > 0, "yes", "no")
+    write(tmp_path, "a,label\n" + "".join(f"{a[i]},{label[i]}\n" for i in range(120)), "t.csv")
+    config = write(tmp_path, f"""
+data: {{dataset: csv, path: {tmp_path / 't.csv'}, target: label}}
+model: {{layers: [{{type: linear, out_features: 8}}, {{type: relu}}, {{type: linear}}]}}
+optimizer: {{lr: 0.05}}
+train: {{epochs: 5, batch_size: 16, monitor: val_loss}}
+""", "c.yaml")
+    for name, e in (("plain", 0.0), ("smooth", 0.3)):
+        assert_ok(run("train", config, "-s", f"output={tmp_path / name}", "-s",
+                      f"loss={{type: softmax_cross_entropy, label_smoothing: {e}}}"))
+    doc = json.loads(run("compare", tmp_path / "plain", tmp_path / "smooth", "--json").stdout)
+    assert doc["loss_keys"] == ["loss.label_smoothing"]
+    assert [r["monitor"] for r in doc["runs"]] == ["accuracy", "accuracy"]
+    accuracies = [r["best_val"] for r in doc["runs"]]
+    assert accuracies == sorted(accuracies, reverse=True)
+    text = run("compare", tmp_path / "plain", tmp_path / "smooth").stdout
+    assert "ranked by val accuracy, not val loss: loss.label_smoothing changes what the loss measures" in text
+    # the same loss written twice: compared by the runs' own monitor, the val loss
+    doc = json.loads(run("compare", tmp_path / "plain", tmp_path / "plain", "--json").stdout)
+    assert doc["loss_keys"] == [] and doc["runs"][0]["monitor"] == "loss"

@@ -249,6 +249,16 @@ def test_class_names_from_the_checkpoint_else_indices():
     assert class_names(meta, 4) == ["0", "1", "2", "3"]  # names that do not fit are not used
 
 
+def test_a_table_is_drawn_as_images_only_when_its_inputs_can_be_pixels():
+    from layerwise.views.plot import image_shape
+
+    table = {"preprocessing": {"kind": "table", "columns": [f"p{i}" for i in range(64)], "linear": None}}
+    assert image_shape(table, 64) == (8, 8)  # 64 pixel columns of a CSV: drawn as 8x8
+    copies = {"preprocessing": {"kind": "table", "columns": [f"c{i}" for i in range(32)],
+                                "linear": {"index": list(range(32)), "mean": [0.0] * 32, "std": [1.0] * 32}}}
+    assert image_shape(copies, 64) is None  # 32 columns and their 32 linear copies are not an image
+
+
 def test_display_pixels_undoes_the_normalisation():
     pixels = np.array([[0, 51, 255, 128]], dtype=np.float64)
     mnist = {"config": {"data": {"dataset": "mnist", "scale": True, "normalize": True, "mean": 0.1307, "std": 0.3081}}}
