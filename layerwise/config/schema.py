@@ -349,7 +349,7 @@ def _check_value(value, typ, rule, key, source):
         value = float(value)
     elif typ is str:
         if not isinstance(value, str):
-            fail("a string")
+            fail("one of " + ", ".join(rule["choices"]) if rule.get("choices") else "a string")
     elif typ is dict:
         if not isinstance(value, dict):
             fail("a mapping")

@@ -115,7 +115,8 @@ def load_csv(cfg, task, seed, source, echo=print, splits=("train", "val", "test"
     echo(
         f"read {table.path.name}: {len(features)} feature column{'s' if len(features) != 1 else ''}"
         + (f" ({n_cat} categorical, one-hot encoded: {len(prep['columns'])} inputs)" if n_cat else "")
-        + (f", {copies} number column{'s' if copies != 1 else ''} also unclipped (data.linear_copy: {cfg.linear_copy}): "
+        + (f", {copies} number column{'s' if copies != 1 else ''} also unclipped (data.linear_copy: "
+           f"{'unbounded' if prep['linear']['low'] is None else 'clamped'}): "
            f"{len(prep['columns']) + copies} inputs" if (copies := len((prep.get("linear") or {}).get("index", []))) else "")
         + (f", {len(prep['class_names'])} classes" if task == "classification" else f", target {', '.join(targets)}")
     )

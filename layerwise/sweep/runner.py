@@ -22,6 +22,7 @@ import yaml
 from ..errors import ConfigError, LayerwiseError, MissingExtra, StorageError, TrainingInterrupted
 from ..run.lock import acquire
 from ..config.yaml_loader import parse_yaml
+from ..run.build import task_of  # the loss's task (nn/ is below what sweep/ imports)
 from ..run.metrics import MONITORS, changes_the_loss
 from ..run.report import format_metrics
 from ..run.runfiles import read_text
@@ -46,10 +47,8 @@ def run_sweep(config, overrides=(), seeds=None, samples=None, jobs=None, output=
     from ..config.schema import load_config
 
     base = load_config(config, fixed)  # the base config and fixed overrides are sound before anything is written
-    if base.train.monitor == "val_loss" and (loss_axes := [k for k in {**grid, **sampled} if changes_the_loss(k)]):
-        echo(f"note: the axes change what the loss measures ({', '.join(loss_axes)}): the trials' val losses are not "
-             "comparable, so the ranking below is not either; give -s train.monitor=val_accuracy (or val_f1, val_mse, "
-             "val_r2) to rank by a metric on the real targets")
+    if base.train.monitor == "val_loss" and (note := _loss_axes_note({**grid, **sampled}, task_of(base.loss))):
+        echo(note)
     directory = check_name(output, "--output") if output is not None else Path("sweeps") / config.stem
     try:
         if directory.exists() and any(directory.iterdir()):
@@ -322,6 +321,16 @@ def _results(directory, manifest, rows):
     return {"sweep": str(directory), "trials": results, "best": _best(results)}
 
 
+def _loss_axes_note(axes, task):
+    """A note when the trials' val losses are not comparable: an axis changes what the loss measures."""
+    changed = [k for k in axes if changes_the_loss(k)]
+    if not changed:
+        return None
+    metrics = "val_accuracy (or val_f1)" if task == "classification" else "val_mse (or val_r2)"
+    return (f"note: the axes change what the loss measures ({', '.join(changed)}): the trials' val losses are not "
+            f"comparable, so neither is a ranking by them; -s train.monitor={metrics} ranks by a metric on the real targets")
+
+
 def _higher(metric):
     """Whether a larger value of a trial's metric ("val_f1") is better: train.monitor's direction."""
     return MONITORS.get(metric.removeprefix("val_"), (False,))[0]
@@ -351,6 +360,10 @@ def _report(directory, manifest, results, echo):
         else:
             echo(f"{r['id']:<{width}}  {r['status']}  {what}  {r.get('error', '')}".rstrip())
     best = next((r for r in results if r["id"] == _best(results)), None)
+    if best and best["metric"] == "val_loss":
+        task = "classification" if "accuracy" in best["test"] else "regression"
+        if note := _loss_axes_note(manifest["axes"], task):
+            echo(note)
     if best:
         items = _items(manifest["fixed"], best)
         command = " ".join(["layerwise train", shlex.quote(manifest["config"])] + [f"-s {shlex.quote(i)}" for i in items])

@@ -52,7 +52,7 @@ def read_run(run_dir, by_task_metric=False):
     if history:
         run["seconds"] = sum(row.get("seconds", 0.0) for row in history)
         monitors = MONITORS
-        if cfg.train.monitor is not None and not by_task_metric:  # what the run itself picked best.npz by
+        if cfg.train.monitor is not None:  # what the run itself picked best.npz by
             monitors = ((cfg.train.monitor, TRAIN_MONITORS[cfg.train.monitor[4:]][0]),)
         for column, higher in monitors:
             if column in history[0]:
@@ -63,6 +63,11 @@ def read_run(run_dir, by_task_metric=False):
                 value, epoch = max(values, key=lambda ve: (ve[0] if higher else -ve[0], ve[1]))
                 run.update(monitor=column[4:], higher_is_better=higher, best_val=value, best_epoch=epoch)
                 break
+        if by_task_metric and run["best_epoch"] is not None:  # the task's metric at the epoch the run kept
+            row = next(r for r in history if int(r["epoch"]) == run["best_epoch"])
+            task_metric = next(((c, h) for c, h in MONITORS if c in row), None)
+            if task_metric is not None:
+                run.update(monitor=task_metric[0][4:], higher_is_better=task_metric[1], best_val=row[task_metric[0]])
     try:
         saved = read_test_json(run_dir / "test.json")
     except FileNotFoundError:

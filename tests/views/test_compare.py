@@ -1,5 +1,6 @@
 """`layerwise compare`: exactly the differing config keys, rows sorted by the validation metric."""
 
+import csv
 import json
 
 import pytest
@@ -78,6 +79,10 @@ train: {{epochs: 5, batch_size: 16, monitor: val_loss}}
     assert [r["monitor"] for r in doc["runs"]] == ["accuracy", "accuracy"]
     accuracies = [r["best_val"] for r in doc["runs"]]
     assert accuracies == sorted(accuracies, reverse=True)
+    for r in doc["runs"]:  # the accuracy of the epoch each run kept (its lowest val loss), not its best accuracy
+        rows = list(csv.DictReader(open(f"{r['run']}/metrics.csv")))
+        kept = min(rows, key=lambda row: (float(row["val_loss"]), -int(row["epoch"])))
+        assert r["best_epoch"] == int(kept["epoch"]) and r["best_val"] == pytest.approx(float(kept["val_accuracy"]))
     text = run("compare", tmp_path / "plain", tmp_path / "smooth").stdout
     assert "ranked by val accuracy, not val loss: loss.label_smoothing changes what the loss measures" in text
     # the same loss written twice: compared by the runs' own monitor, the val loss
