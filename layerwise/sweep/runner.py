@@ -22,7 +22,7 @@ import yaml
 from ..errors import ConfigError, LayerwiseError, MissingExtra, StorageError, TrainingInterrupted
 from ..run.lock import acquire
 from ..config.yaml_loader import parse_yaml
-from ..run.build import task_of  # the loss's task (nn/ is below what sweep/ imports)
+from ..run.build import task_of  # the loss's task (sweep/ does not import nn/ itself)
 from ..run.metrics import MONITORS, changes_the_loss
 from ..run.report import format_metrics
 from ..run.runfiles import read_text
