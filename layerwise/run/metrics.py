@@ -60,6 +60,11 @@ MONITORS = {"loss": (False, None), "accuracy": (True, "classification"), "f1": (
             "mse": (False, "regression"), "r2": (True, "regression")}
 
 
+def higher_is_better(column):
+    """Whether a larger value of a metric column ("val_f1", "val_loss") is better: the monitor's direction."""
+    return MONITORS.get(column.removeprefix("val_"), (False, None))[0]
+
+
 def changes_the_loss(key):
     """Whether a config key (-s syntax) changes what the loss measures, so that val losses of runs that
     differ in it are not comparable: the loss and its arguments, class weights, standardised targets."""

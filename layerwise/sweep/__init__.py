@@ -5,4 +5,5 @@
                     thread; the callback that reports its epochs
     runner.py       the sweep directory (manifest sweep.yaml, lock, results.csv), the local process pool,
                     progress, and `sweep --resume`
+    report.py       the trials ranked by their validation metric, the best one and how to reproduce it
 """

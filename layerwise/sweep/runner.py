@@ -12,7 +12,6 @@ import hashlib
 import io
 import os
 import queue as queues
-import shlex
 import signal
 import time
 from pathlib import Path
@@ -23,12 +22,11 @@ from ..errors import ConfigError, LayerwiseError, MissingExtra, StorageError, Tr
 from ..run.lock import acquire
 from ..config.yaml_loader import parse_yaml
 from ..run.build import task_of  # the loss's task (sweep/ does not import nn/ itself)
-from ..run.metrics import MONITORS, changes_the_loss
-from ..run.report import format_metrics
 from ..run.runfiles import read_text
 from ..util.fileio import atomic_write_text, describe_os_error
 from ..util.outputs import check_name
 from .axes import make_trials, parse_axes
+from .report import best_trial, loss_axes_note, report, trial_items, val_text
 from .trial import finished_row, run_trial
 
 MANIFEST = "sweep.yaml"
@@ -47,7 +45,7 @@ def run_sweep(config, overrides=(), seeds=None, samples=None, jobs=None, output=
     from ..config.schema import load_config
 
     base = load_config(config, fixed)  # the base config and fixed overrides are sound before anything is written
-    if base.train.monitor == "val_loss" and (note := _loss_axes_note({**grid, **sampled}, task_of(base.loss))):
+    if base.train.monitor == "val_loss" and (note := loss_axes_note({**grid, **sampled}, task_of(base.loss))):
         echo(note)
     directory = check_name(output, "--output") if output is not None else Path("sweeps") / config.stem
     try:
@@ -121,7 +119,7 @@ def _execute(directory, manifest, jobs, echo, threads=1, backend="local", addres
     elif jobs <= 1 or len(pending) <= 1:
         reports = EchoQueue(progress)
         for t in pending:
-            row = run_trial(config, _items(fixed, t), directory / "trials" / t["id"], t["id"], reports, threads)
+            row = run_trial(config, trial_items(fixed, t), directory / "trials" / t["id"], t["id"], reports, threads)
             rows[t["id"]] = row
             progress.finished(t, row)
             if row["status"] == "interrupted":
@@ -134,7 +132,7 @@ def _execute(directory, manifest, jobs, echo, threads=1, backend="local", addres
         raise TrainingInterrupted(
             f"sweep interrupted after {time.perf_counter() - started:.0f}s; every running trial saved its last.npz. "
             f"Continue with: layerwise sweep --resume {directory}", 128 + int(signum))
-    _report(directory, manifest, results["trials"], echo)
+    report(directory, manifest, results["trials"], echo)
     return results
 
 
@@ -161,7 +159,7 @@ def _pool(directory, config, fixed, pending, jobs, rows, progress, threads):
 
     previous = {s: signal.signal(s, handle) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        futures = {executor.submit(run_trial, config, _items(fixed, t), str(directory / "trials" / t["id"]),
+        futures = {executor.submit(run_trial, config, trial_items(fixed, t), str(directory / "trials" / t["id"]),
                                    t["id"], reports, threads): t for t in pending}
         running = set(futures)
         while running:
@@ -205,7 +203,7 @@ def _ray(directory, config, fixed, pending, rows, progress, threads, address):
     try:
         reports = Queue()
         task = ray.remote(num_cpus=1)(run_trial)
-        refs = {task.remote(config, _items(fixed, t), str(Path(directory).resolve() / "trials" / t["id"]), t["id"],
+        refs = {task.remote(config, trial_items(fixed, t), str(Path(directory).resolve() / "trials" / t["id"]), t["id"],
                             reports, threads): t for t in pending}
         running, cancelled = list(refs), False
         while running:
@@ -270,7 +268,7 @@ class Progress:
         self.failed += row["status"] == "failed"
         what = ", ".join(f"{k}={v}" for k, v in trial["overrides"].items())
         if row["status"] == "finished":
-            outcome = f"val {_val(row)} (epoch {row['best_epoch']})"
+            outcome = f"val {val_text(row)} (epoch {row['best_epoch']})"
         elif row["status"] == "interrupted":
             outcome = "interrupted; its last.npz is saved (sweep --resume goes on from there)"
         else:
@@ -318,62 +316,17 @@ def _results(directory, manifest, rows):
                          r.get("best_val", ""), r.get("best_epoch", ""), *[r.get("test", {}).get(k, "") for k in tests],
                          r["run_dir"], r.get("error", "")])
     atomic_write_text(directory / "results.csv", out.getvalue())
-    return {"sweep": str(directory), "trials": results, "best": _best(results)}
+    return {"sweep": str(directory), "trials": results, "best": best_trial(results)}
 
 
-def _loss_axes_note(axes, task):
-    """A note when the trials' val losses are not comparable: an axis changes what the loss measures."""
-    changed = [k for k in axes if changes_the_loss(k)]
-    if not changed:
-        return None
-    metrics = "val_accuracy (or val_f1)" if task == "classification" else "val_mse (or val_r2)"
-    return (f"note: the axes change what the loss measures ({', '.join(changed)}): the trials' val losses are not "
-            f"comparable, so neither is a ranking by them; -s train.monitor={metrics} ranks by a metric on the real targets")
 
 
-def _higher(metric):
-    """Whether a larger value of a trial's metric ("val_f1") is better: train.monitor's direction."""
-    return MONITORS.get(metric.removeprefix("val_"), (False,))[0]
 
 
-def _best(results):
-    finished = [r for r in results if r["status"] == "finished"]
-    if not finished:
-        return None
-    higher = _higher(finished[0]["metric"])
-    return max(finished, key=lambda r: r["best_val"] if higher else -r["best_val"])["id"]
 
 
-def _report(directory, manifest, results, echo):
-    """The trials sorted by their validation metric, the best, and the command that reproduces it."""
-    finished = [r for r in results if r["status"] == "finished"]
-    others = [r for r in results if r["status"] != "finished"]
-    if finished:
-        higher = _higher(finished[0]["metric"])
-        finished.sort(key=lambda r: -r["best_val"] if higher else r["best_val"])
-    width = max(len(r["id"]) for r in results)
-    for r in finished + others:
-        what = " ".join(f"{k}={v}" for k, v in r["overrides"].items())
-        if r["status"] == "finished":
-            test = format_metrics({k: v for k, v in r["test"].items() if isinstance(v, (int, float))})
-            echo(f"{r['id']:<{width}}  val {_val(r)}  test {test}  {what}")
-        else:
-            echo(f"{r['id']:<{width}}  {r['status']}  {what}  {r.get('error', '')}".rstrip())
-    best = next((r for r in results if r["id"] == _best(results)), None)
-    if best and best["metric"] == "val_loss":
-        task = "classification" if "accuracy" in best["test"] else "regression"
-        if note := _loss_axes_note(manifest["axes"], task):
-            echo(note)
-    if best:
-        items = _items(manifest["fixed"], best)
-        command = " ".join(["layerwise train", shlex.quote(manifest["config"])] + [f"-s {shlex.quote(i)}" for i in items])
-        echo(f"best: {best['id']} (val {_val(best)}); reproduce with: {command}")
-    echo(f"results in {directory / 'results.csv'}; each trial is a run directory in {directory / 'trials'}")
 
 
-def _val(row):
-    """The best validation value as the epoch lines print it: "acc 98.30%", "mse 0.2168"."""
-    return format_metrics({row["metric"].removeprefix("val_"): row["best_val"]})
 
 
 def _finished(trial_id, run_dir):
@@ -383,8 +336,6 @@ def _finished(trial_id, run_dir):
         return {"id": trial_id, "status": "failed", "error": f"{run_dir / 'test.json'} is unreadable"}
 
 
-def _items(fixed, trial):
-    return list(fixed) + [f"{k}={v}" for k, v in trial["overrides"].items()]
 
 
 def _threads(threads):

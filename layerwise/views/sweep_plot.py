@@ -11,6 +11,7 @@ import yaml
 
 from ..config.yaml_loader import parse_yaml
 from ..errors import CheckpointError
+from ..run.metrics import higher_is_better
 from ..run.runfiles import read_text
 from .figures import COLORS, FONT, _log_if_wide
 
@@ -48,7 +49,7 @@ def sweep_data(directory, read_metrics):
     if not trials:
         raise CheckpointError(f"{directory}: no finished trial to plot (see its results.csv)")
     metric = trials[0]["metric"]
-    higher = metric in ("val_accuracy", "val_r2")
+    higher = higher_is_better(metric)
     ranked = sorted(trials, key=lambda t: -t["best_val"] if higher else t["best_val"])
     curves = [(t["id"], read_metrics(directory / "trials" / t["id"])) for t in ranked[:BEST_CURVES]]
     for trial_id, m in curves:

@@ -144,7 +144,7 @@ def test_plot_of_a_sweep_directory(config, tmp_path):
 
 
 def test_the_best_trial_follows_the_monitors_direction():
-    from layerwise.sweep.runner import _best
+    from layerwise.sweep.report import best_trial as _best
 
     rows = [{"id": "t0", "status": "finished", "metric": "val_f1", "best_val": 0.6},
             {"id": "t1", "status": "finished", "metric": "val_f1", "best_val": 0.9}]
