@@ -45,7 +45,9 @@ def draw_curves(fig, series):
     _log_if_wide(loss_ax, np.concatenate(losses))
     loss_ax.set_title("loss: train (solid), validation (dashed)")
     standardised = any(m.get("standardised_target") is True for _, m in series)
-    loss_ax.set_ylabel("cross-entropy" if classification else "MSE of the standardised target" if standardised else "MSE")
+    smoothing = sorted({m.get("label_smoothing") or 0.0 for _, m in series} - {0.0})
+    smoothed = f" (smoothed labels, e = {', '.join(map(str, smoothing))})" if smoothing else ""  # its floor is above 0
+    loss_ax.set_ylabel("cross-entropy" + smoothed if classification else "MSE of the standardised target" if standardised else "MSE")
     monitors = {m.get("monitor") for _, m in series} - {None}
     by = f" (by {monitors.pop()})" if len(monitors) == 1 else ""
     if classification:

@@ -231,7 +231,9 @@ def _with_best(run, m):
     from ..errors import LayerwiseError
 
     try:
-        monitor = load_config(run / "config.yaml").train.monitor
+        cfg = load_config(run / "config.yaml")
+        monitor = cfg.train.monitor
+        m["label_smoothing"] = cfg.loss.get("label_smoothing", 0.0) if isinstance(cfg.loss, dict) else 0.0
     except (LayerwiseError, OSError):  # no or unreadable config.yaml: the star falls back to the task's metric
         monitor = None
     if monitor is not None and monitor in m:

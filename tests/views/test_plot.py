@@ -316,3 +316,17 @@ def test_curves_star_the_epoch_training_chose(runs, name):
     stars = [line for line in metric_ax.get_lines() if line.get_marker() == "*"]
     assert len(stars) == 1
     assert stars[0].get_xdata()[0] == json.loads((run_dir / "test.json").read_text())["epoch"]
+
+
+def test_the_loss_axis_says_when_the_labels_are_smoothed():
+    from matplotlib.figure import Figure
+
+    from layerwise.views.figures import draw_curves
+
+    epochs = np.arange(1, 4)
+    m = {"epoch": epochs, "train_loss": np.array([1.0, 0.5, 0.4]), "val_loss": np.array([1.1, 0.6, 0.5]),
+         "val_accuracy": np.array([0.5, 0.8, 0.9]), "lr": np.full(3, 0.001)}
+    for smoothing, label in ((0.0, "cross-entropy"), (0.1, "cross-entropy (smoothed labels, e = 0.1)")):
+        fig = Figure()
+        draw_curves(fig, [("run", dict(m, label_smoothing=smoothing))])
+        assert fig.axes[0].get_ylabel() == label  # a smoothed loss levels off above 0
