@@ -109,6 +109,10 @@ def test_clamped_linear_copy_holds_numbers_within_the_training_range(tmp_path):
     assert x[0, 6] > x[2, 6] and x[0, 0] > x[2, 0]
     unbounded = load_dataset(csv_data(tmp_path / "t.csv", robust_scale=True, linear_copy="unbounded"), seed=0, echo=quiet)
     assert np.array_equal(unbounded.train.x, data.train.x)  # the training rows are in their own range
+    lines = []  # eval with another linear_copy given: the stored copies apply, and the line names them
+    again = load_dataset(csv_data(tmp_path / "t.csv", robust_scale=True, linear_copy="unbounded"), seed=0,
+                         echo=lines.append, preprocessing=prep)
+    assert "(data.linear_copy: clamped)" in lines[0] and np.array_equal(again.test.x, data.test.x)
 
 
 OK3 = {"index": [0, 1, 5], "mean": [0.0] * 3, "std": [1.0] * 3, "low": None, "high": None}
