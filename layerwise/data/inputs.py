@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import DataError
 from ..util.memory import check_fits
 from ..util.openfile import kind_of, open_input, suffixes
-from .preprocess import model_inputs
+from .preprocess import linear_copies, model_inputs
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 ARRAY_SUFFIXES = (".npy", ".npz")
@@ -83,7 +83,7 @@ def check_size(path, rows, item_bytes, pre):
     features = 1
     for d in (pre.get("image_shape") or pre.get("shape") or [len(pre.get("columns") or [0])]):
         features *= int(d)
-    features += len((pre.get("linear") or {}).get("index", []))  # data.linear_copy's inputs
+    features += linear_copies(pre)
     need = rows * (item_bytes + 4 * features + PER_ROW_BYTES)
     check_fits(need, f"{path}: {rows:,} inputs", "give fewer inputs at a time (split the file)", DataError)
 

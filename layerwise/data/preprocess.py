@@ -172,6 +172,11 @@ def pixel_stats(images):
     return mean, std
 
 
+def linear_copies(pre):
+    """How many inputs data.linear_copy appends after the encoded columns of a table (0 without)."""
+    return len((pre.get("linear") or {}).get("index", []))
+
+
 def check_stored(path, sizes, pre):
     """A checkpoint's "data" (task, sizes) and "preprocessing" entries, checked before use: a forged or
     damaged one is a CheckpointError, not a crash later."""

@@ -20,6 +20,7 @@ from .columns import analyse, derive, derived_names, fit_categories, fit_fill, i
 from .csvfile import MISSING, read_csv
 from .dataset import Dataset, Split, split_rows
 from .encoding import encode_features, encode_targets, labels_of, scale_targets, sorted_classes, standardize  # noqa: F401 (scale_targets: used by arrays, evaluate)
+from .preprocess import linear_copies
 
 
 def load_csv(cfg, task, seed, source, echo=print, splits=("train", "val", "test"), preprocessing=None):
@@ -117,7 +118,7 @@ def load_csv(cfg, task, seed, source, echo=print, splits=("train", "val", "test"
         + (f" ({n_cat} categorical, one-hot encoded: {len(prep['columns'])} inputs)" if n_cat else "")
         + (f", {copies} number column{'s' if copies != 1 else ''} also unclipped (data.linear_copy: "
            f"{'unbounded' if prep['linear']['low'] is None else 'clamped'}): "
-           f"{len(prep['columns']) + copies} inputs" if (copies := len((prep.get("linear") or {}).get("index", []))) else "")
+           f"{len(prep['columns']) + copies} inputs" if (copies := linear_copies(prep)) else "")
         + (f", {len(prep['class_names'])} classes" if task == "classification" else f", target {', '.join(targets)}")
     )
     _note(echo, table.path, notes)

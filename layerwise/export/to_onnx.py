@@ -15,6 +15,7 @@ import json
 import numpy as np
 
 from .. import __version__
+from ..data.preprocess import linear_copies
 from ..errors import CheckpointError, ConfigError, MissingExtra
 from ..util.outputs import check_name, check_output, create_output
 
@@ -207,7 +208,7 @@ def build_onnx(loaded, opset=DEFAULT_OPSET):
                               f"exported types: {', '.join(LAYER_OPS)}")
         x = to_ops(g, layer, x)
     loss_type = cfg.loss.get("type") if isinstance(cfg.loss, dict) else cfg.loss
-    model_width = num_features + len((pre.get("linear") or {}).get("index", []))  # data.linear_copy's inputs
+    model_width = num_features + linear_copies(pre)
     y_shape = model.predict(np.zeros((1, model_width), np.float32)).shape[1]
     outputs = _outputs(g, onnx, loaded.task, pre, loss_type, x, y_shape)
     inputs = [onnx.helper.make_tensor_value_info(input_name, onnx.TensorProto.FLOAT, ["N", num_features])]

@@ -11,8 +11,7 @@ from pathlib import Path
 
 from ..config.schema import load_config
 from ..errors import CheckpointError
-from ..run.metrics import MONITORS as TRAIN_MONITORS
-from ..run.metrics import changes_the_loss
+from ..run.metrics import changes_the_loss, higher_is_better
 from ..run.report import format_metrics
 from ..run.runfiles import read_metrics_csv, read_test_json
 
@@ -53,7 +52,7 @@ def read_run(run_dir, by_task_metric=False):
         run["seconds"] = sum(row.get("seconds", 0.0) for row in history)
         monitors = MONITORS
         if cfg.train.monitor is not None:  # what the run itself picked best.npz by
-            monitors = ((cfg.train.monitor, TRAIN_MONITORS[cfg.train.monitor[4:]][0]),)
+            monitors = ((cfg.train.monitor, higher_is_better(cfg.train.monitor)),)
         for column, higher in monitors:
             if column in history[0]:
                 values = [(row[column], int(row["epoch"])) for row in history if not math.isnan(row[column])]

@@ -237,9 +237,9 @@ def _with_best(run, m):
     except (LayerwiseError, OSError):  # no or unreadable config.yaml: the star falls back to the task's metric
         monitor = None
     if monitor is not None and monitor in m:
-        from ..run.metrics import MONITORS
+        from ..run.metrics import higher_is_better
 
-        values = m[monitor] if MONITORS[monitor[4:]][0] else -m[monitor]
+        values = m[monitor] if higher_is_better(monitor) else -m[monitor]
         m["best"] = len(values) - 1 - int(np.argmax(values[::-1]))  # a tie goes to the later epoch
         m["monitor"] = monitor
     return m
